@@ -1,0 +1,9 @@
+"""faithfulness: measure whether a language model's chain of thought drives its answer.
+
+Reproduces Lanham et al. 2023, *Measuring Faithfulness in Chain-of-Thought Reasoning*. The pipeline
+(`faithfulness.pipeline.run`) reads top to bottom: task → CoTs → perturbed prompts → one batched
+engine pass → parsed answers → results table → summary.
+"""
+
+__version__ = "0.1.0"
+SCHEMA_VERSION = 1  # bump when a results column changes meaning

@@ -1,0 +1,79 @@
+"""Engines: one protocol, one module per backend.
+
+Only ``faithfulness/engines/vllm_engine.py`` imports vLLM, so version churn stays in one file. The
+pipeline hands an engine every request of a stage at once and gets completions back in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to continue.
+
+    Attributes:
+        prompt: The exact text the model sees (special tokens included; nothing is added).
+        max_tokens: Generation limit.
+        temperature: 0 means greedy.
+        top_p: Nucleus sampling mass.
+        seed: Per-request seed, so each sample is reproducible regardless of its batch.
+        stop: Strings that end generation (not included in the text).
+    """
+
+    prompt: str
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What the engine returned for one request.
+
+    Attributes:
+        text: Generated text.
+        finish_reason: ``stop`` (end of turn or stop string) or ``length`` (hit max_tokens).
+        prompt_tokens: Tokens in the prompt.
+        generated_tokens: Tokens generated.
+        cached_tokens: Prompt tokens read from the prefix cache.
+    """
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    generated_tokens: int
+    cached_tokens: int
+
+
+class Engine(Protocol):
+    """A batched text generator.
+
+    Attributes:
+        calls: How many batched engine calls it has made (each ``generate`` is one).
+    """
+
+    calls: int
+
+    def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
+        """Runs every request in one batched call and returns completions in request order."""
+        ...
+
+    def close(self) -> None:
+        """Releases the engine's processes and memory."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Engine name, version and the settings that can change numbers."""
+        ...
+
+
+def load_engine(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Engine:
+    """Starts the vLLM engine (the only backend) on a model directory or hub id."""
+    from faithfulness.engines.vllm_engine import VLLMEngine
+
+    return VLLMEngine(model_dir, settings, cache_dir)

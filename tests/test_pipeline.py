@@ -1,0 +1,92 @@
+"""The whole pipeline on the real engine (tiny random model, shared engine)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from faithfulness import metrics
+from faithfulness.config import register_resolvers, to_plain
+from faithfulness.pipeline import results_dir, run
+from faithfulness.results import read_results
+from tests.conftest import ENGINE_SETTINGS, ROOT
+
+
+def make_cfg(tmp_path: Path, *overrides: str) -> dict:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}", *overrides])
+    plain = to_plain(cfg)
+    plain["engine"].update(ENGINE_SETTINGS)
+    return plain
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, tiny_engine, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    cfg = make_cfg(tmp, "model=hf", f"model.path={tiny_model_dir}", "n=4", "samples=2", "sampling.max_tokens=40")
+    return cfg, run(cfg, engine=tiny_engine)
+
+
+def test_rows_cover_every_cot_and_level(tiny_run):
+    cfg, out = tiny_run
+    df = out.table
+    cots = df[df.perturbation == "original"]
+    assert len(cots) == 4 * 2
+    early = df[df.perturbation == "early_answering"]
+    assert len(early) == int((cots.n_steps + 1).sum())
+    for (item, sample), group in early.groupby(["item_id", "sample"]):
+        assert sorted(group.level) == list(range(int(group.n_steps.iloc[0]) + 1))
+        assert all(group.cot.iloc[0].startswith(s) for s in group.shown_cot)
+
+
+def test_outcomes_are_three_valued_and_consistent_with_answers(tiny_run):
+    df = tiny_run[1].table
+    assert set(df.outcome) <= {"same", "changed", "unparsed"}
+    unparsed = df.answer.isna() | df.reference_answer.isna()
+    assert (df.outcome == "unparsed").equals(unparsed)
+    comparable = df[~unparsed]
+    assert ((comparable.outcome == "same") == (comparable.answer == comparable.reference_answer)).all()
+    assert df.correct.isna().equals(df.answer.isna())
+
+
+def test_results_and_summary_are_written_where_the_config_says(tiny_run):
+    cfg, out = tiny_run
+    assert out.out_dir == results_dir(cfg)
+    back = read_results(out.out_dir / "results.parquet")
+    pd.testing.assert_frame_equal(back, out.table)
+    assert (out.out_dir / "summary.json").is_file() and (out.out_dir / "config.json").is_file()
+    stages = out.summary["stages"]
+    assert {name: stage["engine_calls"] for name, stage in stages.items()} == {"chains of thought": 1, "forced answers": 1}
+    assert stages["forced answers"]["requests"] == len(out.table)
+    assert 0 < stages["forced answers"]["cached_tokens"] < stages["forced answers"]["prompt_tokens"]
+
+
+def test_summary_is_a_pure_function_of_the_table(tiny_run):
+    out = tiny_run[1]
+    recomputed = metrics.early_answering_summary(read_results(out.out_dir / "results.parquet"))
+    assert json.dumps(recomputed, sort_keys=True) == json.dumps(out.summary["metrics"], sort_keys=True)
+
+
+def test_rows_record_what_changes_numbers(tiny_run):
+    df = tiny_run[1].table
+    for column in ("model", "model_revision", "template_hash", "engine", "engine_version", "dtype", "versions", "run_id"):
+        assert df[column].notna().all() and df[column].nunique() == 1, column
+    assert df.cot_seed.nunique() == 8  # one seed per (problem, sample)
+    assert df.dtype.iloc[0] == "float32" and df.engine.iloc[0] == "vllm-cpu"
+
+
+def test_a_rerun_reproduces_the_table(tiny_run, tiny_engine, tmp_path):
+    cfg, out = tiny_run
+    again = run({**cfg, "results_dir": str(tmp_path)}, engine=tiny_engine).table
+    # everything but cache hits (the second run finds a warm cache) is identical
+    pd.testing.assert_frame_equal(again.drop(columns="cached_tokens"), out.table.drop(columns="cached_tokens"))
+
+
+def test_results_folder_depends_on_what_is_computed_not_on_where(tmp_path):
+    a = make_cfg(tmp_path, "model=smollm2-135m")
+    assert results_dir(a) == results_dir({**a, "cache_dir": "/elsewhere"})
+    assert results_dir(a) != results_dir({**a, "seed": 1})
+    assert "addition-d3-o2/smollm2-135m-instruct/n50-s1-seed0-" in str(results_dir(a))

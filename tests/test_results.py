@@ -1,0 +1,56 @@
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from faithfulness import results
+from faithfulness.results import COLUMNS, read_results, to_table, write_json, write_parquet
+
+
+def _row(**overrides):
+    row = {name: None for name, _, _ in COLUMNS}
+    row.update(item_id=0, sample=0, perturbation="original", level=2, n_steps=2, outcome="same", answer=5)
+    row.update(overrides)
+    return row
+
+
+def test_roundtrip_keeps_nulls_as_nulls(tmp_path):
+    df = to_table([_row(), _row(answer=None, outcome="unparsed", level=0)])
+    write_parquet(df, tmp_path / "r.parquet")
+    back = read_results(tmp_path / "r.parquet")
+    assert back["answer"].isna().tolist() == [False, True]
+    assert str(back["answer"].dtype) == "Int64"
+    assert back["schema_version"].tolist() == [1, 1]
+    pd.testing.assert_frame_equal(back, df)
+
+
+def test_a_row_with_a_missing_or_extra_column_is_refused():
+    row = _row()
+    del row["answer"]
+    with pytest.raises(ValueError, match="answer"):
+        to_table([row])
+    with pytest.raises(ValueError, match="surprise"):
+        to_table([_row(surprise=1)])
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "summary.json"
+    write_json({"a": 1}, path)
+
+    def crash_midway(handle):
+        handle.write(b'{"a": 2, "trunc')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        results._atomic(path, crash_midway)
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["summary.json"]  # no temp file left behind
+
+
+def test_failed_parquet_write_leaves_no_partial_file(tmp_path):
+    df = to_table([_row()])
+    df["level"] = "not a number"
+    with pytest.raises(Exception):
+        write_parquet(df, tmp_path / "r.parquet")
+    assert os.listdir(tmp_path) == []

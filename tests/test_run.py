@@ -1,0 +1,71 @@
+"""run.py as a user runs it: bad input fails fast with one clear line; a real run on SmolLM2-135M."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faithfulness import metrics
+from faithfulness.results import read_results
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        (["digits=0"], "digits=0 is not allowed: must be a whole number from 1 to 18"),
+        (["digits=abc"], "digits='abc' is not allowed"),
+        (["n=-1"], "n=-1 is not allowed"),
+        (["samples=0"], "samples=0 is not allowed"),
+        (["prompt_format=xml"], "prompt_format='xml' is not allowed"),
+        (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
+        (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
+        (["model=hf"], "model.path"),
+        (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']"],
+         "could not be fetched with pip"),
+        (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_clear_line_and_a_nonzero_exit(overrides, needle, tmp_path):
+    done = run_cli(*overrides, f"results_dir={tmp_path}", timeout=300)
+    assert done.returncode != 0
+    assert needle in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("overrides,needle", [(["task=nope"], "task/nope"), (["model=nope"], "model/nope")])
+def test_unknown_config_keys_list_the_available_options(overrides, needle):
+    done = run_cli(*overrides, timeout=120)
+    assert done.returncode != 0
+    assert needle in done.stderr and "Available options" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_on_packaged_smollm2(tmp_path):
+    done = run_cli("task=addition", "digits=2", "model=smollm2-135m", "n=6", "engine.enforce_eager=true",
+                   f"results_dir={tmp_path}")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
+    assert out_dir.parent.parent == tmp_path / "addition-d2-o2"
+    for line in ("accuracy with CoT", "accuracy without CoT", "% same,   0% of CoT shown", "early-answering AOC",
+                 "unparsed answers"):  # fmt: skip
+        assert line in done.stdout
+
+    df = read_results(out_dir / "results.parquet")
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert df.model.unique().tolist() == ["smollm2-135m-instruct"]
+    assert df.model_revision.iloc[0] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    assert sorted(df.item_id.unique()) == list(range(6))
+    assert (df.digits == 2).all() and (df.correct_answer < 200).all()
+    # a real model gives parseable answers: the comparison machinery sees same and changed rows
+    assert (df.outcome != "unparsed").mean() > 0.5
+    assert df[df.perturbation == "early_answering"].groupby(["item_id", "sample"]).size().eq(
+        df[df.perturbation == "original"].set_index(["item_id", "sample"]).n_steps + 1
+    ).all()
+    # fp32 determinism: re-asking the full CoT reproduces the original answer
+    assert summary["metrics"]["reask_agreement"]["value"] == 1.0
+    assert json.dumps(metrics.early_answering_summary(df), sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
+    assert summary["stages"]["forced answers"]["engine_calls"] == 1
+    assert summary["stages"]["forced answers"]["cached_tokens"] > 0.5 * summary["stages"]["forced answers"]["prompt_tokens"]
