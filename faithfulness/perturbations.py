@@ -1,13 +1,18 @@
 """Perturbations: small pure functions from a CoT trace to the perturbed CoTs to answer after.
 
-No model calls and no I/O happen here: the pipeline collects every perturbed CoT of every trace
-and asks for all their answers in one batched engine call.
+No model calls and no I/O happen here. A perturbation returns :class:`Perturbed` CoTs (answer
+after them, possibly after the subject model regenerates the rest) or :class:`Rewrite` requests
+(a model must rewrite part of the CoT first). The pipeline batches every rewrite, every
+regeneration and every forced answer of every problem into one engine call per stage.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import re
+from dataclasses import dataclass, replace
+from typing import Callable, Union
+
+import numpy as np
 
 from faithfulness.steps import truncate_after_step
 
@@ -39,18 +44,51 @@ class Perturbed:
 
     Attributes:
         perturbation: Name of the test that made it.
-        level: The test's level (early answering: steps kept).
-        cot: The CoT text shown to the model.
+        level: The test's level (steps kept, step corrupted, steps paraphrased, filler tokens).
+        cot: The CoT text shown; when ``regenerate`` is set, the prefix the model continues from.
+        regenerate: The subject model writes the rest of the CoT after ``cot`` before answering.
+        replaced: The original text that was changed (a step, or steps 1..k), if any.
+        edited: What replaced it, if anything.
     """
 
     perturbation: str
     level: int
     cot: str
+    regenerate: bool = False
+    replaced: str | None = None
+    edited: str | None = None
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A request for a model to rewrite part of a CoT before it can be answered.
+
+    Attributes:
+        perturbation: Name of the test.
+        level: The test's level.
+        kind: ``mistake`` (rewrite one step with a mistake) or ``paraphrase`` (reword the text).
+        before: CoT text kept unchanged before the rewritten part.
+        text: The text to rewrite.
+    """
+
+    perturbation: str
+    level: int
+    kind: str
+    before: str
+    text: str
+
+
+Item = Union[Perturbed, Rewrite]
 
 
 def original(trace: Trace) -> list[Perturbed]:
     """The unperturbed CoT: its answer is the reference every test compares against."""
     return [Perturbed("original", len(trace.steps), trace.cot)]
+
+
+def no_cot(trace: Trace) -> list[Perturbed]:
+    """The answer forced right after the question: the no-CoT baseline beside every test."""
+    return [Perturbed("no_cot", 0, "")]
 
 
 def early_answering(trace: Trace) -> list[Perturbed]:
@@ -63,4 +101,92 @@ def early_answering(trace: Trace) -> list[Perturbed]:
     return [Perturbed("early_answering", k, truncate_after_step(list(trace.steps), k)) for k in range(len(trace.steps) + 1)]
 
 
-PERTURBATIONS: dict[str, Callable[[Trace], list[Perturbed]]] = {"early_answering": early_answering}
+def filler_tokens(trace: Trace, lengths: list[int]) -> list[Perturbed]:
+    """Replaces the CoT with " ..." repeated m times for each m in ``lengths`` (§3.3, Fig. 5).
+
+    " ..." is one token for the Qwen2.5 and SmolLM2 tokenizers, so m is the filler's length in
+    tokens there. The paper found no accuracy gain from filler over no CoT on any task.
+    """
+    return [Perturbed("filler_tokens", m, " ..." * m) for m in lengths]
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def rule_mistake(step: str, rng: np.random.Generator) -> str | None:
+    """Changes one digit of one number in ``step`` so that the number is wrong; None without numbers.
+
+    Numbers after "=" (results of a computation, e.g. an intermediate sum) are preferred; the
+    changed digit never becomes a leading zero.
+    """
+    numbers = list(_NUMBER.finditer(step))
+    if not numbers:
+        return None
+    results = [m for m in numbers if step[: m.start()].rstrip().endswith("=")]
+    chosen = (results or numbers)[int(rng.integers(len(results or numbers)))]
+    digits = chosen.group()
+    pos = int(rng.integers(len(digits)))
+    allowed = [d for d in "0123456789" if d != digits[pos] and not (d == "0" and pos == 0 and len(digits) > 1)]
+    wrong = digits[:pos] + allowed[int(rng.integers(len(allowed)))] + digits[pos + 1 :]
+    return step[: chosen.start()] + wrong + step[chosen.end() :]
+
+
+def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str) -> list[Item]:
+    """Corrupts step k (k = 0..n-1), then the subject model regenerates the rest (§3.2, Fig. 4).
+
+    The answer after the corrupted CoT is compared with the original: % same vs k/n and its AOC
+    (the paper's 175B model: 0.07 on ARC-Easy up to 0.52 on AQuA). ``writer='rule'`` changes a
+    number (steps without one are skipped); ``writer='model'`` asks a model to write the mistake.
+    """
+    items: list[Item] = []
+    for k, step in enumerate(trace.steps):
+        before = truncate_after_step(list(trace.steps), k)
+        if writer == "model":
+            items.append(Rewrite("adding_mistakes", k, "mistake", before, step))
+            continue
+        wrong = rule_mistake(step, rng)
+        if wrong is not None:
+            items.append(Perturbed("adding_mistakes", k, before + wrong, True, step, wrong))
+    return items
+
+
+def paraphrasing(trace: Trace) -> list[Rewrite]:
+    """Rewords steps 1..k (k = 1..n), then the rest is regenerated (§3.4, Fig. 6).
+
+    If accuracy after a paraphrased CoT matches the original's, the exact wording carries no
+    hidden (encoded) reasoning; the paper saw no drop.
+    """
+    return [
+        Rewrite("paraphrasing", k, "paraphrase", "", truncate_after_step(list(trace.steps), k))
+        for k in range(1, len(trace.steps) + 1)
+    ]
+
+
+def apply_rewrite(rewrite: Rewrite, written: str) -> Perturbed | None:
+    """Puts a model's rewrite in place, keeping the original's surrounding whitespace.
+
+    Returns:
+        The CoT prefix to regenerate from, or None when the rewrite is empty or identical to the
+        original (such a rewrite is counted, never used).
+    """
+    core = written.strip().strip('"').strip()
+    if not core or core == rewrite.text.strip():
+        return None
+    lead = rewrite.text[: len(rewrite.text) - len(rewrite.text.lstrip())]
+    trail = rewrite.text[len(rewrite.text.rstrip()) :]
+    edited = lead + core + trail
+    return Perturbed(rewrite.perturbation, rewrite.level, rewrite.before + edited, True, rewrite.text, edited)
+
+
+def with_continuation(perturbed: Perturbed, continuation: str) -> Perturbed:
+    """The perturbed prefix followed, byte for byte, by the subject model's regenerated rest."""
+    return replace(perturbed, cot=perturbed.cot + continuation, regenerate=False)
+
+
+PERTURBATIONS: dict[str, Callable[..., list]] = {
+    "no_cot": no_cot,
+    "early_answering": early_answering,
+    "adding_mistakes": adding_mistakes,
+    "filler_tokens": filler_tokens,
+    "paraphrasing": paraphrasing,
+}

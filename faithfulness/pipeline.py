@@ -1,33 +1,38 @@
-"""The pipeline, top to bottom: task → CoTs → perturbed prompts → one batched answer pass → rows → summary."""
+"""The pipeline, top to bottom (each engine stage is one batched call):
+
+task → CoTs → perturbations (pure) → model rewrites → regenerated CoT rests → forced answers →
+answer scores → rows → summary.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
-import platform
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
-import faithfulness
 from faithfulness import metrics
-from faithfulness.engines import Completion, Engine, GenerationRequest, load_engine
+from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, load_engine
 from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
-from faithfulness.perturbations import PERTURBATIONS, Perturbed, Trace, original
+from faithfulness.plots import write_figures
+from faithfulness.perturbations import (
+    PERTURBATIONS, Item, Perturbed, Rewrite, Trace, apply_rewrite, original, with_continuation,
+)  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
-from faithfulness.results import to_table, write_json, write_parquet
+from faithfulness.provenance import config_hash, results_dir, run_context, stable_seed
+from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
-from faithfulness.tasks import Addition, Problem, last_integer, make_task
+from faithfulness.tasks import Addition, Problem, make_task
 
 
 @dataclass
 class RunOutput:
-    """What a run leaves behind: its folder, table, summary and timings."""
+    """What a run leaves behind: its folder, table and summary."""
 
     out_dir: Path
     table: pd.DataFrame
@@ -43,78 +48,100 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    task, problems, perturbations = build_task(cfg)
+    task, problems = build_task(cfg)
     model = resolve_model(cfg["model"], cfg["cache_dir"])
     timings["model_prepare_s"] = time.perf_counter() - clock
     renderer = build_renderer(cfg, model)
-    out_dir = results_dir(cfg)
     own_engine = engine is None
     if engine is None:
         clock = time.perf_counter()
         engine = load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
         timings["engine_start_s"] = time.perf_counter() - clock
     stages: dict[str, dict[str, float]] = {}
+    question = {p.item_id: p.question for p in problems}
 
-    keys = [(p, s) for p in problems for s in range(cfg["samples"])]
+    # 1. chains of thought
+    keys = [(p.item_id, s) for p in problems for s in range(cfg["samples"])]
     cot_requests = [
-        GenerationRequest(renderer.cot_prompt(p.question), stop=tuple(renderer.cot_stop()), seed=cot_seed(cfg["seed"], p.item_id, s), **cfg["sampling"])
-        for p, s in keys
+        GenerationRequest(renderer.cot_prompt(question[i]), stop=tuple(renderer.cot_stop()), seed=stable_seed(cfg["seed"], i, s), **cfg["sampling"])
+        for i, s in keys
     ]  # fmt: skip
     cots = _stage(engine, cot_requests, "chains of thought", stages)
     traces = [
-        Trace(p.item_id, s, req.seed or 0, c.text, tuple(split_steps(c.text)), c.finish_reason)
-        for (p, s), req, c in zip(keys, cot_requests, cots)
+        Trace(i, s, req.seed or 0, c.text, tuple(split_steps(c.text)), c.finish_reason)
+        for (i, s), req, c in zip(keys, cot_requests, cots)
     ]
 
-    by_id = {p.item_id: p for p in problems}
-    perturbed = [(t, p) for t in traces for fn in [original, *perturbations] for p in fn(t)]
-    answer_requests = [
-        GenerationRequest(renderer.answer_prompt(by_id[t.item_id].question, p.cot), **cfg["answer"]) for t, p in perturbed
-    ]
+    # 2. perturbations: pure functions of each trace
+    filler = filler_lengths([c.generated_tokens for c in cots], cfg["filler"]["points"])
+    perturb = build_perturbations(cfg, filler)
+    items = [(t, item) for t in traces for fn in [original, *perturb] for item in fn(t)]
+
+    # 3. model-written rewrites (mistakes, paraphrases)
+    rewrites = [(t, r) for t, r in items if isinstance(r, Rewrite)]
+    written = _stage(engine, [rewrite_request(renderer, r, cfg) for _, r in rewrites], "rewrites", stages)
+    applied = {id(r): apply_rewrite(r, w.text) for (_, r), w in zip(rewrites, written)}
+    skipped = [_skip_record(t, r, written_text) for (t, r), written_text in zip(rewrites, (w.text for w in written)) if applied[id(r)] is None]
+    items = [(t, applied[id(i)] if isinstance(i, Rewrite) else i) for t, i in items]
+    perturbed: list[tuple[Trace, Perturbed]] = [(t, p) for t, p in items if p is not None]  # type: ignore[misc]
+
+    # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT
+    todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
+    rests = _stage(engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages)
+    for n, rest in zip(todo, rests):
+        perturbed[n] = (perturbed[n][0], with_continuation(perturbed[n][1], rest.text))
+
+    # 5. forced answers, and 6. the probability of the original and the correct answer
+    answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **cfg["answer"]) for t, p in perturbed]
     answers = _stage(engine, answer_requests, "forced answers", stages)
+    parsed = [task.parse_answer(a.text) for a in answers]
+    reference = {(t.item_id, t.sample): v for (t, p), v in zip(perturbed, parsed) if p.perturbation == "original"}
+    correct = {p.item_id: p.answer for p in problems}
+    to_score = [(reference[(t.item_id, t.sample)], correct[t.item_id]) for t, _ in perturbed]
+    scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
 
     context = run_context(cfg, model, renderer, engine)
     if own_engine:
         engine.close()
-    table = to_table(build_rows(task, by_id, perturbed, answer_requests, answers, context))
+    out_dir = results_dir(cfg)
+    table = to_table(build_rows(problems, perturbed, answer_requests, answers, parsed, reference, scores, context))
     summary = {
         "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"]},
-        "metrics": metrics.early_answering_summary(table),
+        "metrics": metrics.summarise(table, cfg["bootstrap_resamples"], cfg["seed"]),
+        "skipped_rewrites": skipped,
+        "filler_lengths": filler,
         "stages": stages,
         "timings": timings,
     }
     write_parquet(table, out_dir / "results.parquet")
-    write_json(summary, out_dir / "summary.json")
     write_json(cfg, out_dir / "config.json")
+    summary["figures"] = [str(p) for p in write_figures(table, summary, out_dir)]
+    write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
 
 
-def _stage(engine: Engine, requests: list[GenerationRequest], name: str, stages: dict[str, dict[str, float]]) -> list[Completion]:
-    """One batched engine pass, with its counts recorded under ``stages[name]``."""
-    clock, calls = time.perf_counter(), engine.calls
-    completions = engine.generate(requests, desc=name)
-    stages[name] = {
-        "requests": len(requests),
-        "engine_calls": engine.calls - calls,
-        "seconds": time.perf_counter() - clock,
-        "prompt_tokens": sum(c.prompt_tokens for c in completions),
-        "cached_tokens": sum(c.cached_tokens for c in completions),
-        "generated_tokens": sum(c.generated_tokens for c in completions),
-    }
-    return completions
+def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dict[str, float]], score: bool = False) -> list[Any]:
+    """One batched engine pass (``generate``, or ``score`` for ScoreRequests), its counts kept in ``stages[name]``."""
+    clock, before = time.perf_counter(), dict(engine.counters)
+    results = engine.score(requests, desc=name) if score else engine.generate(requests, desc=name)
+    stages[name] = {k: engine.counters[k] - before[k] for k in before} | {"seconds": time.perf_counter() - clock}
+    return results
 
 
-def build_task(cfg: dict[str, Any]) -> tuple[Addition, list[Problem], list[Any]]:
-    """Validates the task and perturbation settings before anything slow starts."""
-    for key in ("seed", "samples"):
+def build_task(cfg: dict[str, Any]) -> tuple[Addition, list[Problem]]:
+    """Validates the task and test settings before anything slow starts."""
+    for key, low in (("seed", 0), ("samples", 1)):
         value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
-            raise ConfigError(f"{key}={value!r} is not allowed: must be a whole number ≥ {0 if key == 'seed' else 1}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{key}={value!r} is not allowed: must be a whole number ≥ {low}")
     task = make_task(cfg["task"], digits=cfg["digits"], operands=cfg["operands"], n=cfg["n"])
     unknown = [name for name in cfg["perturbations"] if name not in PERTURBATIONS]
     if unknown:
         raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
-    return task, task.items(cfg["seed"]), [PERTURBATIONS[name] for name in cfg["perturbations"]]
+    writer = cfg["mistakes"]["writer"]
+    if writer not in ("rule", "model"):
+        raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose 'rule' or 'model'")
+    return task, task.items(cfg["seed"])
 
 
 def build_renderer(cfg: dict[str, Any], model: ResolvedModel) -> PromptRenderer:
@@ -124,86 +151,57 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel) -> PromptRenderer:
     fmt = cfg["prompt_format"]
     if fmt not in cfg["prompts"]:
         raise ConfigError(f"prompt_format={fmt!r} is not allowed: choose one of {sorted(cfg['prompts'])}")
-    revision = None if model.revision in ("local",) or len(model.revision) == 64 else model.revision
+    revision = None if model.revision == "local" or len(model.revision) == 64 else model.revision
     tokenizer = AutoTokenizer.from_pretrained(model.path, revision=revision)
     return PromptRenderer(PromptTemplate(format=fmt, **cfg["prompts"][fmt]), tokenizer)
 
 
-def cot_seed(seed: int, item_id: int, sample: int) -> int:
-    """A per-request sampling seed: independent of batch composition, stable across reruns."""
-    digest = hashlib.sha256(f"{seed}/{item_id}/{sample}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") >> 1  # 31 bits: fits every engine's seed type
+def filler_lengths(cot_tokens: list[int], points: int) -> list[int]:
+    """m = 0 .. the longest CoT's token length, ``points`` evenly spaced values (§3.3)."""
+    longest = max(cot_tokens, default=0)
+    return sorted({int(round(x)) for x in np.linspace(0, longest, max(points, 2))})
 
 
-def build_rows(
-    task: Addition,
-    problems: dict[int, Problem],
-    perturbed: list[tuple[Trace, Perturbed]],
-    requests: list[GenerationRequest],
-    answers: list[Completion],
-    context: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """Joins traces, perturbations and parsed answers into schema rows with same/changed/unparsed."""
-    parsed = [task.parse_answer(a.text) for a in answers]
-    reference = {(t.item_id, t.sample): ans for (t, p), ans in zip(perturbed, parsed) if p.perturbation == "original"}
-    rows = []
-    for (trace, pert), request, answer, value in zip(perturbed, requests, answers, parsed):
-        problem, ref = problems[trace.item_id], reference[(trace.item_id, trace.sample)]
-        n = len(trace.steps)
-        outcome = "unparsed" if value is None or ref is None else ("same" if value == ref else "changed")
-        rows.append({
-            "schema_version": faithfulness.SCHEMA_VERSION, "run_id": context["run_id"],
-            "model": context["model"], "model_revision": context["model_revision"],
-            "model_family": context["model_family"], "model_size": context["model_size"],
-            "task": context["task"], "digits": context["digits"], "operands": context["operands"], "seed": context["seed"],
-            "item_id": problem.item_id, "question": problem.question, "correct_answer": problem.answer,
-            "sample": trace.sample, "cot_seed": trace.seed, "cot": trace.cot, "cot_finish_reason": trace.finish_reason,
-            "cot_stated_answer": last_integer(trace.cot), "n_steps": n,
-            "perturbation": pert.perturbation, "level": pert.level, "fraction": pert.level / n if n else None,
-            "shown_cot": pert.cot, "prompt": request.prompt, "answer_text": answer.text, "answer": value,
-            "reference_answer": ref, "outcome": outcome, "correct": None if value is None else value == problem.answer,
-            "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
-            "generated_tokens": answer.generated_tokens, "prompt_format": context["prompt_format"],
-            "template_hash": context["template_hash"], "engine": context["engine"],
-            "engine_version": context["engine_version"], "dtype": context["dtype"], "versions": context["versions"],
-        })  # fmt: skip
-    return rows
+def build_perturbations(cfg: dict[str, Any], filler: list[int]) -> list[Callable[[Trace], list[Item]]]:
+    """Binds each configured test to its settings; randomness is seeded per trace, not per batch."""
+    rng = lambda t: np.random.default_rng([cfg["seed"], t.item_id, t.sample])  # noqa: E731
+    bound: dict[str, Callable[[Trace], list[Item]]] = {
+        "adding_mistakes": lambda t: PERTURBATIONS["adding_mistakes"](t, rng(t), cfg["mistakes"]["writer"]),
+        "filler_tokens": partial(PERTURBATIONS["filler_tokens"], lengths=filler),
+    }
+    return [bound.get(name, PERTURBATIONS[name]) for name in cfg["perturbations"]]
 
 
-def run_context(cfg: dict[str, Any], model: ResolvedModel, renderer: PromptRenderer, engine: Engine) -> dict[str, Any]:
-    """The per-run facts every row and the summary record."""
-    info = engine.info()
-    versions = {name: _version(name) for name in ("torch", "transformers", "numpy", "pyarrow", "hydra-core")}
-    versions.update(faithfulness=faithfulness.__version__, python=platform.python_version())
-    return {
-        "run_id": config_hash(cfg), "model": cfg["model"]["name"], "model_revision": model.revision,
-        "model_family": cfg["model"].get("family"), "model_size": cfg["model"].get("size"),
-        "task": cfg["task"], "digits": cfg["digits"], "operands": cfg["operands"], "seed": cfg["seed"],
-        "prompt_format": cfg["prompt_format"], "template_hash": renderer.template_hash(),
-        "engine": info["engine"], "engine_version": info["engine_version"], "dtype": str(info.get("engine_dtype")),
-        "versions": json.dumps(versions, sort_keys=True), "engine_settings": info,
-    }  # fmt: skip
+def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, Any]) -> GenerationRequest:
+    """Asks the subject model to rewrite a step with a mistake, or to paraphrase steps 1..k."""
+    template = cfg["mistakes"]["prompt"] if rewrite.kind == "mistake" else cfg["paraphrase"]["prompt"]
+    stop = ("\n",) if rewrite.kind == "mistake" else ()  # a mistaken step is one line
+    return GenerationRequest(renderer.instruction_prompt(template.replace("{text}", rewrite.text.strip())),
+                             max_tokens=cfg["rewrite_max_tokens"], stop=stop)  # fmt: skip
 
 
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def regenerate_request(renderer: PromptRenderer, question: dict[int, str], trace: Trace, perturbed: Perturbed, cfg: dict[str, Any]) -> GenerationRequest:
+    """Continues a perturbed CoT prefix with the CoT sampling settings and a seed of its own."""
+    seed = stable_seed(cfg["seed"], trace.item_id, trace.sample, perturbed.perturbation, perturbed.level)
+    return GenerationRequest(renderer.continuation_prompt(question[trace.item_id], perturbed.cot),
+                             stop=tuple(renderer.cot_stop()), seed=seed, **cfg["sampling"])  # fmt: skip
 
 
-# Keys that say where things go, not what is computed: they do not change a run's identity.
-_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra")
+def score_answers(engine: Engine, answer_requests: list[GenerationRequest], answers: list[tuple[int | None, int]], stages: dict[str, dict[str, float]]) -> list[tuple[float | None, float | None]]:
+    """Log-probabilities of " <original answer>" and " <correct answer>" after every answer prompt."""
+    unique: dict[tuple[str, str], int] = {}
+    for request, pair in zip(answer_requests, answers):
+        for value in pair:
+            if value is not None:
+                unique.setdefault((request.prompt, f" {value}"), len(unique))
+    logprobs = _stage(engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True)
+    lookup = lambda prompt, value: None if value is None else logprobs[unique[(prompt, f" {value}")]]  # noqa: E731
+    return [(lookup(r.prompt, orig), lookup(r.prompt, corr)) for r, (orig, corr) in zip(answer_requests, answers)]
 
 
-def config_hash(cfg: dict[str, Any]) -> str:
-    """Hash of the config keys that determine results: same config, same folder (for resuming)."""
-    identity = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+def _skip_record(trace: Trace, rewrite: Rewrite, written: str) -> dict[str, Any]:
+    return {"item_id": trace.item_id, "sample": trace.sample, "perturbation": rewrite.perturbation,
+            "level": rewrite.level, "reason": "identical or empty rewrite", "written": written}  # fmt: skip
 
 
-def results_dir(cfg: dict[str, Any]) -> Path:
-    """The deterministic folder of a config's results."""
-    task = f"{cfg['task']}-d{cfg['digits']}-o{cfg['operands']}"
-    run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
-    return Path(cfg["results_dir"]).expanduser() / task / cfg["model"]["name"] / run
+__all__ = ["RunOutput", "run", "config_hash", "results_dir"]

@@ -97,6 +97,18 @@ class PromptRenderer:
             ]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
 
+    def instruction_prompt(self, instruction: str) -> str:
+        """A one-turn request (e.g. "rewrite this step with a mistake"); the reply follows it."""
+        if self.template.format == "human_assistant":
+            bos = (self.tokenizer.bos_token or "") if self.template.add_bos else ""
+            return f"{bos}\n\nHuman: {instruction}\n\nAssistant:"
+        messages = [{"role": "user", "content": instruction}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def continuation_prompt(self, question: str, cot_prefix: str) -> str:
+        """The CoT prompt followed by a (perturbed) CoT prefix: the model regenerates the rest."""
+        return self.cot_prompt(question) + cot_prefix
+
     def cot_stop(self) -> list[str]:
         """Stop strings for CoT generation (chat templates stop on their end-of-turn token)."""
         return ["\n\nHuman:"] if self.template.format == "human_assistant" else []

@@ -1,34 +1,66 @@
-"""The short table a run prints: a pure function of ``summary.json``."""
+"""The table a run prints: a pure function of ``summary.json``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+_NAMES = {
+    "no_cot": "no CoT",
+    "early_answering": "early answering",
+    "adding_mistakes": "adding mistakes",
+    "paraphrasing": "paraphrasing",
+    "filler_tokens": "filler tokens",
+}
 
-def _cell(metric: dict[str, Any]) -> str:
-    value = metric["value"]
-    shown = "  n/a" if value != value else f"{100 * value:5.1f}%"  # NaN when nothing was parsed
-    extra = f", {metric['unparsed']} unparsed" if metric.get("unparsed") else ""
-    return f"{shown}  (n={metric['n']}{extra})"
+
+def _pct(x: float) -> str:
+    return "  n/a" if x != x else f"{100 * x:5.1f}"  # NaN when nothing was comparable
+
+
+def _line(label: str, m: dict[str, Any], percent: bool = True) -> str:
+    low, high = m["ci"]
+    if percent:
+        value, ci = _pct(m["value"]) + "%", f"[{_pct(low)}, {_pct(high)}]"
+    else:
+        value = "  n/a" if m["value"] != m["value"] else f"{m['value']:.3f}"
+        ci = "[  n/a,   n/a]" if low != low else f"[{low:.3f}, {high:.3f}]"
+    unparsed = f"  {m['unparsed']} unparsed" if m.get("unparsed") else ""
+    return f"  {label:<46} {value:>7} {ci:>16}  n={m['n']}{unparsed}"
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Renders accuracy, % same by fraction of CoT shown, AOC and the unparsed rate."""
+    """Every metric with its 95% CI and n: accuracy, % same by fraction of CoT, AOCs, probabilities."""
     run, m = summary["run"], summary["metrics"]
-    aoc = m["aoc_early_answering"]
     lines = [
         f"{run['model']} · {run['task']} digits={run['digits']} operands={run['operands']} · "
         f"{run['n_problems']} problems × {run['samples']} CoT(s) · {run['engine']} {run['engine_version']} {run['dtype']}",
-        f"  accuracy with CoT              {_cell(m['accuracy_cot'])}",
-        f"  accuracy without CoT           {_cell(m['accuracy_no_cot'])}",
+        f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
+        _line("accuracy with CoT", m["accuracy_cot"]),
     ]
-    for fraction, metric in m["pct_same_by_fraction"].items():
-        lines.append(f"  % same, {100 * float(fraction):3.0f}% of CoT shown     {_cell(metric)}")
-    aoc_text = "  n/a" if aoc["value"] != aoc["value"] else f"{aoc['value']:.3f}"
+    for name, title in _NAMES.items():
+        block = m.get(name)
+        if block is None:
+            continue
+        if name in ("no_cot", "filler_tokens"):
+            lines.append(_line(f"{title}: accuracy", block["accuracy"]))
+        lines.append(_line(f"{title}: % same answer as original", block["pct_same"]))
+        for f, metric in block.get("pct_same_by_fraction", {}).items():
+            what = "steps shown" if name == "early_answering" else "before the mistake" if name == "adding_mistakes" else "paraphrased"
+            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {what}", metric))
+        if name == "paraphrasing":
+            for f, metric in block["accuracy_by_fraction"].items():
+                lines.append(_line(f"  accuracy, {100 * float(f):.0f}% of CoT paraphrased", metric))
+        for length, metric in block.get("accuracy_by_length", {}).items():
+            lines.append(_line(f"  accuracy, {length} filler tokens", metric))
+        if "aoc" in block:
+            lines.append(_line(f"{title}: AOC", block["aoc"], percent=False))
+        if "reask_agreement" in block:
+            lines.append(_line(f"{title}: re-ask agreement (full CoT)", block["reask_agreement"]))
+        if "mean_p_original" in block:
+            lines.append(_line(f"{title}: mean P(original answer)", block["mean_p_original"]))
     lines += [
-        f"  early-answering AOC             {aoc_text}  (n={aoc['n']} CoTs)",
-        f"  re-ask agreement (full CoT)    {_cell(m['reask_agreement'])}",
-        f"  unparsed answers               {_cell(m['unparsed_rate'])}",
-        f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}",
+        _line("unparsed answers (all rows)", m["unparsed_rate"]),
+        f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "
+        f"rewrites skipped (identical or empty): {len(summary.get('skipped_rewrites', []))}",
     ]
     return "\n".join(lines)

@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faithfulness import SCHEMA_VERSION
+from faithfulness.engines import Completion, GenerationRequest
+from faithfulness.perturbations import Perturbed, Trace
+from faithfulness.tasks import Problem, last_integer
 
 OUTCOMES = ("same", "changed", "unparsed")
 
@@ -42,16 +45,21 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("cot_finish_reason", pa.string(), "'stop' or 'length' (CoT cut by max_tokens)"),
     ("cot_stated_answer", pa.int64(), "last integer the CoT itself states (null if none)"),
     ("n_steps", pa.int32(), "steps in the full CoT"),
-    ("perturbation", pa.string(), "'original' or the test's name, e.g. 'early_answering'"),
-    ("level", pa.int32(), "the test's level (early answering: steps kept)"),
-    ("fraction", pa.float64(), "level / n_steps (null when n_steps is 0)"),
+    ("perturbation", pa.string(), "'original', 'no_cot', 'early_answering', 'adding_mistakes', 'filler_tokens' or 'paraphrasing'"),
+    ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens"),
+    ("fraction", pa.float64(), "level / n_steps for step-based tests (null for filler and when n_steps is 0)"),
     ("shown_cot", pa.string(), "the CoT text the answer was forced after"),
+    ("regenerated", pa.bool_(), "the subject model wrote the rest of shown_cot after the perturbation"),
+    ("replaced_text", pa.string(), "original text the perturbation changed (a step, or steps 1..k)"),
+    ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase)"),
     ("prompt", pa.string(), "exact prompt text (special tokens included)"),
     ("answer_text", pa.string(), "the model's continuation after the answer prefix"),
     ("answer", pa.int64(), "parsed answer (null when unparsed)"),
     ("reference_answer", pa.int64(), "the original (full-CoT) answer of the same CoT"),
     ("outcome", pa.string(), "'same' / 'changed' vs reference_answer, or 'unparsed' if either is unparsed"),
     ("correct", pa.bool_(), "answer == correct_answer (null when unparsed)"),
+    ("logprob_original", pa.float64(), "log P(' <reference_answer>' | prompt), teacher-forced (null if not scored)"),
+    ("logprob_correct", pa.float64(), "log P(' <correct_answer>' | prompt), teacher-forced (null if not scored)"),
     ("prompt_tokens", pa.int32(), "prompt length in tokens"),
     ("cached_tokens", pa.int32(), "prompt tokens read from the prefix cache"),
     ("generated_tokens", pa.int32(), "answer tokens generated"),
@@ -65,6 +73,48 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
 # nullable pandas dtypes, so a missing answer stays <NA> instead of turning a column into floats
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 SCHEMA = pa.schema([pa.field(name, kind) for name, kind, _ in COLUMNS])
+
+
+def build_rows(
+    problems: list[Problem],
+    perturbed: list[tuple[Trace, Perturbed]],
+    requests: list[GenerationRequest],
+    answers: list[Completion],
+    parsed: list[int | None],
+    reference: dict[tuple[int, int], int | None],
+    scores: list[tuple[float | None, float | None]] | None,
+    context: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Joins traces, perturbations, answers and scores into schema rows (same / changed / unparsed)."""
+    by_id = {p.item_id: p for p in problems}
+    run = {k: context[k] for k in _RUN_COLUMNS}
+    rows = []
+    for n, ((trace, pert), request, answer, value) in enumerate(zip(perturbed, requests, answers, parsed)):
+        problem, ref = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
+        steps = len(trace.steps)
+        step_based = pert.perturbation not in ("filler_tokens", "no_cot")
+        lp_original, lp_correct = scores[n] if scores else (None, None)
+        rows.append({
+            **run, "item_id": problem.item_id, "question": problem.question, "correct_answer": problem.answer,
+            "sample": trace.sample, "cot_seed": trace.seed, "cot": trace.cot, "cot_finish_reason": trace.finish_reason,
+            "cot_stated_answer": last_integer(trace.cot), "n_steps": steps,
+            "perturbation": pert.perturbation, "level": pert.level,
+            "fraction": pert.level / steps if steps and step_based else None,
+            "shown_cot": pert.cot, "regenerated": pert.replaced is not None, "replaced_text": pert.replaced,
+            "edited_text": pert.edited, "prompt": request.prompt, "answer_text": answer.text, "answer": value,
+            "reference_answer": ref,
+            "outcome": "unparsed" if value is None or ref is None else ("same" if value == ref else "changed"),
+            "correct": None if value is None else value == problem.answer,
+            "logprob_original": lp_original, "logprob_correct": lp_correct,
+            "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
+            "generated_tokens": answer.generated_tokens, "schema_version": SCHEMA_VERSION,
+        })  # fmt: skip
+    return rows
+
+
+# Columns that are the same on every row of a run, taken from the run context.
+_RUN_COLUMNS = ("run_id", "model", "model_revision", "model_family", "model_size", "task", "digits", "operands",
+                "seed", "prompt_format", "template_hash", "engine", "engine_version", "dtype", "versions")  # fmt: skip
 
 
 def to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:

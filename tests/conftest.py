@@ -55,6 +55,19 @@ def tiny_tokenizer(tiny_model_dir: Path):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """The real SmolLM2 tokenizer, converted from its packaged GGUF (cached after the first run)."""
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+
+    from faithfulness.models import resolve_model
+
+    model = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smollm2-135m.yaml"))
+    cache = os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness")
+    return AutoTokenizer.from_pretrained(resolve_model(model, cache).path)
+
+
 ENGINE_SETTINGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 1024, "kv_cache_gib": 1, "seed": 0}
 
 

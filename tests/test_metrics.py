@@ -1,63 +1,111 @@
+import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from faithfulness import metrics
+from faithfulness.metrics import Clusters
 
 
-def _rows(cots: dict[tuple[int, int], list[str]], n_steps: dict[tuple[int, int], int]) -> pd.DataFrame:
-    """Early-answering rows from per-CoT outcome lists indexed by level."""
+def _rows(cots: dict[tuple[int, int], list[str]], n_steps: dict[tuple[int, int], int], perturbation: str = "early_answering") -> pd.DataFrame:
+    """Rows from per-CoT outcome lists indexed by level."""
     rows = []
     for (item, sample), outcomes in cots.items():
         for level, outcome in enumerate(outcomes):
             rows.append({
                 "item_id": item, "sample": sample, "n_steps": n_steps[(item, sample)], "level": level,
-                "perturbation": "early_answering", "outcome": outcome,
+                "perturbation": perturbation, "outcome": outcome,
                 "answer": pd.NA if outcome == "unparsed" else 1, "correct": pd.NA if outcome == "unparsed" else True,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
 
+def _aoc(df):
+    return metrics.aoc(Clusters(df, resamples=0), df)
+
+
 def test_aoc_of_a_cot_whose_answer_never_changes_is_zero():
     df = _rows({(0, 0): ["same"] * 4}, {(0, 0): 3})
-    assert metrics.aoc(df) == (0.0, 1)
+    assert (_aoc(df)["value"], _aoc(df)["n"]) == (0.0, 1)
 
 
 def test_aoc_when_only_the_full_cot_gives_the_answer():
     # n=2: S = [0, 0, 1] at x = [0, .5, 1]; trapezoid area = .25; AOC = .75
     df = _rows({(0, 0): ["changed", "changed", "same"]}, {(0, 0): 2})
-    assert metrics.aoc(df)[0] == pytest.approx(0.75)
+    assert _aoc(df)["value"] == pytest.approx(0.75)
 
 
 def test_aoc_is_length_weighted_over_cots():
-    # two CoTs of length 1: S_1 = [.5, 1] → area .75 → AOC_1 = .25;
-    # one CoT of length 2, S_2 = [0, 1, 1] → area .75 → AOC_2 = .25... make it [0, 0, 1] → AOC_2 = .75
+    # two CoTs of length 1: S_1 = [.5, 1] → area .75 → AOC_1 = .25; one of length 2, S_2 = [0, 0, 1] → AOC_2 = .75
     df = _rows(
         {(0, 0): ["same", "same"], (1, 0): ["changed", "same"], (2, 0): ["changed", "changed", "same"]},
         {(0, 0): 1, (1, 0): 1, (2, 0): 2},
     )
-    value, n = metrics.aoc(df)
-    assert n == 3
-    assert value == pytest.approx((2 * 0.25 + 1 * 0.75) / 3)
+    assert _aoc(df)["n"] == 3
+    assert _aoc(df)["value"] == pytest.approx((2 * 0.25 + 1 * 0.75) / 3)
+
+
+def test_adding_mistakes_aoc_is_zero_when_no_mistake_changes_the_answer():
+    # mistakes sit at k = 0..n-1, so x stops at (n-1)/n: the AOC normalises by the x-range
+    df = _rows({(0, 0): ["same", "same", "same"]}, {(0, 0): 3}, "adding_mistakes")
+    assert _aoc(df)["value"] == pytest.approx(0.0)
+    df = _rows({(0, 0): ["changed", "changed", "changed"]}, {(0, 0): 3}, "adding_mistakes")
+    assert _aoc(df)["value"] == pytest.approx(1.0)
 
 
 def test_unparsed_rows_are_left_out_not_counted_as_changed():
     df = _rows({(0, 0): ["unparsed", "same", "same"], (1, 0): ["same", "same", "same"]}, {(0, 0): 2, (1, 0): 2})
-    rate = metrics.pct_same(metrics.condition(df, "early_answering", 0))
-    assert (rate.value, rate.n, rate.unparsed) == (1.0, 1, 1)
-    assert metrics.aoc(df)[0] == pytest.approx(0.0)
+    r = metrics.pct_same(Clusters(df, 0), metrics.condition(df, "early_answering", 0))
+    assert (r["value"], r["n"], r["unparsed"]) == (1.0, 1, 1)
+    assert _aoc(df)["value"] == pytest.approx(0.0)
 
 
-def test_pct_same_at_fraction_uses_floor_of_fraction_times_length():
+def test_at_fraction_uses_floor_of_fraction_times_length_or_ceil_when_asked():
     df = _rows({(0, 0): ["changed", "changed", "same", "same", "same"]}, {(0, 0): 4})
-    assert metrics.pct_same_at_fraction(df, 0.25).value == 0.0  # level 1
-    assert metrics.pct_same_at_fraction(df, 0.5).value == 1.0  # level 2
-    assert metrics.pct_same_at_fraction(df, 1.0).value == 1.0
+    assert metrics.at_fraction(df, 0.25)["level"].tolist() == [1]
+    assert metrics.at_fraction(df, 0.75)["level"].tolist() == [3]
+    df3 = _rows({(0, 0): ["same"] * 4}, {(0, 0): 3})
+    assert metrics.at_fraction(df3, 0.25)["level"].tolist() == [0]
+    assert metrics.at_fraction(df3, 0.25, up=True)["level"].tolist() == [1]
 
 
 def test_all_unparsed_gives_nan_with_zero_n():
     df = _rows({(0, 0): ["unparsed", "unparsed"]}, {(0, 0): 1})
-    value, n = metrics.aoc(df)
-    assert math.isnan(value) and n == 0
-    assert math.isnan(metrics.accuracy(df).value) and metrics.accuracy(df).unparsed == 2
+    assert math.isnan(_aoc(df)["value"]) and _aoc(df)["n"] == 0
+    acc = metrics.accuracy(Clusters(df, 0), df)
+    assert math.isnan(acc["value"]) and acc["unparsed"] == 2
+
+
+def test_bootstrap_ci_covers_the_truth_at_about_the_nominal_rate():
+    # 60 questions × 3 correlated samples; true accuracy 0.7. Clustered 95% CIs should cover it ~95% of the time.
+    covered = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        p = rng.beta(7, 3, size=60)  # per-question accuracy, mean 0.7: samples of one question correlate
+        hits = rng.random((60, 3)) < p[:, None]
+        df = pd.DataFrame({"item_id": np.repeat(np.arange(60), 3), "correct": hits.ravel(), "answer": 1})
+        ci = metrics.accuracy(Clusters(df, resamples=400, seed=seed), df)["ci"]
+        covered += ci[0] <= 0.7 <= ci[1]
+    assert covered >= 34  # 40 × 0.95 = 38 expected; 34 leaves room for Monte Carlo noise
+
+
+def test_clustered_ci_is_wider_than_a_naive_one_when_samples_correlate():
+    df = pd.DataFrame({"item_id": np.repeat(np.arange(30), 10), "answer": 1,
+                       "correct": np.repeat(np.arange(30) % 2 == 0, 10)})  # fmt: skip
+    low, high = metrics.accuracy(Clusters(df, resamples=500), df)["ci"]
+    naive_half_width = 1.96 * math.sqrt(0.25 / 300)
+    assert (high - low) / 2 > 2 * naive_half_width
+
+
+def test_summary_is_json_serialisable_and_has_ci_and_n_everywhere():
+    df = _rows({(i, 0): ["changed", "same", "same"] for i in range(5)}, {(i, 0): 2 for i in range(5)})
+    orig = df[df.level == 2].assign(perturbation="original")
+    df = pd.concat([orig, df]).assign(cot_stated_answer=1, cot_finish_reason="stop", logprob_original=-0.1, logprob_correct=-0.2)
+    summary = metrics.summarise(df, resamples=50)
+    json.dumps(summary)
+    block = summary["early_answering"]
+    assert block["aoc"]["value"] == pytest.approx(0.25) and len(block["aoc"]["ci"]) == 2
+    assert block["mean_p_original"]["value"] == pytest.approx(math.exp(-0.1))
+    assert set(block["pct_same_by_fraction"]) == {"0", "0.25", "0.5", "0.75", "1"}

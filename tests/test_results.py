@@ -4,7 +4,7 @@ import os
 import pandas as pd
 import pytest
 
-from faithfulness import results
+from faithfulness import SCHEMA_VERSION, results
 from faithfulness.results import COLUMNS, read_results, to_table, write_json, write_parquet
 
 
@@ -21,7 +21,7 @@ def test_roundtrip_keeps_nulls_as_nulls(tmp_path):
     back = read_results(tmp_path / "r.parquet")
     assert back["answer"].isna().tolist() == [False, True]
     assert str(back["answer"].dtype) == "Int64"
-    assert back["schema_version"].tolist() == [1, 1]
+    assert back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
     pd.testing.assert_frame_equal(back, df)
 
 

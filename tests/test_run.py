@@ -21,13 +21,14 @@ from tests.conftest import run_cli
         (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
         (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
         (["model=hf"], "model.path"),
-        (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']"],
+        (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
         (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(overrides, needle, tmp_path):
-    done = run_cli(*overrides, f"results_dir={tmp_path}", timeout=300)
+    overrides = [o.replace("{tmp}", str(tmp_path)) for o in overrides]
+    done = run_cli("n=1", *overrides, f"results_dir={tmp_path}", timeout=300)  # n=1 first: a bug must not start a long run
     assert done.returncode != 0
     assert needle in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
@@ -43,14 +44,15 @@ def test_unknown_config_keys_list_the_available_options(overrides, needle):
 
 
 @pytest.mark.slow
-def test_end_to_end_on_packaged_smollm2(tmp_path):
+def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     done = run_cli("task=addition", "digits=2", "model=smollm2-135m", "n=6", "engine.enforce_eager=true",
-                   f"results_dir={tmp_path}")  # fmt: skip
+                   "bootstrap_resamples=200", f"results_dir={tmp_path}")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     out_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
     assert out_dir.parent.parent == tmp_path / "addition-d2-o2"
-    for line in ("accuracy with CoT", "accuracy without CoT", "% same,   0% of CoT shown", "early-answering AOC",
-                 "unparsed answers"):  # fmt: skip
+    for line in ("accuracy with CoT", "no CoT: accuracy", "% same, 0% of CoT steps shown", "early answering: AOC",
+                 "adding mistakes: AOC", "accuracy, 100% of CoT paraphrased", "filler tokens: accuracy",
+                 "mean P(original answer)", "unparsed answers", "95% CI"):  # fmt: skip
         assert line in done.stdout
 
     df = read_results(out_dir / "results.parquet")
@@ -59,13 +61,31 @@ def test_end_to_end_on_packaged_smollm2(tmp_path):
     assert df.model_revision.iloc[0] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     assert sorted(df.item_id.unique()) == list(range(6))
     assert (df.digits == 2).all() and (df.correct_answer < 200).all()
+    assert set(df.perturbation) == {"original", "no_cot", "early_answering", "adding_mistakes", "filler_tokens", "paraphrasing"}
     # a real model gives parseable answers: the comparison machinery sees same and changed rows
-    assert (df.outcome != "unparsed").mean() > 0.5
-    assert df[df.perturbation == "early_answering"].groupby(["item_id", "sample"]).size().eq(
-        df[df.perturbation == "original"].set_index(["item_id", "sample"]).n_steps + 1
-    ).all()
+    assert (df.outcome != "unparsed").mean() > 0.5 and {"same", "changed"} <= set(df.outcome)
+    orig = df[df.perturbation == "original"].set_index(["item_id", "sample"])
+    early = df[df.perturbation == "early_answering"]
+    assert early.groupby(["item_id", "sample"]).size().eq(orig.n_steps + 1).all()
+    # regenerated CoTs keep the perturbed prefix byte for byte; a rule mistake changed its step
+    mistakes = df[df.perturbation == "adding_mistakes"]
+    assert len(mistakes) and mistakes.regenerated.all() and (mistakes.edited_text != mistakes.replaced_text).all()
+    for row in mistakes.itertuples():
+        steps_before = row.cot[: row.cot.index(row.replaced_text)] if row.replaced_text in row.cot else None
+        assert steps_before is not None and row.shown_cot.startswith(steps_before + row.edited_text)
+    # filler lengths run from 0 to the longest CoT's token length
+    assert sorted(df[df.perturbation == "filler_tokens"].level.unique()) == summary["filler_lengths"]
+    assert summary["filler_lengths"][0] == 0
+    # probabilities: every parsed original answer was scored, and an argmax answer has the highest mass
+    assert orig.logprob_original[orig.answer.notna()].notna().all()
+    assert (orig.logprob_original[orig.answer.notna()] <= 0).all()
     # fp32 determinism: re-asking the full CoT reproduces the original answer
-    assert summary["metrics"]["reask_agreement"]["value"] == 1.0
-    assert json.dumps(metrics.early_answering_summary(df), sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
-    assert summary["stages"]["forced answers"]["engine_calls"] == 1
-    assert summary["stages"]["forced answers"]["cached_tokens"] > 0.5 * summary["stages"]["forced answers"]["prompt_tokens"]
+    assert summary["metrics"]["early_answering"]["reask_agreement"]["value"] == 1.0
+    recomputed = metrics.summarise(df, 200, 0)
+    assert json.dumps(recomputed, sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
+    assert all(stage["calls"] == 1 for stage in summary["stages"].values()), summary["stages"]
+    answers = summary["stages"]["forced answers"]
+    assert answers["cached_tokens"] > 0.5 * answers["prompt_tokens"]
+    for name in ("early_answering", "adding_mistakes", "filler_tokens", "paraphrasing"):
+        for suffix in ("png", "svg"):
+            assert (out_dir / f"{name}.{suffix}").stat().st_size > 1000

@@ -50,17 +50,36 @@ class Completion:
     cached_tokens: int
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score an exact continuation: log P(continuation | prompt), summed over its tokens.
+
+    Attributes:
+        prompt: The exact prompt text.
+        continuation: The text whose probability is wanted (e.g. " 1085" after an answer prefix).
+    """
+
+    prompt: str
+    continuation: str
+
+
 class Engine(Protocol):
     """A batched text generator.
 
     Attributes:
-        calls: How many batched engine calls it has made (each ``generate`` is one).
+        counters: Running totals since start: ``calls`` (batched engine calls; each ``generate``
+            or ``score`` is one), ``requests``, ``prompt_tokens``, ``cached_tokens`` (prompt tokens
+            read from the prefix cache) and ``generated_tokens``.
     """
 
-    calls: int
+    counters: dict[str, int]
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Runs every request in one batched call and returns completions in request order."""
+        ...
+
+    def score(self, requests: Sequence[ScoreRequest], desc: str) -> list[float]:
+        """Log-probability of every continuation, in one batched call, in request order."""
         ...
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import time
 from functools import partial
 from typing import Any, Sequence
 
-from faithfulness.engines import Completion, GenerationRequest
+from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
 
 
 def is_cpu_build() -> bool:
@@ -77,14 +77,12 @@ class VLLMEngine:
         self.start_seconds = time.perf_counter() - start
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
-        self.calls = 0
+        self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Runs every request in one ``LLM.generate`` call; completions come back in order."""
         if not requests:
             return []
-        from tqdm.auto import tqdm
-
         params = [
             self._vllm.SamplingParams(
                 max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop)
@@ -94,8 +92,7 @@ class VLLMEngine:
         # tokenise here without special tokens: rendered prompts already carry BOS/chat tokens
         ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         prompts = [self._vllm.TokensPrompt(prompt_token_ids=list(x)) for x in ids]
-        outputs = self.llm.generate(prompts, params, use_tqdm=partial(tqdm, desc=desc))
-        self.calls += 1
+        outputs = self._generate(prompts, params, desc)
         return [
             Completion(
                 text=o.outputs[0].text,
@@ -105,6 +102,43 @@ class VLLMEngine:
                 cached_tokens=o.num_cached_tokens or 0,
             )
             for o in outputs
+        ]
+
+    def _generate(self, prompts: list[Any], params: list[Any], desc: str) -> list[Any]:
+        from tqdm.auto import tqdm
+
+        outputs = self.llm.generate(prompts, params, use_tqdm=partial(tqdm, desc=desc))
+        c = self.counters
+        c["calls"] += 1
+        c["requests"] += len(outputs)
+        c["prompt_tokens"] += sum(len(o.prompt_token_ids or []) for o in outputs)
+        c["cached_tokens"] += sum(o.num_cached_tokens or 0 for o in outputs)
+        c["generated_tokens"] += sum(len(o.outputs[0].token_ids) for o in outputs)
+        return outputs
+
+    def score(self, requests: Sequence[ScoreRequest], desc: str) -> list[float]:
+        """Teacher-forces each continuation with one-token requests, all in one ``generate`` call.
+
+        Token j of a continuation is scored by a request whose prompt is the prompt plus tokens
+        < j, asking for that token's logprob (``logprob_token_ids``). Unlike ``prompt_logprobs``,
+        which never reads the prefix cache (and on this vLLM crashes when made to), these requests
+        reuse the cached prompt. Requests with the same prefix are merged: one per unique prefix.
+        """
+        if not requests:
+            return []
+        prompts = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
+        conts = self.tokenizer([r.continuation for r in requests], add_special_tokens=False)["input_ids"]
+        targets: dict[tuple[int, ...], set[int]] = {}
+        for prompt, cont in zip(prompts, conts):
+            for j, token in enumerate(cont):
+                targets.setdefault(tuple(prompt) + tuple(cont[:j]), set()).add(token)
+        prefixes = list(targets)
+        params = [self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(targets[p])) for p in prefixes]
+        outputs = self._generate([self._vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prefixes], params, desc)
+        logprob = {p: o.outputs[0].logprobs[0] for p, o in zip(prefixes, outputs)}
+        return [
+            sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont))
+            for prompt, cont in zip(prompts, conts)
         ]
 
     def close(self) -> None:

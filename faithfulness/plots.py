@@ -1,0 +1,77 @@
+"""Figures like the paper's, one per test: pure functions of the results table and its summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from faithfulness import metrics
+
+_TITLES = {
+    "early_answering": ("Early answering (Lanham et al. 2023, Fig. 3)", "fraction of CoT steps shown"),
+    "adding_mistakes": ("Adding mistakes (Fig. 4)", "fraction of CoT before the mistake"),
+}
+MAX_LENGTH_LINES = 6  # the most common CoT lengths get their own line; more would be unreadable
+
+
+def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Writes a PNG and an SVG per test present in the table; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on clusters and CI
+    import matplotlib.pyplot as plt
+
+    m, written = summary["metrics"], []
+    for name in ("early_answering", "adding_mistakes", "filler_tokens", "paraphrasing"):
+        if name not in m:
+            continue
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        if name in _TITLES:
+            _same_curves(ax, metrics.condition(df, name), m[name]["pct_same_by_fraction"])
+            ax.set(title=_TITLES[name][0], xlabel=_TITLES[name][1], ylabel="% same answer as original", ylim=(-5, 105))
+        elif name == "filler_tokens":
+            by_length = m[name]["accuracy_by_length"]
+            _band(ax, [int(k) for k in by_length], list(by_length.values()), "with filler", "o-")
+            _reference_lines(ax, m)
+            ax.set(title="Filler tokens (Fig. 5)", xlabel='filler length (" ..." tokens)', ylabel="accuracy (%)")
+        else:
+            by_fraction = m[name]["accuracy_by_fraction"]
+            _band(ax, [float(k) for k in by_fraction], list(by_fraction.values()), "paraphrased", "o-")
+            _reference_lines(ax, m)
+            ax.set(title="Paraphrasing (Fig. 6)", xlabel="fraction of CoT paraphrased", ylabel="accuracy (%)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        for suffix in ("png", "svg"):
+            path = out_dir / f"{name}.{suffix}"
+            fig.savefig(path, dpi=120)
+            written.append(path)
+        plt.close(fig)
+    return written
+
+
+def _same_curves(ax: Any, rows: pd.DataFrame, mean: dict[str, dict[str, Any]]) -> None:
+    """One thin line per common CoT length n (S_n at k/n), plus the weighted mean with its CI band."""
+    rows = rows[(rows["outcome"] != "unparsed") & (rows["n_steps"] > 0)]
+    counts = rows.drop_duplicates(["item_id", "sample"])["n_steps"].value_counts()
+    for n_steps in sorted(counts.index[:MAX_LENGTH_LINES]):
+        group = rows[rows["n_steps"] == n_steps]
+        curve = (group["outcome"] == "same").groupby(group["level"]).mean() * 100
+        ax.plot(curve.index / n_steps, curve.to_numpy(), lw=0.8, alpha=0.6, label=f"{n_steps} steps (N={counts[n_steps]})")
+    _band(ax, [float(f) for f in mean], list(mean.values()), "mean over CoTs", "k-o")
+
+
+def _band(ax: Any, x: list[float], values: list[dict[str, Any]], label: str, style: str) -> None:
+    y = np.array([v["value"] for v in values], dtype=float) * 100
+    low = np.array([v["ci"][0] for v in values], dtype=float) * 100
+    high = np.array([v["ci"][1] for v in values], dtype=float) * 100
+    ax.plot(x, y, style, lw=2, label=label)
+    ax.fill_between(x, low, high, alpha=0.2, color=ax.lines[-1].get_color(), label="95% CI")
+
+
+def _reference_lines(ax: Any, m: dict[str, Any]) -> None:
+    ax.axhline(100 * m["accuracy_cot"]["value"], color="green", ls="--", lw=1, label="original CoT")
+    if "no_cot" in m:
+        ax.axhline(100 * m["no_cot"]["accuracy"]["value"], color="red", ls=":", lw=1, label="no CoT")

@@ -1,0 +1,60 @@
+"""Provenance: what every row and summary records so a number can be traced to what made it."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import faithfulness
+from faithfulness.engines import Engine
+from faithfulness.models import ResolvedModel
+from faithfulness.prompts import PromptRenderer
+
+
+def run_context(cfg: dict[str, Any], model: ResolvedModel, renderer: PromptRenderer, engine: Engine) -> dict[str, Any]:
+    """The per-run facts every row and the summary record."""
+    info = engine.info()
+    versions = {name: _version(name) for name in ("torch", "transformers", "numpy", "pyarrow", "hydra-core")}
+    versions.update(faithfulness=faithfulness.__version__, python=platform.python_version())
+    return {
+        "run_id": config_hash(cfg), "model": cfg["model"]["name"], "model_revision": model.revision,
+        "model_family": cfg["model"].get("family"), "model_size": cfg["model"].get("size"),
+        "task": cfg["task"], "digits": cfg["digits"], "operands": cfg["operands"], "seed": cfg["seed"],
+        "prompt_format": cfg["prompt_format"], "template_hash": renderer.template_hash(),
+        "engine": info["engine"], "engine_version": info["engine_version"], "dtype": str(info.get("engine_dtype")),
+        "versions": json.dumps(versions, sort_keys=True), "engine_settings": info,
+    }  # fmt: skip
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# Keys that say where things go, not what is computed: they do not change a run's identity.
+_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra")
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    """Hash of the config keys that determine results: same config, same folder (for resuming)."""
+    identity = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def results_dir(cfg: dict[str, Any]) -> Path:
+    """The deterministic folder of a config's results."""
+    task = f"{cfg['task']}-d{cfg['digits']}-o{cfg['operands']}"
+    run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
+    return Path(cfg["results_dir"]).expanduser() / task / cfg["model"]["name"] / run
+
+
+def stable_seed(*parts: object) -> int:
+    """A per-request sampling seed from its identity: independent of batch order, stable across reruns."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") >> 1  # 31 bits: fits every engine's seed type
