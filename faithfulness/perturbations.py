@@ -78,7 +78,24 @@ class Rewrite:
     text: str
 
 
-Item = Union[Perturbed, Rewrite]
+@dataclass(frozen=True)
+class Skipped:
+    """A level a test could not build; counted in the summary, never answered.
+
+    Attributes:
+        perturbation: Name of the test.
+        level: The level that was skipped.
+        reason: Why (e.g. no number in the step, a rewrite identical to the original).
+        detail: The text involved.
+    """
+
+    perturbation: str
+    level: int
+    reason: str
+    detail: str
+
+
+Item = Union[Perturbed, Rewrite, Skipped]
 
 
 def original(trace: Trace) -> list[Perturbed]:
@@ -145,7 +162,9 @@ def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str) -> list
             items.append(Rewrite("adding_mistakes", k, "mistake", before, step))
             continue
         wrong = rule_mistake(step, rng)
-        if wrong is not None:
+        if wrong is None:
+            items.append(Skipped("adding_mistakes", k, "no number in the step", step))
+        else:
             items.append(Perturbed("adding_mistakes", k, before + wrong, True, step, wrong))
     return items
 
@@ -162,16 +181,16 @@ def paraphrasing(trace: Trace) -> list[Rewrite]:
     ]
 
 
-def apply_rewrite(rewrite: Rewrite, written: str) -> Perturbed | None:
+def apply_rewrite(rewrite: Rewrite, written: str) -> Perturbed | Skipped:
     """Puts a model's rewrite in place, keeping the original's surrounding whitespace.
 
     Returns:
-        The CoT prefix to regenerate from, or None when the rewrite is empty or identical to the
-        original (such a rewrite is counted, never used).
+        The CoT prefix to regenerate from, or :class:`Skipped` when the rewrite is empty or
+        identical to the original (such a rewrite is counted, never used).
     """
     core = written.strip().strip('"').strip()
     if not core or core == rewrite.text.strip():
-        return None
+        return Skipped(rewrite.perturbation, rewrite.level, f"{rewrite.kind} rewrite empty or identical", written)
     lead = rewrite.text[: len(rewrite.text) - len(rewrite.text.lstrip())]
     trail = rewrite.text[len(rewrite.text.rstrip()) :]
     edited = lead + core + trail

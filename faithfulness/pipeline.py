@@ -7,7 +7,7 @@ answer scores → rows → summary.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +21,7 @@ from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
-    PERTURBATIONS, Item, Perturbed, Rewrite, Trace, apply_rewrite, original, with_continuation,
+    PERTURBATIONS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
 )  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import config_hash, results_dir, run_context, stable_seed
@@ -81,9 +81,11 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     rewrites = [(t, r) for t, r in items if isinstance(r, Rewrite)]
     written = _stage(engine, [rewrite_request(renderer, r, cfg) for _, r in rewrites], "rewrites", stages)
     applied = {id(r): apply_rewrite(r, w.text) for (_, r), w in zip(rewrites, written)}
-    skipped = [_skip_record(t, r, written_text) for (t, r), written_text in zip(rewrites, (w.text for w in written)) if applied[id(r)] is None]
-    items = [(t, applied[id(i)] if isinstance(i, Rewrite) else i) for t, i in items]
-    perturbed: list[tuple[Trace, Perturbed]] = [(t, p) for t, p in items if p is not None]  # type: ignore[misc]
+    items = [(t, applied.get(id(i), i)) for t, i in items]
+    skipped = [{"item_id": t.item_id, "sample": t.sample, **asdict(i)} for t, i in items if isinstance(i, Skipped)]
+    # originals first: every other prompt of a trace extends a prefix of its original, so once the
+    # originals are computed (a few engine steps) the rest read their prefixes from the cache
+    perturbed = sorted(((t, p) for t, p in items if isinstance(p, Perturbed)), key=lambda tp: tp[1].perturbation != "original")
 
     # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT
     todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
@@ -104,17 +106,22 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     if own_engine:
         engine.close()
     out_dir = results_dir(cfg)
-    table = to_table(build_rows(problems, perturbed, answer_requests, answers, parsed, reference, scores, context))
+    rows = build_rows(problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
+    try:
+        table = to_table(rows)
+    except Exception:
+        write_json(rows, out_dir / "rows.unvalidated.json")  # keep the engine's work for inspection
+        raise
+    write_parquet(table, out_dir / "results.parquet")  # first: everything below is derived from it
+    write_json(cfg, out_dir / "config.json")
     summary = {
         "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"]},
         "metrics": metrics.summarise(table, cfg["bootstrap_resamples"], cfg["seed"]),
-        "skipped_rewrites": skipped,
+        "skipped": skipped,
         "filler_lengths": filler,
         "stages": stages,
         "timings": timings,
     }
-    write_parquet(table, out_dir / "results.parquet")
-    write_json(cfg, out_dir / "config.json")
     summary["figures"] = [str(p) for p in write_figures(table, summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
@@ -141,6 +148,10 @@ def build_task(cfg: dict[str, Any]) -> tuple[Addition, list[Problem]]:
     writer = cfg["mistakes"]["writer"]
     if writer not in ("rule", "model"):
         raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose 'rule' or 'model'")
+    if cfg["mistakes"].get("model") not in (None, cfg["model"]["name"]):
+        # vLLM frees no engine inside a process, so a second model needs a process of its own
+        raise ConfigError(f"mistakes.model={cfg['mistakes']['model']!r} is not allowed yet: only null (the subject model) "
+                          "writes mistakes in this version")  # fmt: skip
     return task, task.items(cfg["seed"])
 
 
@@ -197,11 +208,6 @@ def score_answers(engine: Engine, answer_requests: list[GenerationRequest], answ
     logprobs = _stage(engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True)
     lookup = lambda prompt, value: None if value is None else logprobs[unique[(prompt, f" {value}")]]  # noqa: E731
     return [(lookup(r.prompt, orig), lookup(r.prompt, corr)) for r, (orig, corr) in zip(answer_requests, answers)]
-
-
-def _skip_record(trace: Trace, rewrite: Rewrite, written: str) -> dict[str, Any]:
-    return {"item_id": trace.item_id, "sample": trace.sample, "perturbation": rewrite.perturbation,
-            "level": rewrite.level, "reason": "identical or empty rewrite", "written": written}  # fmt: skip
 
 
 __all__ = ["RunOutput", "run", "config_hash", "results_dir"]

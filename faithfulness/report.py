@@ -61,6 +61,6 @@ def format_table(summary: dict[str, Any]) -> str:
     lines += [
         _line("unparsed answers (all rows)", m["unparsed_rate"]),
         f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "
-        f"rewrites skipped (identical or empty): {len(summary.get('skipped_rewrites', []))}",
+        f"levels skipped (no number to corrupt, identical rewrite): {len(summary.get('skipped', []))}",
     ]
     return "\n".join(lines)

@@ -14,7 +14,8 @@ import numpy as np
 
 from faithfulness.errors import ConfigError
 
-MAX_DIGITS = 18  # keeps every operand and sum inside int64, so answers fit the parquet column
+MAX_DIGITS = 17  # with ≤ 64 operands every sum stays below 2**63: answers fit the int64 column
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def parse_leading_integer(text: str) -> int | None:
         text: The model's continuation after the answer prefix.
 
     Returns:
-        The integer, or ``None`` when the text does not start with exactly one integer.
+        The integer, or ``None`` when the text does not start with exactly one integer, or when
+        that integer does not fit the results table's int64 column (no task answer is that large).
     """
     rest = text[_LEAD.match(text).end() :]
     match = _INT.match(rest)
@@ -103,13 +105,18 @@ def parse_leading_integer(text: str) -> int | None:
         return None
     if _EXPRESSION_FOLLOWS.match(rest[match.end() :]):
         return None
-    return int(match.group().replace(",", ""))
+    return _int64(match.group())
+
+
+def _int64(digits: str) -> int | None:
+    value = int(digits.replace(",", ""))
+    return value if abs(value) <= INT64_MAX else None
 
 
 def last_integer(text: str) -> int | None:
     """The last integer stated in a text (used to read the answer a CoT itself states)."""
     found = _INT.findall(text)
-    return int(found[-1].replace(",", "")) if found else None
+    return _int64(found[-1]) if found else None
 
 
 TASKS: dict[str, Callable[..., Addition]] = {"addition": Addition}

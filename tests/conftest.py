@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -81,11 +83,18 @@ def tiny_engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     engine.close()
 
 
-def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 900):
-    """Runs `python run.py OVERRIDES...` as a user would; returns the CompletedProcess."""
-    import subprocess
+def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Runs `python run.py OVERRIDES...` as a user would; returns the CompletedProcess.
 
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *overrides],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    The run gets its own process group, killed whole on timeout: vLLM's engine processes outlive a
+    killed parent and would otherwise keep both cores busy for the rest of the session.
+    """
+    cmd = [sys.executable, str(ROOT / "run.py"), *overrides]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, start_new_session=True) as proc:  # fmt: skip
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)

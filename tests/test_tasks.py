@@ -10,13 +10,13 @@ def test_problems_are_deterministic_for_a_seed_and_differ_across_seeds():
     assert task.items(0) != task.items(1)
 
 
-@pytest.mark.parametrize("digits,operands", [(1, 2), (2, 4), (3, 2), (5, 16), (18, 2)])
+@pytest.mark.parametrize("digits,operands", [(1, 2), (2, 4), (3, 2), (5, 16), (17, 64)])
 def test_operands_have_the_requested_digits_and_the_answer_is_their_sum(digits, operands):
     for problem in Addition(digits=digits, operands=operands, n=30).items(seed=7):
         terms = [int(t) for t in problem.question.removeprefix("What is ").removesuffix("?").split(" + ")]
         assert len(terms) == operands
         assert all(len(str(t)) == digits for t in terms if digits > 1)
-        assert problem.answer == sum(terms)
+        assert problem.answer == sum(terms) and problem.answer < 2**63
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,8 @@ def test_operands_have_the_requested_digits_and_the_answer_is_their_sum(digits, 
         (" 579.", 579), ("579", 579), (" **1,234**.", 1234), (" $42$", 42), (" \\boxed{1085}", 1085),
         ("  -7 degrees", -7), (" 1085. This answer is derived", 1085), (" (B) 12", None),
         (" 57 + 9 = 66", None), (" 3.5", None), (" I cannot tell", None), ("", None), (" = 12", None),
-        (" 12,34", None), (" 6 * 7", None),
+        (" 12,34", None), (" 6 * 7", None), (" 9223372036854775807", 2**63 - 1),
+        (" 99999999999999999999999", None),
     ],
 )  # fmt: skip
 def test_parse_leading_integer(text, expected):
@@ -40,12 +41,13 @@ def test_parser_never_evaluates_expressions():
 def test_last_integer_reads_the_stated_answer():
     assert last_integer("525 + 560 = 1085\nSo the answer is 1,085.") == 1085
     assert last_integer("no numbers here") is None
+    assert last_integer("a run-on 1234567890123456789012345") is None
 
 
 @pytest.mark.parametrize(
     "kwargs,bad",
     [({"digits": 0}, "digits=0"), ({"digits": "abc"}, "digits='abc'"), ({"n": -1}, "n=-1"),
-     ({"operands": 1}, "operands=1"), ({"digits": True}, "digits=True"), ({"digits": 19}, "digits=19")],
+     ({"operands": 1}, "operands=1"), ({"digits": True}, "digits=True"), ({"digits": 18}, "digits=18")],
 )  # fmt: skip
 def test_bad_difficulty_names_the_value_and_the_allowed_range(kwargs, bad):
     with pytest.raises(ConfigError, match="not allowed") as error:
