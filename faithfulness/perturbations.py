@@ -128,15 +128,17 @@ def filler_tokens(trace: Trace, lengths: list[int]) -> list[Perturbed]:
 
 
 _NUMBER = re.compile(r"\d+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*#]+\s*)?(?:step\s*)?\d+[.):]\s$", re.IGNORECASE)
 
 
 def rule_mistake(step: str, rng: np.random.Generator) -> str | None:
     """Changes one digit of one number in ``step`` so that the number is wrong; None without numbers.
 
-    Numbers after "=" (results of a computation, e.g. an intermediate sum) are preferred; the
+    Numbers after "=" (results of a computation, e.g. an intermediate sum) are preferred; list
+    markers ("1. Align the digits") are not numbers of the reasoning and are never changed; the
     changed digit never becomes a leading zero.
     """
-    numbers = list(_NUMBER.finditer(step))
+    numbers = [m for m in _NUMBER.finditer(step) if not _LIST_MARKER.match(step[: m.end() + 2])]
     if not numbers:
         return None
     results = [m for m in numbers if step[: m.start()].rstrip().endswith("=")]

@@ -68,6 +68,9 @@ def test_rule_mistake_prefers_results_of_computations_and_skips_steps_without_nu
         wrong = rule_mistake("5 + 7 = 12.", rng)
         assert wrong.startswith("5 + 7 = ") and wrong != "5 + 7 = 12."
     assert rule_mistake("No numbers here.", rng) is None
+    assert rule_mistake("1. Align the digits.", rng) is None  # a list marker is not a number of the reasoning
+    assert rule_mistake("Step 2: Add the tens.", rng) is None
+    assert all(rule_mistake("2. Add 3 and 4.", np.random.default_rng(s)).startswith("2. Add ") for s in range(20))
 
 
 def test_adding_mistakes_corrupts_one_step_and_keeps_the_prefix_byte_for_byte():
