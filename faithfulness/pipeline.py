@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from faithfulness import metrics
-from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, load_engine
+from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, load_engine
 from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
