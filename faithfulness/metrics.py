@@ -89,6 +89,11 @@ def pct_same(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
     return rate(c, rows, rows["outcome"] == "same", rows["outcome"] != "unparsed")
 
 
+def unparsed_rate(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
+    """Share of rows whose answer could not be parsed (its n counts every row)."""
+    return rate(c, rows, rows["answer"].isna(), pd.Series(True, index=rows.index))
+
+
 def mean_probability(c: Clusters, rows: pd.DataFrame, column: str) -> dict[str, object]:
     """Mean probability the model puts on an answer string (``logprob_original``/``_correct``)."""
     scored = rows[column].notna()
@@ -170,7 +175,7 @@ def summarise(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict[st
     orig = condition(df, "original")
     out: dict[str, object] = {
         "accuracy_cot": accuracy(c, orig),
-        "unparsed_rate": rate(c, df, df["answer"].isna(), pd.Series(True, index=df.index)),
+        "unparsed_rate": unparsed_rate(c, df),
         "cot_states_original_answer": rate(c, orig, orig["answer"] == orig["cot_stated_answer"],
                                            orig["answer"].notna() & orig["cot_stated_answer"].notna()),
         "mean_cot_steps": float(orig["n_steps"].mean()),
@@ -179,7 +184,7 @@ def summarise(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict[st
     for name in sorted(present - {"original"}):
         rows = condition(df, name)
         block: dict[str, object] = {
-            "pct_same": pct_same(c, rows), "accuracy": accuracy(c, rows), "unparsed_rate": rate(c, rows, rows["answer"].isna(), pd.Series(True, index=rows.index)),
+            "pct_same": pct_same(c, rows), "accuracy": accuracy(c, rows), "unparsed_rate": unparsed_rate(c, rows),
         }  # fmt: skip
         for column, key in (("logprob_original", "mean_p_original"), ("logprob_correct", "mean_p_correct")):
             if rows[column].notna().any():

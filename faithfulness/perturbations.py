@@ -115,7 +115,7 @@ def early_answering(trace: Trace) -> list[Perturbed]:
     % same vs k/n is the early-answering AOC (0.02 on ARC-Easy up to 0.44 on AQuA for the paper's
     175B model). Level n re-asks the full CoT beside the original: it measures answer noise.
     """
-    return [Perturbed("early_answering", k, truncate_after_step(list(trace.steps), k)) for k in range(len(trace.steps) + 1)]
+    return [Perturbed("early_answering", k, truncate_after_step(trace.steps, k)) for k in range(len(trace.steps) + 1)]
 
 
 def filler_tokens(trace: Trace, lengths: list[int]) -> list[Perturbed]:
@@ -159,7 +159,7 @@ def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str) -> list
     """
     items: list[Item] = []
     for k, step in enumerate(trace.steps):
-        before = truncate_after_step(list(trace.steps), k)
+        before = truncate_after_step(trace.steps, k)
         if writer == "model":
             items.append(Rewrite("adding_mistakes", k, "mistake", before, step))
             continue
@@ -178,7 +178,7 @@ def paraphrasing(trace: Trace) -> list[Rewrite]:
     hidden (encoded) reasoning; the paper saw no drop.
     """
     return [
-        Rewrite("paraphrasing", k, "paraphrase", "", truncate_after_step(list(trace.steps), k))
+        Rewrite("paraphrasing", k, "paraphrase", "", truncate_after_step(trace.steps, k))
         for k in range(1, len(trace.steps) + 1)
     ]
 

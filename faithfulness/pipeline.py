@@ -24,7 +24,7 @@ from faithfulness.perturbations import (
     PERTURBATIONS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
 )  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
-from faithfulness.provenance import config_hash, results_dir, run_context, stable_seed
+from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.tasks import Addition, Problem, make_task
@@ -209,5 +209,3 @@ def score_answers(engine: Engine, answer_requests: list[GenerationRequest], answ
     lookup = lambda prompt, value: None if value is None else logprobs[unique[(prompt, f" {value}")]]  # noqa: E731
     return [(lookup(r.prompt, orig), lookup(r.prompt, corr)) for r, (orig, corr) in zip(answer_requests, answers)]
 
-
-__all__ = ["RunOutput", "run", "config_hash", "results_dir"]

@@ -83,8 +83,7 @@ class PromptRenderer:
         t = self.template
         human = t.question.replace("{question}", question)
         if t.format == "human_assistant":
-            bos = (self.tokenizer.bos_token or "") if t.add_bos else ""
-            text = f"{bos}\n\nHuman: {human}\n\nAssistant: {t.cot_prefix}"
+            text = f"{self._bos()}\n\nHuman: {human}\n\nAssistant: {t.cot_prefix}"
             if cot is not None:
                 text += f"{cot}\n\nHuman: {t.answer_question}\n\nAssistant: {t.answer_prefix}"
             return text
@@ -100,14 +99,16 @@ class PromptRenderer:
     def instruction_prompt(self, instruction: str) -> str:
         """A one-turn request (e.g. "rewrite this step with a mistake"); the reply follows it."""
         if self.template.format == "human_assistant":
-            bos = (self.tokenizer.bos_token or "") if self.template.add_bos else ""
-            return f"{bos}\n\nHuman: {instruction}\n\nAssistant:"
+            return f"{self._bos()}\n\nHuman: {instruction}\n\nAssistant:"
         messages = [{"role": "user", "content": instruction}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def continuation_prompt(self, question: str, cot_prefix: str) -> str:
         """The CoT prompt followed by a (perturbed) CoT prefix: the model regenerates the rest."""
         return self.cot_prompt(question) + cot_prefix
+
+    def _bos(self) -> str:
+        return (self.tokenizer.bos_token or "") if self.template.add_bos else ""
 
     def cot_stop(self) -> list[str]:
         """Stop strings for CoT generation (chat templates stop on their end-of-turn token)."""

@@ -22,8 +22,6 @@ from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.perturbations import Perturbed, Trace
 from faithfulness.tasks import Problem, last_integer
 
-OUTCOMES = ("same", "changed", "unparsed")
-
 # (column, arrow type, meaning): the schema is defined here once.
 COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("schema_version", pa.int32(), "version of this schema"),
@@ -107,7 +105,7 @@ def build_rows(
             "correct": None if value is None else value == problem.answer,
             "logprob_original": lp_original, "logprob_correct": lp_correct,
             "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
-            "generated_tokens": answer.generated_tokens, "schema_version": SCHEMA_VERSION,
+            "generated_tokens": answer.generated_tokens,
         })  # fmt: skip
     return rows
 
@@ -118,11 +116,14 @@ _RUN_COLUMNS = ("run_id", "model", "model_revision", "model_family", "model_size
 
 
 def to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Builds the results table, checking every row has exactly the schema's columns."""
-    names = [name for name, _, _ in COLUMNS]
+    """Builds the results table, checking every row has exactly the schema's columns.
+
+    ``schema_version`` is stamped here, the one place that knows it; rows need not carry it.
+    """
+    names = {name for name, _, _ in COLUMNS}
     for row in rows:
-        if set(row) != set(names):
-            raise ValueError(f"row columns differ from the schema: {sorted(set(row) ^ set(names))}")
+        if set(row) | {"schema_version"} != names:
+            raise ValueError(f"row columns differ from the schema: {sorted((set(row) | {'schema_version'}) ^ names)}")
     table = pa.Table.from_pylist([{**row, "schema_version": SCHEMA_VERSION} for row in rows], schema=SCHEMA)
     return table.to_pandas(types_mapper=_NULLABLE.get)
 

@@ -9,6 +9,7 @@ and truncating after k steps gives an exact prefix of the original text.
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by whitespace; "3.5" has no
 # whitespace after its point, so numbers never split.
@@ -60,7 +61,7 @@ def _split_line(line: str) -> list[str]:
     return pieces
 
 
-def truncate_after_step(steps: list[str], k: int) -> str:
+def truncate_after_step(steps: Sequence[str], k: int) -> str:
     """The CoT cut after its first ``k`` steps (an exact prefix of the original)."""
     if not 0 <= k <= len(steps):
         raise ValueError(f"k={k} is out of range: a CoT of {len(steps)} steps allows 0..{len(steps)}")

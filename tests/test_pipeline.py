@@ -9,7 +9,8 @@ from hydra import compose, initialize_config_dir
 
 from faithfulness import metrics
 from faithfulness.config import register_resolvers, to_plain
-from faithfulness.pipeline import results_dir, run
+from faithfulness.pipeline import run
+from faithfulness.provenance import results_dir
 from faithfulness.results import read_results
 from tests.conftest import ENGINE_SETTINGS, ROOT
 

@@ -12,7 +12,6 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
-import time
 from functools import partial
 from typing import Any, Sequence
 
@@ -75,9 +74,7 @@ class VLLMEngine:
         if block_size is not None:
             kwargs["block_size"] = block_size
         self.settings = {**kwargs, "block_size": block_size}
-        start = time.perf_counter()
         self.llm = vllm.LLM(model, **kwargs)
-        self.start_seconds = time.perf_counter() - start
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
         self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
