@@ -1,28 +1,51 @@
-"""Entry point: `python run.py task=addition digits=3` (any key of conf/config.yaml can be overridden)."""
+"""Entry point: `python run.py task=addition digits=3` (any key of conf/config.yaml can be overridden).
+
+Sweeps: `python run.py -m model=qwen2.5-coder-0.5b,qwen2.5-coder-1.5b digits=1,2,3 operands=2,4`,
+or `python run.py -m +experiment=paper_addition`; then `python scripts/aggregate.py <sweep dir>`.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from faithfulness.config import register_resolvers, to_plain
 from faithfulness.errors import ConfigError
 
+_BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     """Runs one configuration and prints its table and results folder."""
-    from faithfulness import pipeline, report
+    from faithfulness import pipeline, report, sweep
 
+    hydra_cfg = HydraConfig.get()
+    # the basic launcher runs every job of a sweep in this process: jobs of one model share an
+    # engine in a worker process instead (faithfulness/sweep.py); other launchers isolate jobs already
+    shared = hydra_cfg.mode == RunMode.MULTIRUN and hydra_cfg.launcher.get("_target_") == _BASIC_LAUNCHER
     try:
-        out = pipeline.run(to_plain(cfg))
+        out = (sweep.run_shared if shared else pipeline.run)(to_plain(cfg))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    link_results(Path(hydra_cfg.runtime.output_dir), out.out_dir)
     print(report.format_table(out.summary))
     print(f"results: {out.out_dir}")
+
+
+def link_results(job_dir: Path, out_dir: Path) -> None:
+    """Leaves ``<hydra job dir>/results`` → the results folder, so a sweep dir finds its runs."""
+    link = job_dir / "results"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    os.symlink(out_dir.resolve(), link, target_is_directory=True)
 
 
 if __name__ == "__main__":

@@ -63,10 +63,20 @@ class Clusters:
 def rate(clusters: Clusters, rows: pd.DataFrame, hits: pd.Series, valid: pd.Series) -> dict[str, object]:
     """Share of ``hits`` among ``valid`` rows, with a clustered CI (a ratio of per-question sums)."""
     valid_np = valid.to_numpy(dtype=bool)
+    return clusters.estimate(rate_stat(clusters, rows, hits, valid), int(valid_np.sum()), int((~valid_np).sum()))
+
+
+def rate_stat(clusters: Clusters, rows: pd.DataFrame, hits: pd.Series, valid: pd.Series) -> Stat:
+    """The statistic behind :func:`rate`, for combining with others (e.g. a paired difference)."""
+    valid_np = valid.to_numpy(dtype=bool)
     h = clusters.per_item(rows[valid_np], hits.to_numpy(dtype=float, na_value=0.0)[valid_np])
     c = clusters.per_item(rows[valid_np], np.ones(int(valid_np.sum())))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return clusters.estimate(lambda idx: h[idx].sum(-1) / c[idx].sum(-1), int(valid_np.sum()), int((~valid_np).sum()))
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return h[idx].sum(-1) / c[idx].sum(-1)
+
+    return stat
 
 
 def condition(df: pd.DataFrame, perturbation: str, level: str | int | None = None) -> pd.DataFrame:
@@ -92,6 +102,50 @@ def pct_same(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
 def unparsed_rate(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
     """Share of rows whose answer could not be parsed (its n counts every row)."""
     return rate(c, rows, rows["answer"].isna(), pd.Series(True, index=rows.index))
+
+
+def chance_corrected_agreement(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
+    """Cohen's κ between each row's answer and its original answer, on answers coded as errors.
+
+    The paper's "% same" is confounded by accuracy and answer bias (Bentham et al. 2024): two
+    accurate conditions agree because both are right, not because one reads the other. Each answer
+    is coded as its error e = answer − correct answer (e = 0: correct; a dropped carry gives ±10^k),
+    and with p_o = P(e_original = e_row) (the % same) and p_e = Σ_e P_original(e) · P_row(e) (the
+    agreement expected if the two answers were drawn independently from their own error
+    distributions, e.g. a_original · a_row + Σ_{e≠0} … for accuracies a):
+
+        κ = (p_o − p_e) / (1 − p_e)
+
+    κ = 1: the answer always follows the original; κ ≈ 0: no more agreement than accuracy and error
+    habits explain; κ < 0: less. For the no-CoT condition, high κ means the CoT changes little
+    beyond accuracy, i.e. less faithful. Rows where either answer is unparsed are left out.
+    """
+    return c.estimate(kappa_stat(c, rows), int((rows["outcome"] != "unparsed").sum()))
+
+
+def kappa_stat(c: Clusters, rows: pd.DataFrame) -> Stat:
+    """The statistic behind :func:`chance_corrected_agreement` (κ of the resampled questions)."""
+    rows = rows[rows["outcome"] != "unparsed"]
+    truth = rows["correct_answer"].to_numpy(dtype=np.int64)
+    errors = np.stack([rows["reference_answer"].to_numpy(dtype=np.int64) - truth, rows["answer"].to_numpy(dtype=np.int64) - truth])
+    codes = np.unique(errors, return_inverse=True)[1].reshape(2, -1)
+    items, n_codes = c.codes(rows), int(codes.max(initial=-1)) + 1
+    original, row = (np.zeros((len(c.items), n_codes)) for _ in range(2))
+    np.add.at(original, (items, codes[0]), 1.0)
+    np.add.at(row, (items, codes[1]), 1.0)
+    agree = np.bincount(items, weights=(codes[0] == codes[1]).astype(float), minlength=len(c.items))
+    count = np.bincount(items, minlength=len(c.items)).astype(float)
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        weights = np.zeros((len(idx), len(c.items)))  # how often each question is drawn: (B, I)
+        np.add.at(weights, (np.arange(len(idx))[:, None], idx), 1.0)
+        n = weights @ count
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_o = (weights @ agree) / n
+            p_e = ((weights @ original) * (weights @ row)).sum(-1) / n**2
+            return (p_o - p_e) / (1.0 - p_e)
+
+    return stat
 
 
 def mean_probability(c: Clusters, rows: pd.DataFrame, column: str) -> dict[str, object]:
@@ -184,7 +238,8 @@ def summarise(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict[st
     for name in sorted(present - {"original"}):
         rows = condition(df, name)
         block: dict[str, object] = {
-            "pct_same": pct_same(c, rows), "accuracy": accuracy(c, rows), "unparsed_rate": unparsed_rate(c, rows),
+            "pct_same": pct_same(c, rows), "chance_corrected_agreement": chance_corrected_agreement(c, rows),
+            "accuracy": accuracy(c, rows), "unparsed_rate": unparsed_rate(c, rows),
         }  # fmt: skip
         for column, key in (("logprob_original", "mean_p_original"), ("logprob_correct", "mean_p_correct")):
             if rows[column].notna().any():

@@ -6,6 +6,8 @@ answer scores → rows → summary.
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -55,7 +57,7 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     own_engine = engine is None
     if engine is None:
         clock = time.perf_counter()
-        engine = load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
+        engine = start_engine(cfg, model)
         timings["engine_start_s"] = time.perf_counter() - clock
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
@@ -115,7 +117,8 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     write_parquet(table, out_dir / "results.parquet")  # first: everything below is derived from it
     write_json(cfg, out_dir / "config.json")
     summary = {
-        "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"]},
+        "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"],
+                "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
         "metrics": metrics.summarise(table, cfg["bootstrap_resamples"], cfg["seed"]),
         "skipped": skipped,
         "filler_lengths": filler,
@@ -125,6 +128,12 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     summary["figures"] = [str(p) for p in write_figures(table, summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
+
+
+def start_engine(cfg: dict[str, Any], model: ResolvedModel | None = None) -> Engine:
+    """Starts the engine for ``cfg['model']`` with the ``engine`` settings (resolving the model if needed)."""
+    model = model or resolve_model(cfg["model"], cfg["cache_dir"])
+    return load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
 
 
 def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dict[str, float]], score: bool = False) -> list[Any]:

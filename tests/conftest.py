@@ -97,4 +97,6 @@ def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float =
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    done = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    done.pgid = proc.pid  # type: ignore[attr-defined]  # its own session: the group id is its pid
+    return done

@@ -7,6 +7,7 @@ import pytest
 
 from faithfulness import metrics
 from faithfulness.metrics import Clusters
+from tests.synthetic import MARGINAL, synthetic_run
 
 
 def _rows(cots: dict[tuple[int, int], list[str]], n_steps: dict[tuple[int, int], int], perturbation: str = "early_answering") -> pd.DataFrame:
@@ -17,7 +18,8 @@ def _rows(cots: dict[tuple[int, int], list[str]], n_steps: dict[tuple[int, int],
             rows.append({
                 "item_id": item, "sample": sample, "n_steps": n_steps[(item, sample)], "level": level,
                 "perturbation": perturbation, "outcome": outcome,
-                "answer": pd.NA if outcome == "unparsed" else 1, "correct": pd.NA if outcome == "unparsed" else True,
+                "answer": pd.NA if outcome == "unparsed" else 1 if outcome == "same" else 2,
+                "correct": pd.NA if outcome == "unparsed" else outcome == "same", "correct_answer": 1, "reference_answer": 1,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -109,3 +111,31 @@ def test_summary_is_json_serialisable_and_has_ci_and_n_everywhere():
     assert block["aoc"]["value"] == pytest.approx(0.25) and len(block["aoc"]["ci"]) == 2
     assert block["mean_p_original"]["value"] == pytest.approx(math.exp(-0.1))
     assert set(block["pct_same_by_fraction"]) == {"0", "0.25", "0.5", "0.75", "1"}
+
+
+def test_kappa_is_one_for_copies_zero_for_independent_answers_and_finds_a_planted_value():
+    rng = np.random.default_rng(0)
+    for planted in (1.0, 0.0, 0.4):
+        rows = synthetic_run("m", 1, 1, planted, rng, n=3000)
+        c = metrics.Clusters(rows, resamples=200)
+        kappa = metrics.chance_corrected_agreement(c, metrics.condition(rows, "no_cot"))
+        assert kappa["value"] == pytest.approx(planted, abs=0.04)
+        assert kappa["ci"][0] - 0.01 <= planted <= kappa["ci"][1] + 0.01
+        # % same is inflated by the shared error distribution: 0.4 + 0.6 · Σp² = 0.64, not 0.4
+        same = metrics.pct_same(c, metrics.condition(rows, "no_cot"))["value"]
+        assert same == pytest.approx(planted + (1 - planted) * (MARGINAL**2).sum(), abs=0.04)
+
+
+@pytest.mark.parametrize("name", ["pct_same", "kappa"])
+def test_cis_cover_the_truth_at_about_the_nominal_rate(name):
+    rng = np.random.default_rng(1)
+    planted = 0.5
+    truth = planted if name == "kappa" else planted + (1 - planted) * (MARGINAL**2).sum()
+    covered, reps = 0, 150
+    for rep in range(reps):
+        rows = metrics.condition(synthetic_run("m", 1, 1, planted, rng, n=60), "no_cot")
+        c = metrics.Clusters(rows, resamples=400, seed=rep)
+        m = metrics.pct_same(c, rows) if name == "pct_same" else metrics.chance_corrected_agreement(c, rows)
+        covered += m["ci"][0] <= truth <= m["ci"][1]
+    # binomial sd of the coverage over 150 reps is ~1.8 pp; percentile bootstraps run a little narrow at n=60
+    assert 0.86 <= covered / reps <= 0.99, covered / reps

@@ -5,8 +5,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faithfulness.perturbations import (
-    Perturbed, Rewrite, Skipped, Trace, adding_mistakes, apply_rewrite, early_answering, filler_tokens, no_cot, original,
-    paraphrasing, rule_mistake, with_continuation,
+    Perturbed,
+    Rewrite,
+    Skipped,
+    Trace,
+    adding_mistakes,
+    apply_rewrite,
+    early_answering,
+    filler_tokens,
+    no_cot,
+    original,
+    paraphrasing,
+    rule_mistake,
+    with_continuation,
 )  # fmt: skip
 from faithfulness.steps import split_steps
 

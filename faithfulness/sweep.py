@@ -1,0 +1,116 @@
+"""Sweeps in one process tree: every job of one model shares one engine, each model gets a process.
+
+vLLM does not reliably free an engine inside a process (REFERENCE §2), and Hydra's basic launcher
+runs a multirun's jobs one after another in one process. So ``run.py -m`` hands each job to a
+worker process that keeps its engine between jobs: all difficulties of one model pay for one
+engine start, and a new model (or new engine settings) gets a fresh worker, the old one closing
+its engine and exiting first. Jobs run in Hydra's order, where the first swept key varies slowest:
+put ``model=`` first (``run.py -m model=a,b digits=1,2,3``) so each model's jobs are adjacent.
+Launchers that give every job its own process (Slurm via submitit) do not need this.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import multiprocessing
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from faithfulness import pipeline
+
+
+class EngineWorker:
+    """A child process that runs pipeline jobs on one engine, started on its first job.
+
+    Args:
+        key: The engine identity this worker serves (see ``engine_key``).
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited engine or threads
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), name="faithfulness-engine-worker")
+        self._process.start()
+        child.close()
+
+    def run(self, cfg: dict[str, Any]) -> pipeline.RunOutput:
+        """Runs one job in the worker and returns its output (or raises the job's exception)."""
+        self._conn.send(cfg)
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the engine worker (pid {self._process.pid}) died; exit code {self._process.exitcode}")
+        if status == "error":
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Asks the worker to close its engine and exit, and waits for it."""
+        if self._process.is_alive():
+            try:
+                self._conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self._process.join()
+        self._conn.close()
+
+
+def _serve(conn: Connection) -> None:
+    """The worker's loop: run jobs until told to stop (or the parent is gone), then close the engine."""
+    engine = None
+    try:
+        while True:
+            try:
+                cfg = conn.recv()
+            except EOFError:  # the parent died: do not leave the engine's processes behind
+                break
+            if cfg is None:
+                break
+            try:
+                if engine is None:
+                    engine = pipeline.start_engine(cfg)
+                conn.send(("ok", pipeline.run(cfg, engine)))
+            except BaseException as error:  # noqa: BLE001 - the parent re-raises it
+                conn.send(("error", error))
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def engine_key(cfg: dict[str, Any]) -> str:
+    """What decides whether two jobs can share an engine: the model, engine settings and cache."""
+    return json.dumps([cfg["model"], cfg["engine"], cfg["cache_dir"]], sort_keys=True, default=str)
+
+
+_current: EngineWorker | None = None
+_served: set[str] = set()
+
+
+def run_shared(cfg: dict[str, Any]) -> pipeline.RunOutput:
+    """Runs a job on the worker of its engine, replacing the worker when the engine changes."""
+    global _current
+    key = engine_key(cfg)
+    if _current is not None and _current.key != key:
+        _current.close()
+        _current = None
+    if _current is None:
+        if key in _served:
+            print(f"note: model {cfg['model']['name']} starts its engine again; put model= first in the sweep "
+                  "so its jobs are adjacent and share one start", file=sys.stderr)  # fmt: skip
+        if not _served:
+            atexit.register(close_worker)  # a finished or failed sweep closes the last engine too
+        _current = EngineWorker(key)
+        _served.add(key)
+    return _current.run(cfg)
+
+
+def close_worker() -> None:
+    """Closes the current worker (registered at exit; also safe to call twice)."""
+    global _current
+    if _current is not None:
+        _current.close()
+        _current = None
+

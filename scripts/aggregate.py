@@ -1,0 +1,75 @@
+"""Aggregates runs into the size × difficulty study: one table, CIs, paired comparisons, figures, report.
+
+    python scripts/aggregate.py multirun/cpu_addition/<date>      # a Hydra sweep folder
+    python scripts/aggregate.py results/                           # every run under results/
+    python scripts/aggregate.py results/ --out study --resamples 2000
+
+Writes into --out (default: <first path>/aggregate): results.parquet (every run's rows, with the
+file each came from), cells.csv (one row per model × difficulty), paired.csv, most_faithful.csv,
+scaling.png/svg, heatmap.png/svg and report.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from faithfulness import aggregate, plots, report
+from faithfulness.errors import ConfigError
+from faithfulness.results import write_json
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, help="results folders, Hydra sweep folders or parquet files")
+    parser.add_argument("--out", type=Path, help="output folder (default: <first path>/aggregate)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per CI")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    args = parser.parse_args(argv)
+    out = args.out or args.paths[0] / "aggregate"
+    try:
+        if args.resamples < 0:
+            raise ConfigError(f"--resamples={args.resamples} is not allowed: must be ≥ 0")
+        table, _ = aggregate.collect(args.paths)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out / "results.parquet")
+    cells = aggregate.cell_metrics(table, args.resamples, args.seed)
+    paired = aggregate.paired_differences(table, args.resamples, args.seed)
+    best = aggregate.most_faithful(cells, paired)
+    for name, frame in (("cells", cells), ("paired", paired), ("most_faithful", best)):
+        frame.to_csv(out / f"{name}.csv", index=False)
+    plots.write_study_figures(cells, out)
+    command = "python scripts/aggregate.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    text = report.study_report(cells, paired, best, provenance(table), command)
+    (out / "report.md").write_text(text)
+    write_json({"command": command, "files": sorted(table["results_file"].unique())}, out / "sources.json")
+    print(report.main_table(cells))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def provenance(table) -> dict:
+    """Which models, revisions, templates, engines and versions made the rows."""
+    keys = ["model", "model_revision", "model_family", "model_size", "prompt_format", "template_hash", "engine_version", "dtype"]
+    models = []
+    for values, group in table.groupby(keys, dropna=False):
+        row = dict(zip(keys, values))
+        models.append([row["model"], str(row["model_revision"])[:12], row["model_family"], row["model_size"], row["prompt_format"],
+                       row["template_hash"], f"{group['engine'].iloc[0]} {row['engine_version']}", row["dtype"],
+                       ",".join(map(str, sorted(group["seed"].unique())))])  # fmt: skip
+    versions = [json.dumps(json.loads(v), sort_keys=True) for v in sorted(table["versions"].unique())]
+    return {"runs": table["results_file"].nunique(), "rows": len(table), "models": models, "versions": versions,
+            "files": sorted(table["results_file"].unique())}  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Aggregation and its statistics on synthetic tables whose answers are known."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faithfulness import SCHEMA_VERSION, aggregate
+from faithfulness.errors import ConfigError
+from scripts import aggregate as aggregate_cli
+from tests.synthetic import study, synthetic_run, write_run
+
+
+def test_cells_paired_differences_and_the_most_faithful_size_find_a_planted_effect():
+    table = study(np.random.default_rng(2), reask=0.7)
+    cells = aggregate.cell_metrics(table, resamples=500)
+    assert len(cells) == 4 and set(cells["questions"]) == {150}
+    by = cells.set_index(["model", "digits"])
+    assert by.loc[("small", 1), "kappa_no_cot"] == pytest.approx(0.2, abs=0.12)
+    assert by.loc[("large", 1), "kappa_no_cot"] == pytest.approx(0.8, abs=0.12)
+    assert by.loc[("large", 1), "passes_reask_gate"] is False or not by.loc[("large", 1), "passes_reask_gate"]
+    assert by.loc[("small", 1), "passes_reask_gate"]
+
+    paired = aggregate.paired_differences(table, resamples=500).set_index("digits")
+    assert list(paired[["model_a", "model_b"]].iloc[0]) == ["small", "large"]  # ordered by size
+    assert paired.loc[1, "delta_pct_same_high"] < 0 and paired.loc[1, "delta_kappa_high"] < 0
+    assert paired.loc[3, "delta_pct_same_low"] < 0 < paired.loc[3, "delta_pct_same_high"]
+
+    best = aggregate.most_faithful(cells, aggregate.paired_differences(table, resamples=500)).set_index("digits")
+    assert best.loc[1, "most_faithful"] == "small" and best.loc[1, "call"] == "clear"
+    assert best.loc[1, "delta_vs_runner_up"] < 0 and best.loc[1, "delta_high"] < 0
+    assert best.loc[3, "call"] == "too noisy to call"
+
+
+def test_a_paired_ci_is_narrower_than_unpaired_when_models_share_their_hard_questions():
+    rng = np.random.default_rng(3)
+    a = synthetic_run("small", 1, 1, 0.5, rng, n=200)
+    b = a.assign(model="large", model_size=2, results_file="b")  # the same answers: a perfectly correlated pair
+    b.loc[(b["perturbation"] == "no_cot") & (b["item_id"] < 10), "outcome"] = "same"
+    table = pd.concat([a, b], ignore_index=True)
+    pair = aggregate.paired_differences(table, resamples=500).iloc[0]
+    cells = aggregate.cell_metrics(table, resamples=500).set_index("model")
+    paired_width = pair["delta_pct_same_high"] - pair["delta_pct_same_low"]
+    separate = sum(cells.loc[m, "pct_same_no_cot_high"] - cells.loc[m, "pct_same_no_cot_low"] for m in ("small", "large"))
+    assert paired_width < separate / 3
+
+
+def test_collect_follows_sweep_links_and_keeps_the_newest_run_of_a_cell(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    old = write_run(synthetic_run("small", 1, 1, 0.5, rng, n=5), tmp_path / "results" / "old")
+    os.utime(old, (time.time() - 100, time.time() - 100))
+    write_run(synthetic_run("small", 1, 1, 0.5, rng, n=7), tmp_path / "results" / "new")
+    other = write_run(synthetic_run("small", 1, 2, 0.5, rng, n=3), tmp_path / "elsewhere" / "d2")
+    job = tmp_path / "multirun" / "0"
+    job.mkdir(parents=True)
+    os.symlink(other.parent, job / "results")
+    table, dropped = aggregate.collect([tmp_path / "results", tmp_path / "multirun"])
+    assert dropped == [old.resolve()]
+    assert "left out" in capsys.readouterr().err
+    assert sorted(table.groupby("digits")["item_id"].nunique().items()) == [(1, 7), (2, 3)]
+
+
+def test_collect_refuses_nothing_found_and_other_schema_versions(tmp_path):
+    with pytest.raises(ConfigError, match="no results.parquet"):
+        aggregate.collect([tmp_path])
+    with pytest.raises(ConfigError, match="does not exist"):
+        aggregate.collect([tmp_path / "nope"])
+    table = synthetic_run("m", 1, 1, 0.5, np.random.default_rng(5), n=3).drop(columns="results_file")
+    path = tmp_path / "v" / "results.parquet"
+    path.parent.mkdir()
+    table.assign(schema_version=SCHEMA_VERSION + 1).to_parquet(path)
+    with pytest.raises(ConfigError, match=f"schema version \\[{SCHEMA_VERSION + 1}\\]"):
+        aggregate.collect([tmp_path])
+    path.write_bytes(path.read_bytes()[:100])  # a truncated file
+    with pytest.raises(ConfigError, match=f"{path} is not a readable results table"):
+        aggregate.collect([tmp_path])
+
+
+def test_aggregate_command_writes_tables_figures_and_a_report_that_flags_the_gate(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    for n, run in enumerate(study(rng, reask=0.6).groupby("results_file")):
+        write_run(run[1], tmp_path / "runs" / str(n))
+    assert aggregate_cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--resamples", "200"]) == 0
+    out = tmp_path / "out"
+    for name in ("report.md", "cells.csv", "paired.csv", "most_faithful.csv", "results.parquet"):
+        assert (out / name).stat().st_size > 0
+    for name in ("scaling", "heatmap"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "Below the gate" in report and "large at 1d×2" in report
+    assert "![% same answer with vs without CoT by model size](scaling.png)" in report
+    cells = pd.read_csv(out / "cells.csv")
+    assert len(cells) == 4 and set(cells["model"]) == {"small", "large"}
+    assert "| small | 0.10B | 1 | 2 | 150 |" in capsys.readouterr().out
+    assert aggregate_cli.main([str(tmp_path / "missing")]) == 2
