@@ -14,14 +14,17 @@ from faithfulness.errors import ConfigError
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     """Runs one configuration and prints its table and results folder."""
-    from faithfulness import pipeline, report
+    from faithfulness import pipeline, report, tracking
 
     try:
-        out = pipeline.run(to_plain(cfg))
+        plain = to_plain(cfg)
+        wandb_settings = tracking.settings(plain)  # checked before the run: a typo must not cost the run
+        out = pipeline.run(plain)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(report.format_table(out.summary))
+    tracking.log_run(out.out_dir, wandb_settings, group=tracking.sweep_group())  # after the results are on disk
     print(f"results: {out.out_dir}")
 
 
