@@ -72,7 +72,7 @@ def test_bad_settings_are_one_clear_config_error(block, needle):
 
 
 def test_flatten_summary_keeps_every_metric_with_its_ci_and_n():
-    metric = lambda v, lo, hi, n: {"value": v, "ci": [lo, hi], "n": n, "unparsed": 1}  # noqa: E731
+    metric = lambda v, lo, hi, n: {"value": v, "ci": [lo, hi], "n": n, "unparsed": 1}
     summary = {
         "metrics": {
             "accuracy_cot": metric(0.5, 0.25, 0.75, 8), "mean_cot_steps": 3.5,
@@ -95,7 +95,7 @@ def test_flatten_summary_keeps_every_metric_with_its_ci_and_n():
 
 
 def test_curves_are_sorted_tables_of_every_fraction_and_length():
-    m = lambda v: {"value": v, "ci": [v - 0.1, v + 0.1], "n": 4}  # noqa: E731
+    m = lambda v: {"value": v, "ci": [v - 0.1, v + 0.1], "n": 4}
     metrics = {"accuracy_cot": m(0.5), "filler_tokens": {"accuracy_by_length": {"10": m(0.2), "2": m(0.3), "0": m(0.4)}},
                "paraphrasing": {"pct_same_by_fraction": {"1": m(0.9), "0.25": m(0.7)}, "aoc": m(0.1)}}  # fmt: skip
     out = tracking.curves(metrics)
@@ -134,7 +134,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def _leet(run_dir: Path, *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", *args, str(run_dir)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout
 
