@@ -16,6 +16,7 @@ def main(cfg: DictConfig) -> None:
     """Runs one configuration and prints its table and results folder."""
     from faithfulness import pipeline, report, tracking
 
+    register_resolvers()  # again here: a Slurm job unpickles main() without running this module's __main__ block
     try:
         plain = to_plain(cfg)
         wandb_settings = tracking.settings(plain)  # checked before the run: a typo must not cost the run
