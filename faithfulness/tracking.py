@@ -71,7 +71,10 @@ def _resolve_mode(mode: str) -> str:
         return mode
     env = os.environ.get("WANDB_MODE")
     if env:
-        return {"dryrun": "offline", "run": "online"}.get(env, env)
+        resolved = {"dryrun": "offline", "run": "online"}.get(env, env)
+        if resolved not in MODES[1:]:
+            raise ConfigError(f"WANDB_MODE={env!r} is not allowed with wandb.mode=auto: choose one of {list(MODES[1:])}")
+        return resolved
     return "online" if os.environ.get("WANDB_API_KEY") or _netrc_has_key() else "disabled"
 
 
@@ -114,15 +117,15 @@ def sweep_group() -> str | None:
 
 
 def _log(out_dir: Path, opts: Settings, group: str | None) -> str:
-    config = json.loads((out_dir / "config.json").read_text())
-    summary = json.loads((out_dir / "summary.json").read_text())
     with _wandb_files_in(Path(opts.dir).expanduser()):
-        return _log_to_wandb(out_dir, opts, group, config, summary)
+        return _log_to_wandb(out_dir, opts, group)
 
 
-def _log_to_wandb(out_dir: Path, opts: Settings, group: str | None, config: dict[str, Any], summary: dict[str, Any]) -> str:
+def _log_to_wandb(out_dir: Path, opts: Settings, group: str | None) -> str:
     import wandb  # here only: importing wandb costs a second and W&B is optional
 
+    config = json.loads((out_dir / "config.json").read_text())
+    summary = json.loads((out_dir / "summary.json").read_text())
     run_info = summary["run"]
     Path(opts.dir).expanduser().mkdir(parents=True, exist_ok=True)
     wb_settings = wandb.Settings(init_timeout=opts.timeout_s, silent=True, console="off", x_disable_stats=True,
@@ -142,8 +145,8 @@ def _log_to_wandb(out_dir: Path, opts: Settings, group: str | None, config: dict
                 run.log({f"figures/{path.stem}": wandb.Image(str(path))}, commit=False)
         table = results_sample(read_results(out_dir / "results.parquet"), opts.table_rows)
         run.log({"results": wandb.Table(dataframe=table)})
-        artifact = wandb.Artifact(f"results-{run_info['run_id']}", type="results",
-                                  description=f"faithfulness results of {out_dir}", metadata={"results_dir": str(out_dir)})  # fmt: skip
+        meta = {"results_dir": str(out_dir)}
+        artifact = wandb.Artifact(f"results-{run_info['run_id']}", type="results", metadata=meta)
         for name in ("results.parquet", "summary.json", "config.json"):
             artifact.add_file(str(out_dir / name), policy="immutable")  # final files: no staging copy
         run.log_artifact(artifact)

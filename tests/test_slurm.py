@@ -69,7 +69,8 @@ def test_sbatch_template_runs_a_job_array_of_hydra_overrides(slurm, tiny_model_d
            "scripts/slurm/run.sbatch", "--lines", str(tmp_path / "sweep.txt"),
            "model=hf", f"model.path={tiny_model_dir}", *TINY_RUN, f"results_dir={tmp_path / 'results'}"]  # fmt: skip
     try:
-        done = subprocess.run(cmd, cwd=ROOT, env=job_env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        done = subprocess.run(cmd, cwd=ROOT, env=job_env, capture_output=True, text=True, timeout=TIMEOUT_S,
+                              check=False)  # fmt: skip
     finally:
         _cancel(name)
     logs = {p.name: p.read_text() for p in tmp_path.glob("slurm-*.out")}
@@ -93,7 +94,7 @@ def test_sbatch_template_without_an_array_rejects_lines(slurm, job_env, tmp_path
     assert "--lines needs an array job" in "".join(p.read_text() for p in tmp_path.glob("out-*.out"))
 
 
-def test_submitit_launcher_runs_a_sweep_as_a_slurm_array_with_shared_wandb_group(slurm, tiny_model_dir, job_env, tmp_path):
+def test_submitit_launcher_runs_a_sweep_as_a_job_array_with_one_wandb_group(slurm, tiny_model_dir, job_env, tmp_path):
     name = f"faithfulness-test-{uuid.uuid4().hex[:8]}"
     sweep = tmp_path / "sweep"
     try:

@@ -17,7 +17,7 @@ from faithfulness import tracking
 from faithfulness.errors import ConfigError
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.test_pipeline import make_cfg
 
 
@@ -59,7 +59,7 @@ def test_auto_mode_follows_wandb_mode_then_a_configured_key(no_wandb_env, monkey
 @pytest.mark.parametrize(
     "block,needle",
     [
-        ({"mode": "cloud"}, "wandb.mode='cloud' is not allowed: choose one of ['auto', 'online', 'offline', 'disabled']"),
+        ({"mode": "cloud"}, "wandb.mode='cloud' is not allowed: choose one of ['auto', 'online', 'offline', 'disab"),
         ({"projekt": "x"}, "wandb.projekt is not a setting"),
         ({"table_rows": 0}, "wandb.table_rows=0 is not allowed"),
         ({"timeout_s": "soon"}, "wandb.timeout_s='soon' is not allowed"),
@@ -69,6 +69,19 @@ def test_bad_settings_are_one_clear_config_error(block, needle):
     with pytest.raises(ConfigError) as error:
         tracking.settings({"wandb": block})
     assert needle in str(error.value)
+
+
+def test_bad_wandb_mode_in_the_environment_is_a_config_error(no_wandb_env, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "sometimes")
+    with pytest.raises(ConfigError, match="WANDB_MODE='sometimes' is not allowed"):
+        tracking.settings({"wandb": {}})
+
+
+def test_run_py_rejects_a_bad_wandb_setting_before_the_run_starts(tmp_path):
+    done = run_cli("n=1", "wandb.mode=cloud", f"results_dir={tmp_path}", timeout=300)
+    assert done.returncode == 2
+    assert "error: wandb.mode='cloud' is not allowed" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.rglob("*.parquet"))
 
 
 def test_flatten_summary_keeps_every_metric_with_its_ci_and_n():
@@ -96,7 +109,8 @@ def test_flatten_summary_keeps_every_metric_with_its_ci_and_n():
 
 def test_curves_are_sorted_tables_of_every_fraction_and_length():
     m = lambda v: {"value": v, "ci": [v - 0.1, v + 0.1], "n": 4}
-    metrics = {"accuracy_cot": m(0.5), "filler_tokens": {"accuracy_by_length": {"10": m(0.2), "2": m(0.3), "0": m(0.4)}},
+    metrics = {"accuracy_cot": m(0.5),
+               "filler_tokens": {"accuracy_by_length": {"10": m(0.2), "2": m(0.3), "0": m(0.4)}},
                "paraphrasing": {"pct_same_by_fraction": {"1": m(0.9), "0.25": m(0.7)}, "aoc": m(0.1)}}  # fmt: skip
     out = tracking.curves(metrics)
     assert sorted(out) == ["curves/filler_tokens/accuracy_by_length", "curves/paraphrasing/pct_same_by_fraction"]
@@ -183,7 +197,8 @@ def test_offline_run_mirrors_config_summary_table_figures_and_artifact(run_folde
 
     walk("", summary["metrics"])
     assert checked > 100
-    assert any(isinstance(v, float) and 0 < v < 1 for k, v in seen["summary"].items() if "/ci_" in k)  # real numbers too
+    ci_values = [v for k, v in seen["summary"].items() if "/ci_" in k]
+    assert any(isinstance(v, float) and 0 < v < 1 for v in ci_values)  # real numbers, not only NaN and 0/1
 
     # the curves, figures and a 7-row sample of the results table; the files as an artifact
     records = [json.loads(line) for line in _leet(wandb_dir, "--json").splitlines()]
