@@ -73,7 +73,7 @@ def _resolve_mode(mode: str) -> str:
     if env:
         resolved = {"dryrun": "offline", "run": "online"}.get(env, env)
         if resolved not in MODES[1:]:
-            raise ConfigError(f"WANDB_MODE={env!r} is not allowed with wandb.mode=auto: choose one of {list(MODES[1:])}")
+            raise ConfigError(f"WANDB_MODE={env!r} is not allowed (wandb.mode=auto): choose one of {list(MODES[1:])}")
         return resolved
     return "online" if os.environ.get("WANDB_API_KEY") or _netrc_has_key() else "disabled"
 
@@ -117,7 +117,7 @@ def sweep_group() -> str | None:
 
 
 def _log(out_dir: Path, opts: Settings, group: str | None) -> str:
-    with _wandb_files_in(Path(opts.dir).expanduser()):
+    with _wandb_environment(Path(opts.dir).expanduser()):
         return _log_to_wandb(out_dir, opts, group)
 
 
@@ -158,13 +158,15 @@ def _log_to_wandb(out_dir: Path, opts: Settings, group: str | None) -> str:
 
 
 @contextmanager
-def _wandb_files_in(root: Path) -> Iterator[None]:
+def _wandb_environment(root: Path) -> Iterator[None]:
     """W&B's caches and artifact staging default to the home folder: keep them beside its run files.
 
-    Only while logging, and only where the user has not chosen a folder through W&B's own variables.
+    Only while logging, and only where the user has not set W&B's own variables. Weave (LLM call
+    tracing, suggested because vLLM imports openai) is off: the run is logged after the fact.
     """
-    chosen = {var: os.environ.get(var) for var in _FOLDERS}
-    os.environ.update({var: str(root / "wandb" / sub) for var, sub in _FOLDERS.items() if chosen[var] is None})
+    defaults = {var: str(root / "wandb" / sub) for var, sub in _FOLDERS.items()} | {"WANDB_DISABLE_WEAVE": "true"}
+    chosen = {var: os.environ.get(var) for var in defaults}
+    os.environ.update({var: value for var, value in defaults.items() if chosen[var] is None})
     try:
         yield
     finally:
