@@ -24,19 +24,23 @@ _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     """Runs one configuration and prints its table and results folder."""
-    from faithfulness import pipeline, report, sweep
+    from faithfulness import pipeline, report, sweep, tracking
 
+    register_resolvers()  # again here: a Slurm job unpickles main() without running this module's __main__ block
     hydra_cfg = HydraConfig.get()
     # the basic launcher runs every job of a sweep in this process: jobs of one model share an
     # engine in a worker process instead (faithfulness/sweep.py); other launchers isolate jobs already
     shared = hydra_cfg.mode == RunMode.MULTIRUN and hydra_cfg.launcher.get("_target_") == _BASIC_LAUNCHER
     try:
-        out = (sweep.run_shared if shared else pipeline.run)(to_plain(cfg))
+        plain = to_plain(cfg)
+        wandb_settings = tracking.settings(plain)  # checked before the run: a typo must not cost the run
+        out = (sweep.run_shared if shared else pipeline.run)(plain)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     link_results(Path(hydra_cfg.runtime.output_dir), out.out_dir)
     print(report.format_table(out.summary))
+    tracking.log_run(out.out_dir, wandb_settings, group=tracking.sweep_group())  # after the results are on disk
     print(f"results: {out.out_dir}")
 
 

@@ -38,7 +38,7 @@ def _version(name: str) -> str | None:
 
 
 # Keys that say where things go, not what is computed: they do not change a run's identity.
-_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra")
+_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "wandb")
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
