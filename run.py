@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from faithfulness.config import register_resolvers, to_plain
-from faithfulness.errors import ConfigError
+from faithfulness.errors import ConfigError, StateError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -21,6 +21,9 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except StateError as error:  # a locked folder or a corrupt file: not the config's fault
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(3)
     print(report.format_table(out.summary))
     print(f"results: {out.out_dir}")
 

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from faithfulness import metrics
-from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, load_engine
+from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
+from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
@@ -27,6 +28,7 @@ from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
+from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
 from faithfulness.tasks import Addition, Problem, make_task
 
 
@@ -42,10 +44,19 @@ class RunOutput:
 def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     """Runs one configuration end to end and writes ``results.parquet`` and ``summary.json``.
 
+    A rerun of the same config (after a kill or a Slurm requeue) takes every finished engine result
+    from the folder's request store and computes only the rest (see ``faithfulness/store.py``).
+
     Args:
         cfg: The resolved config (see ``conf/config.yaml``).
         engine: An already started engine for ``cfg['model']`` (tests share one); started here if None.
     """
+    build_task(cfg)  # bad settings fail before a results folder is made
+    with lock_folder(results_dir(cfg)) as out_dir, RequestStore(out_dir / STORE_FILE) as store:
+        return _run(cfg, engine, store)
+
+
+def _run(cfg: dict[str, Any], engine: Engine | None, store: RequestStore) -> RunOutput:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     task, problems = build_task(cfg)
@@ -53,10 +64,10 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     timings["model_prepare_s"] = time.perf_counter() - clock
     renderer = build_renderer(cfg, model)
     own_engine = engine is None
-    if engine is None:
-        clock = time.perf_counter()
-        engine = load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
-        timings["engine_start_s"] = time.perf_counter() - clock
+    if engine is None:  # started at the first request the store lacks: none when all engine work is stored
+        launch = partial(load_engine, model.path, dict(cfg["engine"]), cfg["cache_dir"])
+        engine = LazyEngine(launch, describe_engine(dict(cfg["engine"])), timings)
+    engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
 
