@@ -66,8 +66,9 @@ class RequestStore:
             if version not in (0, _SCHEMA):
                 raise StateError(self._corrupt(f"store layout {version} is not {_SCHEMA} (another faithfulness version)"))
             with self.db:
+                # writer: "host:pid" of the run that computed the record (which attempt did what work)
                 self.db.execute("CREATE TABLE IF NOT EXISTS requests (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                                "checksum TEXT NOT NULL, stage TEXT NOT NULL, created REAL NOT NULL)")  # fmt: skip
+                                "checksum TEXT NOT NULL, stage TEXT NOT NULL, writer TEXT NOT NULL, created REAL NOT NULL)")  # fmt: skip
                 self.db.execute(f"PRAGMA user_version={_SCHEMA}")
         except sqlite3.DatabaseError as error:
             raise StateError(self._corrupt(str(error))) from None
@@ -96,14 +97,17 @@ class RequestStore:
 
     def put_many(self, items: list[tuple[str, Any]], stage: str) -> None:
         """Stores (key, JSON-able value) pairs in one transaction: all of them or, after a kill, none."""
-        now = time.time()
-        rows = [(key, value, _checksum(key, value), stage, now) for key, value in ((k, json.dumps(v, sort_keys=True)) for k, v in items)]
+        now, writer = time.time(), f"{socket.gethostname()}:{os.getpid()}"
+        encoded = ((key, json.dumps(value, sort_keys=True)) for key, value in items)
+        rows = [(key, value, _checksum(key, value), stage, writer, now) for key, value in encoded]
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, ?)", rows)
 
-    def count(self) -> dict[str, int]:
-        """Stored records per stage."""
-        return dict(self.db.execute("SELECT stage, COUNT(*) FROM requests GROUP BY stage").fetchall())
+    def count(self, by: str = "stage") -> dict[str, int]:
+        """Stored records per ``stage`` or per ``writer``."""
+        if by not in ("stage", "writer"):
+            raise ValueError(f"by={by!r}: choose 'stage' or 'writer'")
+        return dict(self.db.execute(f"SELECT {by}, COUNT(*) FROM requests GROUP BY {by}").fetchall())
 
 
 def _checksum(key: str, value: str) -> str:
