@@ -13,7 +13,14 @@ from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
 from faithfulness.errors import StateError
 from faithfulness.models import ResolvedModel
 from faithfulness.store import (
-    STORE_FILE, RequestStore, hash_json, kill_point, lock_folder, model_identity, request_context, request_key,
+    STORE_FILE,
+    RequestStore,
+    hash_json,
+    kill_point,
+    lock_folder,
+    model_identity,
+    request_context,
+    request_key,
 )  # fmt: skip
 from tests.conftest import ROOT
 
