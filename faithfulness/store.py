@@ -159,8 +159,11 @@ def lock_folder(folder: Path) -> Iterator[Path]:
     A second run of the same config fails at once, naming the folder and the holder. Once locked,
     temp files a killed writer left (``.*.partial``, see ``results.write_json``) are removed.
 
+    ``flock`` works across hosts on NFSv4 (Linux emulates it with byte-range locks); Lustre needs
+    its ``flock`` mount option.
+
     Raises:
-        StateError: when another process holds the lock.
+        StateError: when another process holds the lock, or the filesystem has no file locks.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,6 +175,9 @@ def lock_folder(folder: Path) -> Iterator[Path]:
             holder = handle.read().strip() or "unknown process"
             raise StateError(f"results folder {folder} is in use by another run ({holder}): wait for it to finish "
                              "or stop it; two runs of one config would write the same files") from None  # fmt: skip
+        except OSError as error:  # e.g. a network filesystem mounted without lock support
+            raise StateError(f"results folder {folder} cannot be locked ({error}): put results_dir on a filesystem "
+                             "with file locks, so that two runs of one config cannot write the same files") from None  # fmt: skip
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")

