@@ -7,6 +7,7 @@ answer scores → rows → summary.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -51,18 +52,19 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
         cfg: The resolved config (see ``conf/config.yaml``).
         engine: An already started engine for ``cfg['model']`` (tests share one); started here if None.
     """
-    build_task(cfg)  # bad settings fail before a results folder is made
-    with lock_folder(results_dir(cfg)) as out_dir, RequestStore(out_dir / STORE_FILE) as store:
-        return _run(cfg, engine, store)
+    with ExitStack() as held:  # the results folder's lock and request store, released however the run ends
+        return _run(cfg, engine, held)
 
 
-def _run(cfg: dict[str, Any], engine: Engine | None, store: RequestStore) -> RunOutput:
+def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutput:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     task, problems = build_task(cfg)
     model = resolve_model(cfg["model"], cfg["cache_dir"])
     timings["model_prepare_s"] = time.perf_counter() - clock
     renderer = build_renderer(cfg, model)
+    out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
+    store = held.enter_context(RequestStore(out_dir / STORE_FILE))
     own_engine = engine is None
     if engine is None:  # started at the first request the store lacks: none when all engine work is stored
         launch = partial(load_engine, model.path, dict(cfg["engine"]), cfg["cache_dir"])
@@ -116,7 +118,6 @@ def _run(cfg: dict[str, Any], engine: Engine | None, store: RequestStore) -> Run
     context = run_context(cfg, model, renderer, engine)
     if own_engine:
         engine.close()
-    out_dir = results_dir(cfg)
     rows = build_rows(problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
     try:
         table = to_table(rows)

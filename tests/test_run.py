@@ -34,7 +34,7 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(overrides, needle, tmp_p
     assert done.returncode != 0
     assert needle in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
-    assert not list(tmp_path.rglob("*.parquet"))
+    assert not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("requests.sqlite"))  # no results folder made
 
 
 @pytest.mark.parametrize("overrides,needle", [(["task=nope"], "task/nope"), (["model=nope"], "model/nope")])
