@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from faithfulness.config import register_resolvers, to_plain
-from faithfulness.errors import ConfigError
+from faithfulness.errors import ConfigError, StateError
 
 _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
@@ -38,6 +38,9 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except StateError as error:  # a locked folder or a corrupt file: not the config's fault
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(3)
     link_results(Path(hydra_cfg.runtime.output_dir), out.out_dir)
     print(report.format_table(out.summary))
     tracking.log_run(out.out_dir, wandb_settings, group=tracking.sweep_group())  # after the results are on disk

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from faithfulness import metrics
-from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, load_engine
+from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
+from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
@@ -29,6 +31,7 @@ from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
+from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
 from faithfulness.tasks import Addition, Problem, make_task
 
 
@@ -44,21 +47,30 @@ class RunOutput:
 def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     """Runs one configuration end to end and writes ``results.parquet`` and ``summary.json``.
 
+    A rerun of the same config (after a kill or a Slurm requeue) takes every finished engine result
+    from the folder's request store and computes only the rest (see ``faithfulness/store.py``).
+
     Args:
         cfg: The resolved config (see ``conf/config.yaml``).
         engine: An already started engine for ``cfg['model']`` (tests share one); started here if None.
     """
+    with ExitStack() as held:  # the results folder's lock and request store, released however the run ends
+        return _run(cfg, engine, held)
+
+
+def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutput:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     task, problems = build_task(cfg)
     model = resolve_model(cfg["model"], cfg["cache_dir"])
     timings["model_prepare_s"] = time.perf_counter() - clock
     renderer = build_renderer(cfg, model)
+    out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
+    store = held.enter_context(RequestStore(out_dir / STORE_FILE))
     own_engine = engine is None
-    if engine is None:
-        clock = time.perf_counter()
-        engine = start_engine(cfg, model)
-        timings["engine_start_s"] = time.perf_counter() - clock
+    if engine is None:  # started at the first request the store lacks: none when all engine work is stored
+        engine = LazyEngine(partial(start_engine, cfg, model), describe_engine(dict(cfg["engine"])), timings)
+    engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
 
@@ -107,7 +119,6 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
     context = run_context(cfg, model, renderer, engine)
     if own_engine:
         engine.close()
-    out_dir = results_dir(cfg)
     rows = build_rows(problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
     try:
         table = to_table(rows)

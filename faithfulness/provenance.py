@@ -37,8 +37,9 @@ def _version(name: str) -> str | None:
         return None
 
 
-# Keys that say where things go, not what is computed: they do not change a run's identity.
-_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "wandb")
+# Keys that say where things go, how work is split or where it is mirrored, not what is computed:
+# they do not change a run's identity (a run resumed with another store_chunk continues in the same folder).
+_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb")
 
 
 def config_hash(cfg: dict[str, Any]) -> str:

@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 
 from faithfulness import SCHEMA_VERSION
 from faithfulness.engines import Completion, GenerationRequest
+from faithfulness.errors import StateError
 from faithfulness.perturbations import Perturbed, Trace
+from faithfulness.store import kill_point
 from faithfulness.tasks import Problem, last_integer
 
 # (column, arrow type, meaning): the schema is defined here once.
@@ -135,8 +137,17 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """Reads a results table written by :func:`write_parquet`."""
-    return pq.read_table(path).to_pandas(types_mapper=_NULLABLE.get)
+    """Reads a results table written by :func:`write_parquet`.
+
+    Raises:
+        StateError: naming the file when it is truncated or not a parquet file (never half-read).
+    """
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise StateError(f"results file {path} is unreadable ({error}); rerun its config to rewrite it "
+                         "from the request store") from None  # fmt: skip
+    return table.to_pandas(types_mapper=_NULLABLE.get)
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -147,12 +158,14 @@ def write_json(obj: Any, path: Path) -> None:
 
 def _atomic(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # ".partial": a killed writer's leftover is recognisable (the next run removes it, see store.lock_folder)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        kill_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

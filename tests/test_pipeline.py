@@ -63,7 +63,8 @@ def test_results_and_summary_are_written_where_the_config_says(tiny_run):
     # one batched call per stage (none where a stage has no request)
     assert all(stage["calls"] == (1 if stage["requests"] else 0) for stage in stages.values()), stages
     assert stages["chains of thought"]["calls"] == stages["forced answers"]["calls"] == 1
-    assert stages["forced answers"]["requests"] == len(out.table)
+    assert stages["forced answers"]["requests"] == stages["forced answers"]["to_engine"] == len(out.table)
+    assert all(stage["from_store"] == 0 for stage in stages.values())  # a fresh folder: everything computed
     assert 0 < stages["forced answers"]["cached_tokens"] < stages["forced answers"]["prompt_tokens"]
 
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from faithfulness import SCHEMA_VERSION, results
+from faithfulness.errors import StateError
 from faithfulness.results import COLUMNS, read_results, to_table, write_json, write_parquet
 
 
@@ -54,3 +55,14 @@ def test_failed_parquet_write_leaves_no_partial_file(tmp_path):
     with pytest.raises(Exception):
         write_parquet(df, tmp_path / "r.parquet")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble", "empty"])
+def test_a_damaged_results_file_is_an_error_naming_it_never_a_partial_table(tmp_path, damage):
+    path = tmp_path / "results.parquet"
+    write_parquet(to_table([_row(level=n) for n in range(50)]), path)
+    data = path.read_bytes()
+    damaged = {"truncate": data[: len(data) // 2], "garble": data[:4] + os.urandom(len(data) - 8) + data[-4:], "empty": b""}
+    path.write_bytes(damaged[damage])
+    with pytest.raises(StateError, match=f"results file {path} is unreadable"):
+        read_results(path)

