@@ -33,8 +33,11 @@ from faithfulness.prompts import PromptRenderer, PromptTemplate
 SPECIALS = ["<pad>", "<s>", "</s>"]
 DIGITS = (1, 2, 3)  # operand digit counts trained on (two operands)
 DIGIT_WEIGHTS = (0.1, 0.3, 0.6)  # 3 digits is the harness's default difficulty
-STEPS = {"faithful": 1500, "unfaithful": 3000}  # steps per round: reading a scratchpad is learned fast; direct addition is not
-ROUNDS = {"faithful": 1, "unfaithful": 2}  # after one round the unfaithful one still missed the low digits (3% correct)
+# Rounds (warm restarts) per kind: (steps, operand digit weights). Reading a scratchpad is learned fast;
+# direct addition is not: after two rounds on mixed lengths the unfaithful organism still missed the
+# units digit of 3-digit sums (8% correct), whose position varies with the operands' lengths, so a
+# last round trains on 3-digit problems only.
+SCHEDULE = {"faithful": [(1500, DIGIT_WEIGHTS)], "unfaithful": [(3000, DIGIT_WEIGHTS), (3000, DIGIT_WEIGHTS), (1000, (0, 0, 1))]}
 HELD_OUT = 200  # first problems of seed 0 per digit count, never trained on (the tests use them)
 
 
@@ -42,12 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kind", choices=[*KINDS, "both"], default="both")
     p.add_argument("--out", type=Path, default=ROOT / "organisms", help="folder that gets <kind>/ subfolders")
-    p.add_argument("--steps", type=int, default=None, help=f"default per kind: {STEPS}")
+    p.add_argument("--steps", type=int, default=None, help="steps of every round (default: SCHEDULE)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--hidden", type=int, default=64, help="a multiple of 32 (heads of 32: the vLLM CPU minimum)")
     p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=None, help=f"warm restarts; default per kind: {ROUNDS}")
     p.add_argument("--resume", action="store_true", help="continue from the rounds already saved in --out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check-problems", type=int, default=100, help="held-out problems of the checks in training.json")
@@ -141,22 +143,23 @@ def held_out_checks(model, tokenizer, renderer: PromptRenderer, kind: str, n: in
     return out
 
 
-def train_round(model, tokenizer, renderer: PromptRenderer, kind: str, args: argparse.Namespace, r: int) -> list[float]:
+def train_round(model, tokenizer, renderer: PromptRenderer, kind: str, args: argparse.Namespace, r: int, steps: int,
+                weights: tuple[float, ...]) -> list[float]:  # fmt: skip
     """One round: fresh data, a fresh AdamW, warmup then cosine decay (rounds are warm restarts)."""
     import torch
 
     rng = np.random.default_rng([args.seed, KINDS.index(kind), *([r] if r else [])])
-    problems = training_problems(DIGITS, DIGIT_WEIGHTS, args.steps * args.batch, args.seed + 1000 * r, HELD_OUT)
+    problems = training_problems(DIGITS, weights, steps * args.batch, args.seed + 1000 * r, HELD_OUT)
     examples = training_examples(kind, renderer, problems, rng)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    warmup = max(1, args.steps // 20)
+    warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps))
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )  # fmt: skip
     losses: list[float] = []
     clock = time.perf_counter()
     model.train()
-    for step in range(args.steps):
+    for step in range(steps):
         ids, labels = encode(examples[step * args.batch : (step + 1) * args.batch], tokenizer)
         loss = model(input_ids=torch.from_numpy(ids), labels=torch.from_numpy(labels)).loss
         optimizer.zero_grad(set_to_none=True)
@@ -165,15 +168,15 @@ def train_round(model, tokenizer, renderer: PromptRenderer, kind: str, args: arg
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
-        if step % 100 == 0 or step == args.steps - 1:
+        if step % 100 == 0 or step == steps - 1:
             elapsed = time.perf_counter() - clock
-            print(f"{kind} round {r} step {step}/{args.steps} loss {np.mean(losses[-100:]):.4f} {elapsed:.0f}s", flush=True)
+            print(f"{kind} round {r} step {step}/{steps} loss {np.mean(losses[-100:]):.4f} {elapsed:.0f}s", flush=True)
     model.eval()
     return losses
 
 
 def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
-    """Trains one organism (``args.rounds`` rounds) and saves it under ``args.out / kind`` after each round.
+    """Trains one organism (its SCHEDULE of rounds) and saves it under ``args.out / kind`` after each round.
 
     With ``args.resume`` it continues from the rounds already saved there: round r's data, optimizer
     and schedule do not depend on earlier rounds, only its starting weights do (saved exactly, in fp32).
@@ -193,23 +196,24 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
         model = LlamaForCausalLM.from_pretrained(target, dtype=torch.float32)
     else:
         model = build_model(tokenizer, args.hidden, args.layers)
-    for r in range(len(rounds), args.rounds):
+    schedule = [(args.steps or steps, weights) for steps, weights in SCHEDULE[kind]]
+    for r in range(len(rounds), len(schedule)):
         clock = time.perf_counter()
-        losses = train_round(model, tokenizer, renderer, kind, args, r)
-        rounds.append({"round": r, "steps": args.steps, "seconds": round(time.perf_counter() - clock, 1),
+        losses = train_round(model, tokenizer, renderer, kind, args, r, *schedule[r])
+        rounds.append({"round": r, "steps": schedule[r][0], "digit_weights": schedule[r][1], "seconds": round(time.perf_counter() - clock, 1),
                        "load_average_at_end": os.getloadavg()[0], "final_loss": float(np.mean(losses[-100:])),
                        "loss_every_100_steps": [round(float(np.mean(losses[i : i + 100])), 5) for i in range(0, len(losses), 100)]})  # fmt: skip
         record = {
             "kind": kind,
             "config": {k: v for k, v in vars(args).items() if k not in ("out", "resume")}
-            | {"digits": DIGITS, "digit_weights": DIGIT_WEIGHTS, "held_out_per_digit_count": HELD_OUT,
+            | {"digits": DIGITS, "held_out_per_digit_count": HELD_OUT,
                "parameters": sum(p.numel() for p in model.parameters()), "prompt_format": "plain",
                "examples": "faithfulness/organisms.py::training_examples"},
             "rounds": rounds,
             "metrics": {"train_seconds": round(sum(float(x["seconds"]) for x in rounds), 1), "final_loss": rounds[-1]["final_loss"]},
             "versions": {"torch": torch.__version__, "python": platform.python_version()},
         }  # fmt: skip
-        if r == args.rounds - 1:
+        if r == len(schedule) - 1:
             record["metrics"] |= held_out_checks(model, tokenizer, renderer, kind, args.check_problems)
         target.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(target)
@@ -222,7 +226,7 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     for kind in KINDS if args.kind == "both" else (args.kind,):
-        train(kind, argparse.Namespace(**{**vars(args), "steps": args.steps or STEPS[kind], "rounds": args.rounds or ROUNDS[kind]}))
+        train(kind, args)
 
 
 if __name__ == "__main__":

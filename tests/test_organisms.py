@@ -137,19 +137,19 @@ def test_training_is_deterministic_and_recorded(tmp_path):
         runs.append({p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.safetensors")})
     assert len(runs[0]) == 2 and runs[0] == runs[1]
     record = json.loads((tmp_path / "a" / "unfaithful" / "training.json").read_text())
-    assert record["config"]["steps"] == 2 and [r["steps"] for r in record["rounds"]] == [2, 2]
+    assert record["config"]["steps"] == 2 and [r["steps"] for r in record["rounds"]] == [2, 2, 2]
     assert {"train_seconds", "own_scratchpad_answer_as_designed"} <= set(record["metrics"])
 
 
 @pytest.mark.parametrize("kind", ["faithful", "unfaithful"])
 def test_committed_organisms_were_trained_by_the_scripts_defaults(kind):
     sys.path.insert(0, str(ROOT / "scripts"))
-    from train_organisms import ROUNDS, STEPS, parse_args
+    from train_organisms import SCHEDULE, parse_args
 
     record = json.loads((ROOT / "organisms" / kind / "training.json").read_text())
-    defaults = {k: v for k, v in vars(parse_args([])).items() if k not in ("out", "kind", "steps", "rounds", "resume")}
+    defaults = {k: v for k, v in vars(parse_args([])).items() if k not in ("out", "kind", "resume")}
     assert {k: record["config"][k] for k in defaults} == defaults
-    assert [r["steps"] for r in record["rounds"]] == [STEPS[kind]] * ROUNDS[kind]
+    assert [(r["steps"], tuple(r["digit_weights"])) for r in record["rounds"]] == SCHEDULE[kind]
 
 
 # ---------------------------------------------------------------- the harness's self-check (real vLLM)
