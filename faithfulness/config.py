@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -10,11 +11,20 @@ from omegaconf.errors import OmegaConfBaseException
 
 from faithfulness.errors import ConfigError
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 def register_resolvers() -> None:
-    """Registers ``${sanitize:...}``: a hub id or path made into a folder name ("org/name" → "org--name")."""
+    """Registers ``${sanitize:...}`` and ``${repo:...}``.
+
+    ``${sanitize:org/name}`` makes a hub id or path into a folder name ("org--name");
+    ``${repo:organisms/faithful}`` is that path inside the repository, absolute, so configs that
+    point into the repository work from any current directory.
+    """
     if not OmegaConf.has_resolver("sanitize"):
         OmegaConf.register_new_resolver("sanitize", lambda value: re.sub(r"[^\w.-]+", "--", str(value)).strip("-"))
+    if not OmegaConf.has_resolver("repo"):
+        OmegaConf.register_new_resolver("repo", lambda path: str(REPO_ROOT / str(path)))
 
 
 def to_plain(cfg: DictConfig) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Rendering prompts: the paper's Human/Assistant format and a model's own chat template.
+"""Rendering prompts: the paper's Human/Assistant format, a model's own chat template, or plain text.
 
 Every prompt is rendered to the exact text the model sees (special tokens included), so the
 stored prompt is the truth and its template can be hashed. Two prompts per CoT are needed:
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from faithfulness.errors import ConfigError
 
-FORMATS = ("chat", "human_assistant")
+FORMATS = ("chat", "human_assistant", "plain")
 
 
 class ChatTokenizer(Protocol):
@@ -33,13 +33,14 @@ class PromptTemplate:
     """The strings of one prompt format.
 
     Attributes:
-        format: ``chat`` (the tokenizer's chat template, continuing the assistant turn) or
-            ``human_assistant`` (the paper's base-model format).
+        format: ``chat`` (the tokenizer's chat template, continuing the assistant turn),
+            ``human_assistant`` (the paper's base-model format) or ``plain`` (the strings
+            concatenated as they are, nothing added: compact formats such as the organisms').
         question: The human turn; ``{question}`` is replaced by the task's question.
         cot_prefix: Text the assistant turn starts with, before the CoT.
         answer_question: The follow-up human turn that asks for the answer.
         answer_prefix: Text the final assistant turn starts with; the forced answer follows it.
-        add_bos: Whether ``human_assistant`` prompts start with the tokenizer's BOS token.
+        add_bos: Whether ``human_assistant`` and ``plain`` prompts start with the tokenizer's BOS token.
     """
 
     format: str
@@ -87,6 +88,9 @@ class PromptRenderer:
             if cot is not None:
                 text += f"{cot}\n\nHuman: {t.answer_question}\n\nAssistant: {t.answer_prefix}"
             return text
+        if t.format == "plain":
+            text = f"{self._bos()}{human}{t.cot_prefix}"
+            return text if cot is None else f"{text}{cot}{t.answer_question}{t.answer_prefix}"
         messages = [{"role": "user", "content": human}, {"role": "assistant", "content": t.cot_prefix}]
         if cot is not None:
             messages[-1]["content"] += cot
@@ -100,6 +104,8 @@ class PromptRenderer:
         """A one-turn request (e.g. "rewrite this step with a mistake"); the reply follows it."""
         if self.template.format == "human_assistant":
             return f"{self._bos()}\n\nHuman: {instruction}\n\nAssistant:"
+        if self.template.format == "plain":
+            return f"{self._bos()}{instruction}\n"
         messages = [{"role": "user", "content": instruction}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -111,5 +117,12 @@ class PromptRenderer:
         return (self.tokenizer.bos_token or "") if self.template.add_bos else ""
 
     def cot_stop(self) -> list[str]:
-        """Stop strings for CoT generation (chat templates stop on their end-of-turn token)."""
-        return ["\n\nHuman:"] if self.template.format == "human_assistant" else []
+        """Stop strings for CoT generation (chat templates stop on their end-of-turn token).
+
+        A ``plain`` CoT ends where the model starts the answer question itself (e.g. "Answer:").
+        """
+        if self.template.format == "human_assistant":
+            return ["\n\nHuman:"]
+        if self.template.format == "plain" and self.template.answer_question.strip():
+            return [self.template.answer_question.strip()]
+        return []
