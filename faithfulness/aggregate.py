@@ -53,10 +53,7 @@ def collect(paths: list[Path]) -> tuple[pd.DataFrame, list[Path]]:
     """
     tables, dropped = [], []
     for file in sorted(find_tables(paths), key=lambda f: f.stat().st_mtime, reverse=True):
-        try:
-            table = read_results(file)
-        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
-            raise ConfigError(f"{file} is not a readable results table ({error}); rerun that config or remove it")
+        table = read_results(file)  # a damaged file raises StateError naming it
         versions = sorted(int(v) for v in table["schema_version"].unique())
         if versions != [SCHEMA_VERSION]:
             raise ConfigError(f"{file} has schema version {versions}, this code reads {SCHEMA_VERSION}")

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faithfulness import aggregate, plots, report
-from faithfulness.errors import ConfigError
+from faithfulness.errors import ConfigError, StateError
 from faithfulness.results import write_json
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resamples < 0:
             raise ConfigError(f"--resamples={args.resamples} is not allowed: must be ≥ 0")
         table, _ = aggregate.collect(args.paths)
-    except ConfigError as error:
+    except (ConfigError, StateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from faithfulness import SCHEMA_VERSION, aggregate
-from faithfulness.errors import ConfigError
+from faithfulness.errors import ConfigError, StateError
 from scripts import aggregate as aggregate_cli
 from tests.synthetic import study, synthetic_run, write_run
 
@@ -76,7 +76,7 @@ def test_collect_refuses_nothing_found_and_other_schema_versions(tmp_path):
     with pytest.raises(ConfigError, match=f"schema version \\[{SCHEMA_VERSION + 1}\\]"):
         aggregate.collect([tmp_path])
     path.write_bytes(path.read_bytes()[:100])  # a truncated file
-    with pytest.raises(ConfigError, match=f"{path} is not a readable results table"):
+    with pytest.raises(StateError, match=f"results file {path} is unreadable"):
         aggregate.collect([tmp_path])
 
 
