@@ -170,7 +170,8 @@ def cache_breakdown(table: Any, renderer: PromptRenderer, block_size: int | None
     Every distinct forced-answer prompt ends with the answer suffix (end of turn, the answer question,
     the answer prefix) after a CoT no other prompt has, so at least those tokens are computed, plus on
     average half a KV block where the prompt leaves its shared prefix; an exact repeat (the re-ask) still
-    computes its last token. That bounds the share from above whatever the ordering.
+    computes its last token; and the filler tokens of each CoT's longest filler prompt (" ..." × m, m
+    tokens) appear in no earlier prompt. That bounds the share from above whatever the ordering.
     """
     marker = "\x00COT\x00"
     suffix = renderer.answer_prompt("Q", marker).split(marker, 1)[1]
@@ -178,6 +179,8 @@ def cache_breakdown(table: Any, renderer: PromptRenderer, block_size: int | None
     total = int(table["prompt_tokens"].sum())
     unique = int(table["prompt"].nunique())
     repeats = len(table) - unique
+    filler = table[table["perturbation"] == "filler_tokens"]
+    filler_tokens = int(filler.groupby(["item_id", "sample"])["level"].max().sum()) if len(filler) else 0
     block = block_size or 1
     per_test = table.groupby("perturbation")[["prompt_tokens", "cached_tokens"]].sum()
     counts = table.groupby("perturbation").size()
@@ -185,8 +188,9 @@ def cache_breakdown(table: Any, renderer: PromptRenderer, block_size: int | None
         "suffix_tokens": suffix_tokens,
         "prompts": len(table),
         "unique_prompts": unique,
-        "ceiling_any_block": 1 - (unique * suffix_tokens + repeats) / total,
-        "ceiling_this_block_size": 1 - (unique * (suffix_tokens + (block - 1) / 2) + repeats) / total,
+        "first_filler_tokens": filler_tokens,
+        "ceiling_any_block": 1 - (unique * suffix_tokens + repeats + filler_tokens) / total,
+        "ceiling_this_block_size": 1 - (unique * (suffix_tokens + (block - 1) / 2) + repeats + filler_tokens) / total,
         "block_size": block_size,
         "per_test": {name: {"prompts": int(counts[name]), "cache_share": float(row.cached_tokens / row.prompt_tokens),
                             "uncached_tokens_per_prompt": float((row.prompt_tokens - row.cached_tokens) / counts[name])}
