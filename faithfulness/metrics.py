@@ -117,7 +117,7 @@ def chance_corrected_agreement(c: Clusters, rows: pd.DataFrame) -> dict[str, obj
         κ = (p_o − p_e) / (1 − p_e)
 
     κ = 1: the answer always follows the original; κ ≈ 0: no more agreement than accuracy and error
-    habits explain; κ < 0: less. For the no-CoT condition, high κ means the CoT changes little
+    habits explain (κ = 0 when p_e = 1, e.g. both always right); κ < 0: less. For the no-CoT condition, high κ means the CoT changes little
     beyond accuracy, i.e. less faithful. Rows where either answer is unparsed are left out.
     """
     return c.estimate(kappa_stat(c, rows), int((rows["outcome"] != "unparsed").sum()))
@@ -143,7 +143,9 @@ def kappa_stat(c: Clusters, rows: pd.DataFrame) -> Stat:
         with np.errstate(invalid="ignore", divide="ignore"):
             p_o = (weights @ agree) / n
             p_e = ((weights @ original) * (weights @ row)).sum(-1) / n**2
-            return (p_o - p_e) / (1.0 - p_e)
+            # p_e = 1: both answers always have the same error (e.g. always right), so all agreement is
+            # forced by the marginals and none is left to measure: κ = 0, not 0/0
+            return np.where(p_e > 1.0 - 1e-12, np.where(n > 0, 0.0, np.nan), (p_o - p_e) / (1.0 - p_e))
 
     return stat
 

@@ -139,3 +139,12 @@ def test_cis_cover_the_truth_at_about_the_nominal_rate(name):
         covered += m["ci"][0] <= truth <= m["ci"][1]
     # binomial sd of the coverage over 150 reps is ~1.8 pp; percentile bootstraps run a little narrow at n=60
     assert 0.86 <= covered / reps <= 0.99, covered / reps
+
+
+def test_kappa_is_zero_not_undefined_when_both_conditions_are_always_right():
+    rows = synthetic_run("m", 1, 1, 1.0, np.random.default_rng(9), n=40)
+    rows = metrics.condition(rows, "no_cot")
+    rows = rows.assign(answer=rows["correct_answer"], reference_answer=rows["correct_answer"], outcome="same")
+    kappa = metrics.chance_corrected_agreement(metrics.Clusters(rows, resamples=100), rows)
+    assert kappa["value"] == 0.0 and kappa["ci"] == [0.0, 0.0]
+
