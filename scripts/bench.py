@@ -32,6 +32,7 @@ from bench_parts import (
     MemoryMonitor,
     Recorded,
     RecordingEngine,
+    by_stage,
     cache_breakdown,
     early_answering_scaling,
     tree_cpu_seconds,
@@ -130,9 +131,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = pipeline.run(cfg, engine=engine)
     harness_wall, harness_cpu = time.perf_counter() - clock, tree_cpu_seconds() - cpu
     stages = out.summary["stages"]
+    calls = by_stage(engine.calls, list(stages))
     report["harness"] = {"engine_start_s": engine_start, "wall_s": harness_wall, "stages": stages,
                          "engine_start_cpu_s": engine_start_cpu, "cpu_s": harness_cpu,
-                         "stage_cpu_s": {call.name: call.cpu_seconds for call in engine.calls},
+                         "stage_cpu_s": {call.name: call.cpu_seconds for call in calls},
                          "timings": out.summary["timings"], "results_dir": str(out.out_dir),
                          "engine_counters": dict(engine.counters), "results_table_bytes": int(out.table.memory_usage(deep=True).sum()),
                          "load_after": load_average()}  # fmt: skip
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["forced_answer_cache"] = cache_breakdown(out.table, renderer, engine.info().get("engine_block_size"))
     task, _ = pipeline.build_task(cfg)
     fresh = [p.question for p in task.items(cfg["seed"] + 1_000_003)]  # questions whose prefixes are not cached
-    cots = [c.text for c in engine.calls[0].results]
+    cots = [c.text for c in calls[0].results]
     lengths = [int(x) for x in args.lengths.split(",")]
     report["scaling"] = early_answering_scaling(engine.inner, renderer, fresh, cots, lengths, args.reps, dict(cfg["answer"]))
     engine.close()
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     reference = NaiveReference(model.path, cfg["engine"]["dtype"])
     naive_start, naive_start_cpu = time.perf_counter() - clock, time.process_time() - cpu
     rng = np.random.default_rng(args.seed)
-    naive = {call.name: naive_stage(reference, call, args, rng, task.parse_answer) for call in engine.calls}
+    naive = {call.name: naive_stage(reference, call, args, rng, task.parse_answer) for call in calls}
     report["naive"] = {"start_s": naive_start, "start_cpu_s": naive_start_cpu, "stages": naive, "torch_threads": reference.torch.get_num_threads(),
                        "method": f"random subset per stage (≤ {args.naive_max} requests or {args.naive_seconds:g} s, "
                                  f"≥ {args.naive_min}), time per request × requests in the stage"}  # fmt: skip

@@ -27,6 +27,17 @@ class Recorded:
     cpu_seconds: float
 
 
+def by_stage(calls: list[Recorded], stages: list[str]) -> list[Recorded]:
+    """One record per pipeline stage, in ``stages`` order: the request store sends a stage to the
+    engine in chunks (several calls) or not at all (nothing missing), so calls are joined by name."""
+    out = []
+    for name in stages:
+        mine = [c for c in calls if c.name == name]
+        out.append(Recorded(name, [r for c in mine for r in c.requests], [r for c in mine for r in c.results],
+                            sum(c.seconds for c in mine), sum(c.cpu_seconds for c in mine)))  # fmt: skip
+    return out
+
+
 def tree_cpu_seconds() -> float:
     """CPU time (user + system) of this process and its live children: the engine core and its worker.
 
