@@ -22,7 +22,7 @@ import pytest
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
 from faithfulness.store import KILL_ENV, STORE_FILE, RequestStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.test_pipeline import make_cfg
 
 OVERRIDES = ("model=hf", "model.path={model}", "n=4", "samples=2", "sampling.max_tokens=40", "bootstrap_resamples=50",
@@ -35,16 +35,9 @@ VOLATILE = ["cached_tokens"]
 
 
 def _run(*overrides, env=None, timeout=900):
-    """`python run.py ...` in its own process group; returns (CompletedProcess, pid = process group id)."""
-    cmd = [sys.executable, str(ROOT / "run.py"), *overrides]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, start_new_session=True) as proc:  # fmt: skip
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), proc.pid
+    """`python run.py ...` in its own process group; returns (CompletedProcess, process group id)."""
+    done = run_cli(*overrides, env=env, timeout=timeout)
+    return done, done.pgid
 
 
 def _alive_in_group(pgid):
