@@ -83,20 +83,24 @@ def tiny_engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     engine.close()
 
 
-def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Runs `python run.py OVERRIDES...` as a user would; returns the CompletedProcess.
+def run_in_group(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Runs ``cmd`` from the repo root in its own process group, killed whole on timeout.
 
-    The run gets its own process group, killed whole on timeout: vLLM's engine processes outlive a
-    killed parent and would otherwise keep both cores busy for the rest of the session.
+    vLLM's engine processes outlive a killed parent and would otherwise keep both cores busy for the
+    rest of the session. The result carries ``pgid`` (its own session: the group id is its pid).
     """
-    cmd = [sys.executable, str(ROOT / "run.py"), *overrides]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, start_new_session=True) as proc:  # fmt: skip
+                          env=env if env is not None else dict(os.environ), start_new_session=True) as proc:  # fmt: skip
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
     done = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    done.pgid = proc.pid  # type: ignore[attr-defined]  # its own session: the group id is its pid
+    done.pgid = proc.pid  # type: ignore[attr-defined]
     return done
+
+
+def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Runs `python run.py OVERRIDES...` as a user would (see :func:`run_in_group`)."""
+    return run_in_group([sys.executable, str(ROOT / "run.py"), *overrides], {**os.environ, **(env or {})}, timeout)

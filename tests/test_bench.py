@@ -7,15 +7,13 @@ from what it measured.
 
 import json
 import os
-import signal
-import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_in_group
 
 STAGES = ["chains of thought", "rewrites", "regenerations", "forced answers", "answer scores"]
 COUNTS = ["calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"]
@@ -29,15 +27,9 @@ def bench(tiny_model_dir, tmp_path_factory):
            "engine.enforce_eager=true", "engine.kv_cache_gib=1", "engine.max_model_len=1024",
            f"results_dir={tmp / 'results'}", f"cache_dir={tmp / 'cache'}", "--naive-max=6", "--naive-min=2",
            "--lengths=2,4,8", "--reps=2", f"--json={tmp / 'bench.json'}", f"--markdown={tmp / 'bench.md'}"]  # fmt: skip
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                          env=dict(os.environ), start_new_session=True) as proc:  # fmt: skip
-        try:
-            stdout, stderr = proc.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-    assert proc.returncode == 0, stderr[-3000:]
-    return json.loads((tmp / "bench.json").read_text()), stdout, tmp
+    done = run_in_group(cmd, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((tmp / "bench.json").read_text()), done.stdout, tmp
 
 
 def test_every_stage_has_harness_and_naive_figures(bench):

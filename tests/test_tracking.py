@@ -4,7 +4,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from faithfulness import tracking
 from faithfulness.errors import ConfigError
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli, run_in_group
 from tests.test_pipeline import make_cfg
 
 
@@ -243,17 +242,11 @@ def test_unreachable_server_warns_and_loses_nothing(run_folder, tmp_path):
     env = {**os.environ, "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}", "WANDB_API_KEY": "k" * 40,
            "HOME": str(tmp_path / "home")}  # fmt: skip
     env.pop("WANDB_MODE", None)
-    with subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:  # fmt: skip
-        try:
-            stdout, stderr = proc.communicate(timeout=150)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-    assert proc.returncode == 0, stderr[-2000:]
-    assert "returned None" in stdout
-    assert "warning: W&B logging failed" in stderr and str(out_dir) in stderr
+    done = run_in_group([sys.executable, "-c", code], env, timeout=150)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "returned None" in done.stdout
+    assert "warning: W&B logging failed" in done.stderr and str(out_dir) in done.stderr
     assert _digest(out_dir) == before
-    assert "k" * 40 not in stdout + stderr  # the key is never echoed
+    assert "k" * 40 not in done.stdout + done.stderr  # the key is never echoed
     assert not any("k" * 40 in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())
     assert not (tmp_path / "home").exists()
