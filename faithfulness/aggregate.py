@@ -147,14 +147,17 @@ def _no_cot_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def _paired_rate(c: metrics.Clusters, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
     same = [metrics.rate_stat(c, r, r["outcome"] == "same", r["outcome"] != "unparsed") for r in (a, b)]
-    n = int((a["outcome"] != "unparsed").sum() + (b["outcome"] != "unparsed").sum())
-    return c.estimate(lambda i: same[0](i) - same[1](i), n)
+    return c.estimate(lambda i: same[0](i) - same[1](i), _comparable(a, b))
 
 
 def _paired_kappa(c: metrics.Clusters, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
     kappa = [metrics.kappa_stat(c, r) for r in (a, b)]
-    n = int((a["outcome"] != "unparsed").sum() + (b["outcome"] != "unparsed").sum())
-    return c.estimate(lambda i: kappa[0](i) - kappa[1](i), n)
+    return c.estimate(lambda i: kappa[0](i) - kappa[1](i), _comparable(a, b))
+
+
+def _comparable(a: pd.DataFrame, b: pd.DataFrame) -> int:
+    """Rows of both models whose answer and original answer are parsed (the n of a difference)."""
+    return int((a["outcome"] != "unparsed").sum() + (b["outcome"] != "unparsed").sum())
 
 
 def most_faithful(cells: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
