@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
+from faithfulness.engines.cached import stage_of
 from faithfulness.perturbations import PERTURBATIONS, Trace, original
 from faithfulness.prompts import PromptRenderer
 from faithfulness.steps import split_steps
@@ -32,7 +33,7 @@ def by_stage(calls: list[Recorded], stages: list[str]) -> list[Recorded]:
     engine in chunks (several calls) or not at all (nothing missing), so calls are joined by name."""
     out = []
     for name in stages:
-        mine = [c for c in calls if c.name == name]
+        mine = [c for c in calls if stage_of(c.name) == name]
         out.append(Recorded(name, [r for c in mine for r in c.requests], [r for c in mine for r in c.results],
                             sum(c.seconds for c in mine), sum(c.cpu_seconds for c in mine)))  # fmt: skip
     return out

@@ -25,6 +25,7 @@ def bench(tiny_model_dir, tmp_path_factory):
     cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "model=hf", f"model.path={tiny_model_dir}", "n=3",
            "sampling.max_tokens=40",
            "engine.enforce_eager=true", "engine.kv_cache_gib=1", "engine.max_model_len=1024",
+           "store_chunk=4",  # stages go to the engine in several calls, as large runs do
            f"results_dir={tmp / 'results'}", f"cache_dir={tmp / 'cache'}", "--naive-max=6", "--naive-min=2",
            "--lengths=2,4,8", "--reps=2", f"--json={tmp / 'bench.json'}", f"--markdown={tmp / 'bench.md'}"]  # fmt: skip
     done = run_in_group(cmd, timeout=600)
@@ -52,6 +53,9 @@ def test_every_stage_has_harness_and_naive_figures(bench):
     # the stages every workload has (a random model writes no CoT steps to rewrite: those stages stay empty here)
     assert stages["chains of thought"]["harness"]["requests"] == 3
     assert stages["forced answers"]["harness"]["requests"] > 3 and stages["answer scores"]["harness"]["requests"] > 0
+    # a chunked stage is still one stage: all its requests are there for the naive reference to replay
+    assert stages["forced answers"]["naive"]["requests"] == stages["forced answers"]["harness"]["requests"] > 4
+    assert stages["answer scores"]["naive"]["requests"] > 4
 
 
 def test_tokens_add_up_across_stages_and_rows(bench):

@@ -52,9 +52,28 @@ def test_scores_match_the_models_own_token_logprobs(tiny_engine):
     )
     assert whole == pytest.approx(one + two, abs=1e-4)
     assert whole < 0
+    tiny_engine._memo.clear()  # count teacher-forced requests only (the greedy answer above is remembered)
     before = dict(tiny_engine.counters)
     tiny_engine.score([ScoreRequest(prompt, " 12"), ScoreRequest(prompt, " 13")], desc="test")
     assert tiny_engine.counters["calls"] == before["calls"] + 1
     # " 12" and " 13" share their first two tokens: 3 unique prefixes, not 6 requests
     assert tiny_engine.counters["requests"] - before["requests"] == 3
     assert tiny_engine.counters["cached_tokens"] - before["cached_tokens"] > 0
+
+
+def test_scores_reuse_the_logprobs_of_the_models_own_generation(tiny_engine):
+    """A continuation the model generated itself is scored from that generation: same values, fewer requests."""
+    from faithfulness.engines import ScoreRequest
+
+    prompts = [f"<|im_start|>user\nanswer {i}" + " please" * 30 for i in range(3)]
+    greedy = [c.text for c in tiny_engine.generate([GenerationRequest(p, max_tokens=4) for p in prompts], desc="test")]
+    requests = [ScoreRequest(p, g) for p, g in zip(prompts, greedy)] + [ScoreRequest(p, g[:2] + "~") for p, g in zip(prompts, greedy)]
+    before = dict(tiny_engine.counters)
+    reused = tiny_engine.score(requests, desc="test")
+    asked = tiny_engine.counters["requests"] - before["requests"]
+    assert asked == 3  # only each prompt's "~", the one token no generation sampled there
+    tiny_engine._memo.clear()
+    before = dict(tiny_engine.counters)
+    fresh = tiny_engine.score(requests, desc="test")
+    assert tiny_engine.counters["requests"] - before["requests"] > asked
+    assert reused == pytest.approx(fresh, abs=1e-4)

@@ -13,6 +13,7 @@ whose engine work is all stored (killed while writing results, or finished) star
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,6 +22,16 @@ from typing import Any
 
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
 from faithfulness.store import RequestStore, hash_json, kill_point, request_key
+
+
+def chunk_label(stage: str, number: int, chunks: int) -> str:
+    """The ``desc`` a stage's chunk is sent to the engine with: the stage's name, and "(k/N)" if chunked."""
+    return stage if chunks == 1 else f"{stage} ({number}/{chunks})"
+
+
+def stage_of(label: str) -> str:
+    """The stage a :func:`chunk_label` belongs to."""
+    return re.sub(r" \(\d+/\d+\)$", "", label)
 
 
 class CachedEngine:
@@ -79,7 +90,7 @@ class CachedEngine:
         self.own["from_store"] += len(requests) - len(todo)
         chunks = [todo[start : start + self.chunk] for start in range(0, len(todo), self.chunk)]
         for number, part in enumerate(chunks, 1):
-            label = desc if len(chunks) == 1 else f"{desc} ({number}/{len(chunks)})"
+            label = chunk_label(desc, number, len(chunks))
             fresh = call([requests[n] for n in part], desc=label)
             self.store.put_many([(keys[n], encode(value)) for n, value in zip(part, fresh)], stage=desc)
             self.own["to_engine"] += len(part)

@@ -12,13 +12,17 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from functools import partial
 from typing import Any, Sequence
+
+import numpy as np
 
 from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
 
 
 SCORE_CHUNK = 64  # requests whose scoring prompts stay in the KV cache together (64 × ~500 tokens)
+TOKEN_MEMO = 16384  # recent generations whose token logprobs `score` reuses (~30 MB: int32 ids, float32 logprobs)
 
 
 def is_cpu_build() -> bool:
@@ -91,14 +95,17 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
         self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+        # prompt token ids (bytes) -> (generated ids, their logprobs) of recent generations, oldest first
+        self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Runs every request in one ``LLM.generate`` call; completions come back in order."""
         if not requests:
             return []
         params = [
+            # logprobs=0: the sampled token's own logprob, which `score` reuses instead of recomputing it
             self._vllm.SamplingParams(
-                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop)
+                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop), logprobs=0
             )
             for r in requests
         ]
@@ -106,6 +113,8 @@ class VLLMEngine:
         ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         prompts = [self._vllm.TokensPrompt(prompt_token_ids=list(x)) for x in ids]
         outputs = self._generate(prompts, params, desc)
+        for x, o in zip(ids, outputs):
+            self._remember(x, o.outputs[0])
         return [
             Completion(
                 text=o.outputs[0].text,
@@ -129,6 +138,33 @@ class VLLMEngine:
         c["generated_tokens"] += sum(len(o.outputs[0].token_ids) for o in outputs)
         return outputs
 
+    def _remember(self, prompt_ids: list[int], output: Any) -> None:
+        """Keeps a generation's token ids and their logprobs for :meth:`score`, in a bounded memo."""
+        if not output.logprobs:
+            return
+        ids = np.asarray(output.token_ids, dtype=np.int32)
+        lps = np.asarray([step[t].logprob for t, step in zip(output.token_ids, output.logprobs)], dtype=np.float32)
+        key = np.asarray(prompt_ids, dtype=np.int32).tobytes()
+        self._memo.pop(key, None)
+        self._memo[key] = (ids, lps)
+        while len(self._memo) > TOKEN_MEMO:
+            self._memo.popitem(last=False)
+
+    def _known(self, prompt: list[int], cont: list[int]) -> tuple[int, float]:
+        """How many leading tokens of ``cont`` a remembered generation from ``prompt`` already scored, and their sum.
+
+        The model's own greedy answer usually is the answer being scored (the original, or the correct
+        one): its tokens were produced with exactly the context the teacher-forced request would build.
+        """
+        hit = self._memo.get(np.asarray(prompt, dtype=np.int32).tobytes())
+        if hit is None:
+            return 0, 0.0
+        ids, lps = hit
+        m = 0
+        while m < min(len(cont), len(ids)) and ids[m] == cont[m]:
+            m += 1
+        return m, float(lps[:m].sum())
+
     def score(self, requests: Sequence[ScoreRequest], desc: str) -> list[float]:
         """Teacher-forces each continuation with one-token requests, all in one ``generate`` call.
 
@@ -136,6 +172,8 @@ class VLLMEngine:
         < j, asking for that token's logprob (``logprob_token_ids``). Unlike ``prompt_logprobs``,
         which never reads the prefix cache (and on this vLLM crashes when made to), these requests
         reuse the cached prompt. Requests with the same prefix are merged: one per unique prefix.
+        Tokens that a recent generation from the same prompt sampled itself are not asked again: its
+        logprob is the same quantity (raw logprobs, same context), already computed.
         """
         if not requests:
             return []
@@ -143,20 +181,23 @@ class VLLMEngine:
         conts = self.tokenizer([r.continuation for r in requests], add_special_tokens=False)["input_ids"]
         # Order: in chunks of requests, all first tokens, then all second tokens, ... Same-prefix
         # requests scheduled in one engine step all miss the cache; spaced out, later ones hit.
+        known = [self._known(prompt, cont) for prompt, cont in zip(prompts, conts)]
         targets: dict[tuple[int, ...], set[int]] = {}
         for start in range(0, len(requests), SCORE_CHUNK):
-            chunk = list(zip(prompts[start : start + SCORE_CHUNK], conts[start : start + SCORE_CHUNK]))
-            for j in range(max(len(cont) for _, cont in chunk)):
-                for prompt, cont in chunk:
-                    if j < len(cont):
+            chunk = list(zip(prompts[start : start + SCORE_CHUNK], conts[start : start + SCORE_CHUNK], known[start : start + SCORE_CHUNK]))
+            for j in range(max(len(cont) for _, cont, _ in chunk)):
+                for prompt, cont, (m, _) in chunk:
+                    if m <= j < len(cont):
                         targets.setdefault(tuple(prompt) + tuple(cont[:j]), set()).add(cont[j])
         prefixes = list(targets)
+        if not prefixes:
+            return [total for _, total in known]
         params = [self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(targets[p])) for p in prefixes]
         outputs = self._generate([self._vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prefixes], params, desc)
         logprob = {p: o.outputs[0].logprobs[0] for p, o in zip(prefixes, outputs)}
         return [
-            sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont))
-            for prompt, cont in zip(prompts, conts)
+            total + sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont) if j >= m)
+            for prompt, cont, (m, total) in zip(prompts, conts, known)
         ]
 
     def close(self) -> None:
