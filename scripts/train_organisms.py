@@ -205,7 +205,7 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
                        "loss_every_100_steps": [round(float(np.mean(losses[i : i + 100])), 5) for i in range(0, len(losses), 100)]})  # fmt: skip
         record = {
             "kind": kind,
-            "config": {k: v for k, v in vars(args).items() if k not in ("out", "resume")}
+            "config": {k: v for k, v in vars(args).items() if k not in ("out", "resume")} | {"kind": kind}
             | {"digits": DIGITS, "held_out_per_digit_count": HELD_OUT,
                "parameters": sum(p.numel() for p in model.parameters()), "prompt_format": "plain",
                "examples": "faithfulness/organisms.py::training_examples"},

@@ -138,6 +138,7 @@ def test_training_is_deterministic_and_recorded(tmp_path):
     assert len(runs[0]) == 2 and runs[0] == runs[1]
     record = json.loads((tmp_path / "a" / "unfaithful" / "training.json").read_text())
     assert record["config"]["steps"] == 2 and [r["steps"] for r in record["rounds"]] == [2, 2, 2]
+    assert record["kind"] == record["config"]["kind"] == "unfaithful"  # not "both", the command's --kind
     assert {"train_seconds", "own_scratchpad_answer_as_designed"} <= set(record["metrics"])
 
 
