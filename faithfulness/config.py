@@ -37,3 +37,13 @@ def to_plain(cfg: DictConfig) -> dict[str, Any]:
     assert isinstance(plain, dict)
     plain.pop("hydra", None)
     return plain  # type: ignore[return-value]
+
+
+def compose(overrides: list[str]) -> dict[str, Any]:
+    """The resolved plain config ``run.py`` gets for these overrides, outside a Hydra app (scripts, tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return to_plain(hydra_compose("config", overrides=overrides))

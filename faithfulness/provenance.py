@@ -13,6 +13,7 @@ import faithfulness
 from faithfulness.engines import Engine
 from faithfulness.models import ResolvedModel
 from faithfulness.prompts import PromptRenderer
+from faithfulness.store import hash_json
 
 
 def run_context(cfg: dict[str, Any], model: ResolvedModel, renderer: PromptRenderer, engine: Engine) -> dict[str, Any]:
@@ -45,7 +46,7 @@ _NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb")
 def config_hash(cfg: dict[str, Any]) -> str:
     """Hash of the config keys that determine results: same config, same folder (for resuming)."""
     identity = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return hash_json(identity)[:10]
 
 
 def results_dir(cfg: dict[str, Any]) -> Path:

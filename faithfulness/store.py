@@ -143,8 +143,7 @@ def request_key(context_hash: str, kind: str, request: dict[str, Any], occurrenc
     ``occurrence`` numbers identical requests within one engine call: a repeated request (the
     early-answering re-ask of the full CoT) is asked again on purpose, so it is stored on its own.
     """
-    blob = json.dumps({"context": context_hash, "kind": kind, "request": request, "occurrence": occurrence}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hash_json({"context": context_hash, "kind": kind, "request": request, "occurrence": occurrence})
 
 
 def hash_json(obj: Any) -> str:

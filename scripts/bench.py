@@ -40,6 +40,7 @@ from bench_parts import (
 from bench_report import evaluate, format_report, markdown_line
 from naive_reference import NaiveReference
 
+from faithfulness.config import compose
 from faithfulness.engines import ScoreRequest, load_engine
 
 
@@ -57,18 +58,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the naive reference's request subset")
     p.add_argument("--reprint", type=Path, default=None, help="re-derive and print the figures of a saved JSON report")
     return p.parse_args(argv)
-
-
-def compose(overrides: list[str]) -> dict[str, Any]:
-    """The same resolved config ``run.py`` would get for these overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from faithfulness.config import register_resolvers, to_plain
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return to_plain(hydra_compose("config", overrides=overrides))
 
 
 def load_average() -> list[float]:

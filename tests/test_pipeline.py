@@ -5,21 +5,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 from faithfulness import metrics
-from faithfulness.config import register_resolvers, to_plain
+from faithfulness.config import compose
 from faithfulness.pipeline import run
 from faithfulness.provenance import results_dir
 from faithfulness.results import read_results
-from tests.conftest import ENGINE_SETTINGS, ROOT
+from tests.conftest import ENGINE_SETTINGS
 
 
 def make_cfg(tmp_path: Path, *overrides: str) -> dict:
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}", *overrides])
-    plain = to_plain(cfg)
+    plain = compose([f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}", *overrides])
     plain["engine"].update(ENGINE_SETTINGS)
     return plain
 
