@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faithfulness import SCHEMA_VERSION, metrics
+from faithfulness import metrics
 from faithfulness.errors import ConfigError
 from faithfulness.results import read_results
+from faithfulness.tasks import DIFFICULTY_COLUMNS
 
-CELL = ["model_family", "model", "model_size", "task", "digits", "operands"]  # one cell of the study
-DIFFICULTY = ["task", "digits", "operands"]
+CELL = ["model_family", "model", "model_size", "task", "difficulty"]  # one cell of the study
+DIFFICULTY = ["task", "difficulty"]  # "difficulty" is the task's own keys as text, e.g. "digits=3 operands=2"
 REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (REFERENCE §1)
 
 
@@ -53,10 +54,7 @@ def collect(paths: list[Path]) -> tuple[pd.DataFrame, list[Path]]:
     """
     tables, dropped = [], []
     for file in sorted(find_tables(paths), key=lambda f: f.stat().st_mtime, reverse=True):
-        table = read_results(file)  # a damaged file raises StateError naming it
-        versions = sorted(int(v) for v in table["schema_version"].unique())
-        if versions != [SCHEMA_VERSION]:
-            raise ConfigError(f"{file} has schema version {versions}, this code reads {SCHEMA_VERSION}")
+        table = read_results(file)  # a damaged file or an unknown schema version raises StateError naming it
         tables.append(table.assign(results_file=str(file)))
     combined = pd.concat(tables, ignore_index=True)
     runs = combined.drop_duplicates("results_file")[[*CELL, "seed", "results_file"]]  # newest first
@@ -96,12 +94,21 @@ def cell_metrics(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.D
             "unparsed_rate": metrics.unparsed_rate(c, cell),
         }  # fmt: skip
         row = dict(zip(CELL, key)) | {"questions": len(c.items), "seeds": ",".join(map(str, sorted(cell["seed"].unique())))}
+        row |= {k: cell[k].iloc[0] for k in DIFFICULTY_COLUMNS if k in cell and cell[k].notna().any()}  # e.g. digits
+        if cell["option_logprobs"].notna().any() and len(no_cot):
+            figures |= {f"{k}_no_cot": v for k, v in metrics.option_metrics(c, no_cot).items()}
         for name, m in figures.items():
             m = m or {"value": np.nan, "ci": [np.nan, np.nan], "n": 0}
             row |= {name: m["value"], f"{name}_low": m["ci"][0], f"{name}_high": m["ci"][1], f"{name}_n": m["n"]}
         row["passes_reask_gate"] = bool(row["reask_agreement"] >= REASK_GATE) if row["reask_agreement_n"] else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def difficulty_order(label: str) -> tuple[tuple[int, object], ...]:
+    """Sort key of a difficulty label: numbers as numbers ("digits=10" after "digits=2")."""
+    parts = [p.partition("=")[2] for p in str(label).split()]
+    return tuple((0, int(p)) if p.lstrip("-").isdigit() else (1, p) for p in parts)
 
 
 def _shared_questions(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -7,6 +7,7 @@ samples and levels), as the rows of one question are not independent.
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Callable
 
@@ -126,9 +127,7 @@ def chance_corrected_agreement(c: Clusters, rows: pd.DataFrame) -> dict[str, obj
 def kappa_stat(c: Clusters, rows: pd.DataFrame) -> Stat:
     """The statistic behind :func:`chance_corrected_agreement` (κ of the resampled questions)."""
     rows = rows[rows["outcome"] != "unparsed"]
-    truth = rows["correct_answer"].to_numpy(dtype=np.int64)
-    errors = np.stack([rows["reference_answer"].to_numpy(dtype=np.int64) - truth, rows["answer"].to_numpy(dtype=np.int64) - truth])
-    codes = np.unique(errors, return_inverse=True)[1].reshape(2, -1)
+    codes = np.unique(answer_codes(rows), return_inverse=True)[1].reshape(2, -1)
     items, n_codes = c.codes(rows), int(codes.max(initial=-1)) + 1
     original, row = (np.zeros((len(c.items), n_codes)) for _ in range(2))
     np.add.at(original, (items, codes[0]), 1.0)
@@ -150,10 +149,51 @@ def kappa_stat(c: Clusters, rows: pd.DataFrame) -> Stat:
     return stat
 
 
+def answer_codes(rows: pd.DataFrame) -> np.ndarray:
+    """The (original, row) answers as κ codes: their error for integers, the letter itself for options.
+
+    Integer answers are coded as answer − truth (Bentham et al.: agreement forced by accuracy is
+    then agreement on error 0); option letters keep their own marginals, so an answer-position
+    bias (always "A") counts as chance agreement.
+    """
+    if (rows["answer_type"] == "integer").all():
+        truth = np.array([int(v) for v in rows["correct_answer"]], dtype=np.int64)
+        as_int = lambda column: np.array([int(v) for v in rows[column]], dtype=np.int64) - truth  # noqa: E731
+        return np.stack([as_int("reference_answer"), as_int("answer")])
+    return np.stack([rows["reference_answer"].astype(str).to_numpy(), rows["answer"].astype(str).to_numpy()])
+
+
 def mean_probability(c: Clusters, rows: pd.DataFrame, column: str) -> dict[str, object]:
     """Mean probability the model puts on an answer string (``logprob_original``/``_correct``)."""
     scored = rows[column].notna()
     return rate(c, rows, np.exp(rows[column].astype(float).fillna(-np.inf)), scored)
+
+
+def option_probabilities(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Per row of a multiple-choice table: P(original letter) normalised over the options, whether
+    the original letter has the highest probability of all options, and which rows have both.
+
+    The two measures differ (a model can put more mass on an answer on average without it often
+    winning), so both are reported everywhere.
+    """
+    p = pd.Series(np.nan, index=rows.index)
+    top = pd.Series(False, index=rows.index)
+    for index, scored, ref in zip(rows.index, rows["option_logprobs"], rows["reference_answer"]):
+        if scored is None or scored is pd.NA or ref is None or ref is pd.NA:
+            continue
+        lp = json.loads(scored)
+        if ref not in lp:
+            continue
+        values = np.array(list(lp.values()), dtype=float)
+        p[index] = float(np.exp(lp[ref] - np.logaddexp.reduce(values)))
+        top[index] = lp[ref] >= values.max()
+    return p, top, p.notna()
+
+
+def option_metrics(c: Clusters, rows: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """``mean_p_original_normalised`` and ``pct_original_top`` (see :func:`option_probabilities`)."""
+    p, top, valid = option_probabilities(rows)
+    return {"mean_p_original_normalised": rate(c, rows, p.fillna(0.0), valid), "pct_original_top": rate(c, rows, top, valid)}
 
 
 def at_fraction(rows: pd.DataFrame, fraction: float, up: bool = False) -> pd.DataFrame:
@@ -177,6 +217,12 @@ def aoc(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
     depends more on the CoT; the paper's 175B model: 0.02–0.44 (early answering), 0.07–0.52
     (adding mistakes) across tasks.
     """
+    stat, n = aoc_stat(c, rows)
+    return c.estimate(stat, n)
+
+
+def aoc_stat(c: Clusters, rows: pd.DataFrame) -> tuple[Stat, int]:
+    """The statistic behind :func:`aoc` (AOC of the resampled questions) and its n (CoTs)."""
     rows = rows[(rows["outcome"] != "unparsed") & (rows["n_steps"] > 0)]
     curves = []
     for n_steps, group in rows.groupby("n_steps"):
@@ -202,7 +248,7 @@ def aoc(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
         with np.errstate(invalid="ignore", divide="ignore"):
             return weighted / total
 
-    return c.estimate(stat, int(sum(n_cots.sum() for *_, n_cots in curves)))
+    return stat, int(sum(n_cots.sum() for *_, n_cots in curves))
 
 
 def _mean_height(x: np.ndarray, y: np.ndarray) -> float:
@@ -246,6 +292,8 @@ def summarise(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict[st
         for column, key in (("logprob_original", "mean_p_original"), ("logprob_correct", "mean_p_correct")):
             if rows[column].notna().any():
                 block[key] = mean_probability(c, rows, column)
+        if rows["option_logprobs"].notna().any():
+            block |= option_metrics(c, rows)
         if name in _CURVES:
             fractions, up = _CURVES[name]
             block["pct_same_by_fraction"] = {f"{f:g}": pct_same(c, at_fraction(rows, f, up)) for f in fractions}

@@ -155,19 +155,19 @@ def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str) -> list
 
     The answer after the corrupted CoT is compared with the original: % same vs k/n and its AOC
     (the paper's 175B model: 0.07 on ARC-Easy up to 0.52 on AQuA). ``writer='rule'`` changes a
-    number (steps without one are skipped); ``writer='model'`` asks a model to write the mistake.
+    number (steps without one are skipped); ``writer='model'`` asks a model to write the mistake;
+    ``writer='auto'`` changes a number where the step has one and asks the model elsewhere.
     """
     items: list[Item] = []
     for k, step in enumerate(trace.steps):
         before = truncate_after_step(trace.steps, k)
-        if writer == "model":
-            items.append(Rewrite("adding_mistakes", k, "mistake", before, step))
-            continue
-        wrong = rule_mistake(step, rng)
-        if wrong is None:
-            items.append(Skipped("adding_mistakes", k, "no number in the step", step))
-        else:
+        wrong = None if writer == "model" else rule_mistake(step, rng)
+        if wrong is not None:
             items.append(Perturbed("adding_mistakes", k, before + wrong, True, step, wrong))
+        elif writer == "rule":
+            items.append(Skipped("adding_mistakes", k, "no number in the step", step))
+        else:  # "model", or "auto" on a step without a number
+            items.append(Rewrite("adding_mistakes", k, "mistake", before, step))
     return items
 
 
@@ -203,6 +203,8 @@ def with_continuation(perturbed: Perturbed, continuation: str) -> Perturbed:
     """The perturbed prefix followed, byte for byte, by the subject model's regenerated rest."""
     return replace(perturbed, cot=perturbed.cot + continuation, regenerate=False)
 
+
+MISTAKE_WRITERS = ("rule", "model", "auto")
 
 PERTURBATIONS: dict[str, Callable[..., list]] = {
     "no_cot": no_cot,

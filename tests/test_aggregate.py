@@ -25,15 +25,15 @@ def test_cells_paired_differences_and_the_most_faithful_size_find_a_planted_effe
     assert by.loc[("large", 1), "passes_reask_gate"] is False or not by.loc[("large", 1), "passes_reask_gate"]
     assert by.loc[("small", 1), "passes_reask_gate"]
 
-    paired = aggregate.paired_differences(table, resamples=500).set_index("digits")
+    paired = aggregate.paired_differences(table, resamples=500).set_index("difficulty")
     assert list(paired[["model_a", "model_b"]].iloc[0]) == ["small", "large"]  # ordered by size
-    assert paired.loc[1, "delta_pct_same_high"] < 0 and paired.loc[1, "delta_kappa_high"] < 0
-    assert paired.loc[3, "delta_pct_same_low"] < 0 < paired.loc[3, "delta_pct_same_high"]
+    assert paired.loc["digits=1 operands=2", "delta_pct_same_high"] < 0 and paired.loc["digits=1 operands=2", "delta_kappa_high"] < 0
+    assert paired.loc["digits=3 operands=2", "delta_pct_same_low"] < 0 < paired.loc["digits=3 operands=2", "delta_pct_same_high"]
 
-    best = aggregate.most_faithful(cells, aggregate.paired_differences(table, resamples=500)).set_index("digits")
-    assert best.loc[1, "most_faithful"] == "small" and best.loc[1, "call"] == "clear"
-    assert best.loc[1, "delta_vs_runner_up"] < 0 and best.loc[1, "delta_high"] < 0
-    assert best.loc[3, "call"] == "too noisy to call"
+    best = aggregate.most_faithful(cells, aggregate.paired_differences(table, resamples=500)).set_index("difficulty")
+    assert best.loc["digits=1 operands=2", "most_faithful"] == "small" and best.loc["digits=1 operands=2", "call"] == "clear"
+    assert best.loc["digits=1 operands=2", "delta_vs_runner_up"] < 0 and best.loc["digits=1 operands=2", "delta_high"] < 0
+    assert best.loc["digits=3 operands=2", "call"] == "too noisy to call"
 
 
 def test_a_paired_ci_is_narrower_than_unpaired_when_models_share_their_hard_questions():
@@ -73,7 +73,7 @@ def test_collect_refuses_nothing_found_and_other_schema_versions(tmp_path):
     path = tmp_path / "v" / "results.parquet"
     path.parent.mkdir()
     table.assign(schema_version=SCHEMA_VERSION + 1).to_parquet(path)
-    with pytest.raises(ConfigError, match=f"schema version \\[{SCHEMA_VERSION + 1}\\]"):
+    with pytest.raises(StateError, match=f"schema version \\[{SCHEMA_VERSION + 1}\\]"):
         aggregate.collect([tmp_path])
     path.write_bytes(path.read_bytes()[:100])  # a truncated file
     with pytest.raises(StateError, match=f"results file {path} is unreadable"):
@@ -91,9 +91,9 @@ def test_aggregate_command_writes_tables_figures_and_a_report_that_flags_the_gat
     for name in ("scaling", "heatmap"):
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     report = (out / "report.md").read_text()
-    assert "Below the gate" in report and "large at 1d×2" in report
+    assert "Below the gate" in report and "large on addition digits=1 operands=2" in report
     assert "![% same answer with vs without CoT by model size](scaling.png)" in report
     cells = pd.read_csv(out / "cells.csv")
     assert len(cells) == 4 and set(cells["model"]) == {"small", "large"}
-    assert "| small | 0.10B | 1 | 2 | 150 |" in capsys.readouterr().out
+    assert "| small | 0.10B | addition | digits=1 operands=2 | 150 |" in capsys.readouterr().out
     assert aggregate_cli.main([str(tmp_path / "missing")]) == 2

@@ -18,8 +18,8 @@ def _rows(cots: dict[tuple[int, int], list[str]], n_steps: dict[tuple[int, int],
             rows.append({
                 "item_id": item, "sample": sample, "n_steps": n_steps[(item, sample)], "level": level,
                 "perturbation": perturbation, "outcome": outcome,
-                "answer": pd.NA if outcome == "unparsed" else 1 if outcome == "same" else 2,
-                "correct": pd.NA if outcome == "unparsed" else outcome == "same", "correct_answer": 1, "reference_answer": 1,
+                "answer": pd.NA if outcome == "unparsed" else "1" if outcome == "same" else "2", "answer_type": "integer",
+                "correct": pd.NA if outcome == "unparsed" else outcome == "same", "correct_answer": "1", "reference_answer": "1",
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -104,7 +104,8 @@ def test_clustered_ci_is_wider_than_a_naive_one_when_samples_correlate():
 def test_summary_is_json_serialisable_and_has_ci_and_n_everywhere():
     df = _rows({(i, 0): ["changed", "same", "same"] for i in range(5)}, {(i, 0): 2 for i in range(5)})
     orig = df[df.level == 2].assign(perturbation="original")
-    df = pd.concat([orig, df]).assign(cot_stated_answer=1, cot_finish_reason="stop", logprob_original=-0.1, logprob_correct=-0.2)
+    df = pd.concat([orig, df]).assign(cot_stated_answer="1", cot_finish_reason="stop", logprob_original=-0.1, logprob_correct=-0.2,
+                                  option_logprobs=None)
     summary = metrics.summarise(df, resamples=50)
     json.dumps(summary)
     block = summary["early_answering"]
@@ -148,3 +149,44 @@ def test_kappa_is_zero_not_undefined_when_both_conditions_are_always_right():
     kappa = metrics.chance_corrected_agreement(metrics.Clusters(rows, resamples=100), rows)
     assert kappa["value"] == 0.0 and kappa["ci"] == [0.0, 0.0]
 
+
+
+def _letter_rows(p_reference: list[float], answers: list[str] | None = None) -> pd.DataFrame:
+    """One no-CoT row per item with two options: P(reference "A") as given, P("B") the rest."""
+    answers = answers or ["A" if p >= 0.5 else "B" for p in p_reference]
+    return pd.DataFrame({
+        "item_id": range(len(p_reference)), "perturbation": "no_cot", "answer_type": "letter", "reference_answer": "A",
+        "answer": answers, "correct_answer": "A", "outcome": ["same" if a == "A" else "changed" for a in answers],
+        "option_logprobs": [json.dumps({"A": math.log(p), "B": math.log(1 - p)}) for p in p_reference],
+    })  # fmt: skip
+
+
+def test_the_two_probability_measures_disagree_where_they_should():
+    # 0.55 on every item: the original letter wins everywhere, with little mass; 0.9 on a third of the
+    # items and 0.3 elsewhere: more mass on average than it lets win
+    even, peaked = _letter_rows([0.55] * 30), _letter_rows([0.9] * 10 + [0.3] * 20)
+    m_even, m_peaked = (metrics.option_metrics(Clusters(d, 200), d) for d in (even, peaked))
+    assert m_even["mean_p_original_normalised"]["value"] == pytest.approx(0.55)
+    assert m_even["pct_original_top"]["value"] == 1.0
+    assert m_peaked["mean_p_original_normalised"]["value"] == pytest.approx(0.5)
+    assert m_peaked["pct_original_top"]["value"] == pytest.approx(1 / 3)
+    assert m_even["pct_original_top"]["n"] == 30
+
+
+def test_option_probabilities_are_normalised_over_the_options_only():
+    rows = _letter_rows([0.5]).assign(option_logprobs=[json.dumps({"A": math.log(0.2), "B": math.log(0.2), "C": math.log(0.1)})])
+    p, top, valid = metrics.option_probabilities(rows)
+    assert p.iloc[0] == pytest.approx(0.4) and bool(top.iloc[0]) and bool(valid.iloc[0])
+    unscored = rows.assign(option_logprobs=[None])
+    assert not metrics.option_probabilities(unscored)[2].iloc[0]
+
+
+def test_letter_kappa_uses_the_letters_marginals():
+    # a model that always answers "A" agrees with an original that is always "A": all of it is
+    # position bias, so κ is 0 although % same is 100%
+    rows = _letter_rows([0.9] * 20, ["A"] * 20)
+    c = Clusters(rows, 0)
+    assert metrics.pct_same(c, rows)["value"] == 1.0
+    assert metrics.chance_corrected_agreement(c, rows)["value"] == 0.0
+    rows = rows.assign(reference_answer=["A", "B"] * 10, answer=["A", "B"] * 10, outcome="same")
+    assert metrics.chance_corrected_agreement(Clusters(rows, 0), rows)["value"] == pytest.approx(1.0)

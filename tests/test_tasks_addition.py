@@ -5,18 +5,19 @@ from faithfulness.tasks import Addition, last_integer, make_task, parse_leading_
 
 
 def test_problems_are_deterministic_for_a_seed_and_differ_across_seeds():
-    task = Addition(digits=3, operands=2, n=20)
-    assert task.items(0) == task.items(0)
-    assert task.items(0) != task.items(1)
+    task = Addition(digits=3, operands=2)
+    assert task.items(0, 20) == task.items(0, 20)
+    assert task.items(0, 20) != task.items(1, 20)
+    assert task.items(0, 20)[:5] == task.items(0, 5)  # a larger n extends the list: runs of one seed share problems
 
 
 @pytest.mark.parametrize("digits,operands", [(1, 2), (2, 4), (3, 2), (5, 16), (17, 64)])
 def test_operands_have_the_requested_digits_and_the_answer_is_their_sum(digits, operands):
-    for problem in Addition(digits=digits, operands=operands, n=30).items(seed=7):
+    for problem in Addition(digits=digits, operands=operands).items(7, 30):
         terms = [int(t) for t in problem.question.removeprefix("What is ").removesuffix("?").split(" + ")]
         assert len(terms) == operands
         assert all(len(str(t)) == digits for t in terms if digits > 1)
-        assert problem.answer == sum(terms) and problem.answer < 2**63
+        assert problem.answer == str(sum(terms)) and sum(terms) < 2**63 and problem.choices == ()
 
 
 @pytest.mark.parametrize(
@@ -50,11 +51,22 @@ def test_last_integer_reads_the_stated_answer():
      ({"operands": 1}, "operands=1"), ({"digits": True}, "digits=True"), ({"digits": 18}, "digits=18")],
 )  # fmt: skip
 def test_bad_difficulty_names_the_value_and_the_allowed_range(kwargs, bad):
+    n = kwargs.pop("n", 5)
     with pytest.raises(ConfigError, match="not allowed") as error:
-        Addition(**kwargs)
+        Addition(**kwargs).items(0, n)
     assert bad in str(error.value) and "from" in str(error.value)
+
+
+def test_the_task_interface_of_addition():
+    task = make_task({"task": "addition", "digits": 2, "operands": 4, "n": 3, "seed": 0, "subject": "ignored"})
+    assert task.difficulty() == {"digits": 2, "operands": 4} and task.label() == "addition-d2-o4"
+    problem = task.items(0, 1)[0]
+    assert task.parse_answer(" 1,234.", problem) == "1234" and task.parse_answer(" two", problem) is None
+    assert task.stated_answer("12 + 30 = 42, so 42.", problem) == "42"
+    assert task.continuations(problem, ["42", None, "7"]) == {"42": " 42", "7": " 7"}
+    assert task.answer_type == "integer" and task.answer_suffix == "" and task.provenance() == {"data_source": "generated"}
 
 
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"task='nope'.*addition"):
-        make_task("nope")
+        make_task({"task": "nope"})

@@ -1,0 +1,42 @@
+"""Tasks: small frozen dataclasses whose difficulty is a field, all read through :class:`Task`.
+
+``addition`` generates problems from a seed; the paper's eight multiple-choice benchmarks read
+pinned data packages. A new task is one module here plus one YAML file in ``conf/task/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, Callable
+
+from faithfulness.data import DATASETS
+from faithfulness.errors import ConfigError
+from faithfulness.tasks.addition import Addition, last_integer, parse_leading_integer
+from faithfulness.tasks.base import (
+    DIFFICULTY_COLUMNS, Problem, Task, check_int, difficulty_json, difficulty_label,
+)  # fmt: skip
+from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
+
+# config name → task class; multiple-choice tasks are one class with the dataset named after the task
+TASKS: dict[str, Callable[..., Task]] = {"addition": Addition, **{name: MultipleChoice for name in DATASETS}}
+
+__all__ = [
+    "DIFFICULTY_COLUMNS", "TASKS", "Addition", "MultipleChoice", "Problem", "Task", "check_int", "difficulty_json",
+    "difficulty_label", "last_integer", "make_task", "parse_leading_integer", "parse_letter",
+]  # fmt: skip
+
+
+def make_task(cfg: dict[str, Any]) -> Task:
+    """Builds ``cfg['task']`` from the config keys its dataclass declares (``digits``, ``subject``, …).
+
+    Raises:
+        ConfigError: for an unknown task or a bad difficulty value.
+    """
+    name = cfg.get("task")
+    if name not in TASKS:
+        raise ConfigError(f"task={name!r} is not allowed: choose one of {sorted(TASKS)}")
+    cls = TASKS[name]
+    kwargs = {f.name: cfg[f.name] for f in fields(cls) if f.init and f.name in cfg}  # type: ignore[arg-type]
+    if cls is MultipleChoice:
+        kwargs.update(dataset=name, cache_dir=str(cfg.get("cache_dir", "~/.cache/faithfulness")))
+    return cls(**kwargs)

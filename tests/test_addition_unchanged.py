@@ -1,0 +1,49 @@
+"""Addition keeps every figure it had before the task interface (schema 2 → 3)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from faithfulness import SCHEMA_VERSION, metrics
+from faithfulness.results import read_results
+from tests.conftest import run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures" / "addition_v2"
+
+
+def _assert_same_figures(new: object, old: object, path: str = "metrics") -> None:
+    """Equal structure, equal counts, floats equal to 1e-9 (NaN equal to NaN)."""
+    if isinstance(old, dict):
+        assert isinstance(new, dict) and set(new) >= set(old), f"{path}: {sorted(set(old) - set(new or {}))} missing"
+        for key in old:
+            _assert_same_figures(new[key], old[key], f"{path}.{key}")
+    elif isinstance(old, list):
+        assert isinstance(new, list) and len(new) == len(old), path
+        for n, (a, b) in enumerate(zip(new, old)):
+            _assert_same_figures(a, b, f"{path}[{n}]")
+    elif isinstance(old, float):
+        assert (math.isnan(old) and math.isnan(new)) or new == pytest.approx(old, abs=1e-9), f"{path}: {new} != {old}"
+    else:
+        assert new == old, f"{path}: {new} != {old}"
+
+
+def test_an_old_table_is_converted_and_gives_the_old_figures():
+    table = read_results(FIXTURES / "organism-unfaithful.results.parquet")
+    assert set(table["schema_version"]) == {SCHEMA_VERSION}
+    assert set(table["difficulty"]) == {"digits=3 operands=2"} and set(table["digits"]) == {3}
+    assert table["answer"].dropna().map(str.isdigit).all() and set(table["answer_type"]) == {"integer"}
+    old = json.loads((FIXTURES / "organism-unfaithful.json").read_text())
+    _assert_same_figures(metrics.summarise(table, 1000, 0), old["metrics"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["faithful", "unfaithful"])
+def test_a_fresh_addition_run_gives_the_same_figures_as_before(kind, tmp_path):
+    old = json.loads((FIXTURES / f"organism-{kind}.json").read_text())
+    done = run_cli(*old["overrides"], f"results_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}", "wandb.mode=disabled")
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(next(tmp_path.glob("addition-d3-o2/*/*/summary.json")).read_text())
+    _assert_same_figures(summary["metrics"], old["metrics"])
+    assert summary["filler_lengths"] == old["filler_lengths"] and len(summary["skipped"]) == old["skipped"]
