@@ -31,7 +31,7 @@ def run_context(cfg: dict[str, Any], task: Task, model: ResolvedModel, renderer:
         "prompt_format": cfg["prompt_format"], "template_hash": renderer.template_hash(),
         "engine": info["engine"], "engine_version": info["engine_version"], "dtype": str(info.get("engine_dtype")),
         "versions": json.dumps(versions, sort_keys=True), "engine_settings": info,
-    }  # fmt: skip
+    } | task.difficulty()  # fmt: skip
 
 
 def _version(name: str) -> str | None:

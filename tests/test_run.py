@@ -21,7 +21,12 @@ from tests.conftest import run_cli
         (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
         (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
         (["model=hf"], "model.path"),
-        (["mistakes.writer=magic"], "mistakes.writer='magic' is not allowed: choose 'rule' or 'model'"),
+        (["mistakes.writer=magic"], "mistakes.writer='magic' is not allowed: choose one of ['rule', 'model', 'auto']"),
+        (["task=mmlu", "subject=astrology"], "subject='astrology' is not allowed for mmlu: choose 'all' or one of 57"),
+        (["task=arc_easy", "split=train"], "split='train' is not allowed for arc_easy"),
+        (["task=arc_easy", "n=100000"], "n=100000 is not allowed: arc_easy-validation has 570 items"),
+        (["task=arc_easy", "n_options=1"], "n_options=1 is not allowed"),
+        (["task=arc_easy", "data_source=web"], "data_source='web' is not allowed"),
         (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed yet"),
         (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
@@ -62,7 +67,7 @@ def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     assert df.model.unique().tolist() == ["smollm2-135m-instruct"]
     assert df.model_revision.iloc[0] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     assert sorted(df.item_id.unique()) == list(range(6))
-    assert (df.digits == 2).all() and (df.correct_answer < 200).all()
+    assert (df.digits == 2).all() and (df.correct_answer.astype(int) < 200).all()
     assert set(df.perturbation) == {"original", "no_cot", "early_answering", "adding_mistakes", "filler_tokens", "paraphrasing"}
     # a real model gives parseable answers: the comparison machinery sees same and changed rows
     assert (df.outcome != "unparsed").mean() > 0.5 and {"same", "changed"} <= set(df.outcome)
