@@ -90,3 +90,34 @@ def test_results_folder_depends_on_what_is_computed_not_on_where(tmp_path):
     assert results_dir(a) == results_dir({**a, "cache_dir": "/elsewhere"})
     assert results_dir(a) != results_dir({**a, "seed": 1})
     assert "addition-d3-o2/smollm2-135m-instruct/n50-s1-seed0-" in str(results_dir(a))
+
+
+@pytest.fixture(scope="module")
+def tiny_mc_run(tiny_model_dir, tiny_engine, tmp_path_factory):
+    """A multiple-choice run on the fixture items of ARC-Challenge (tests/fixtures/data)."""
+    import shutil
+
+    tmp = tmp_path_factory.mktemp("mc")
+    shutil.copytree(Path(__file__).parent / "fixtures" / "data", tmp / "cache" / "data", ignore=shutil.ignore_patterns("*.py", "README*"))
+    cfg = make_cfg(tmp, "task=arc_challenge", "model=hf", f"model.path={tiny_model_dir}", "n=3", "sampling.max_tokens=24",
+                   "perturbations=[no_cot,early_answering,filler_tokens]")  # fmt: skip
+    return cfg, run(cfg, engine=tiny_engine)
+
+
+def test_a_multiple_choice_run_scores_every_option_of_every_answer(tiny_mc_run):
+    cfg, out = tiny_mc_run
+    df = out.table
+    assert out.out_dir == results_dir(cfg) and "arc_challenge-validation/" in str(out.out_dir)
+    assert set(df.task) == {"arc_challenge"} and set(df.difficulty) == {"split=validation subject=all n_options=all"}
+    assert df.digits.isna().all() and set(df.split) == {"validation"} and set(df.answer_type) == {"letter"}
+    assert all(p.endswith("The single, most likely answer is (") for p in df.prompt if p), df.prompt.iloc[0][-60:]
+    for row in df.itertuples():
+        scored = json.loads(row.option_logprobs)
+        assert sorted(scored) == list(row.choices) and all(v <= 0 for v in scored.values())
+        assert pd.isna(row.answer) or row.answer in row.choices
+        assert row.logprob_correct == scored[row.correct_answer]
+        assert (pd.isna(row.reference_answer) and pd.isna(row.logprob_original)) or row.logprob_original == scored[row.reference_answer]
+    assert "data_sha256" in json.loads(df.data_provenance.iloc[0])
+    for name in ("no_cot", "early_answering", "filler_tokens"):
+        block = out.summary["metrics"][name]
+        assert {"mean_p_original_normalised", "pct_original_top"} <= set(block)

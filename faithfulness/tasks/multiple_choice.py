@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from faithfulness.data import DATASETS, MCRecord, load_records
+from faithfulness.data.hub import HUB
 from faithfulness.errors import ConfigError
 from faithfulness.tasks.base import Problem, check_int, register
 
@@ -62,11 +63,16 @@ class MultipleChoice:
         if self.data_source not in ("package", "hub"):
             raise ConfigError(f"data_source={self.data_source!r} is not allowed: choose 'package' (offline) or 'hub'")
         spec = DATASETS[self.dataset]
-        if self.split is not None and self.split not in spec.splits:
-            raise ConfigError(f"split={self.split!r} is not allowed for {self.dataset}: choose one of {list(spec.splits)}")
+        if self.split is not None and self.split not in self._splits():
+            raise ConfigError(f"split={self.split!r} is not allowed for {self.dataset} (data_source={self.data_source}): "
+                              f"choose one of {list(self._splits())}")  # fmt: skip
         if self.subject not in (None, "all") and self.subject not in spec.subsets:
             allowed = f"one of {len(spec.subsets)}: {', '.join(spec.subsets)}" if spec.subsets else "none (it has no subsets)"
             raise ConfigError(f"subject={self.subject!r} is not allowed for {self.dataset}: choose 'all' or {allowed}")
+
+    def _splits(self) -> tuple[str, ...]:
+        """The splits of the chosen source (the hub's differ from the packages'); the first is the default."""
+        return HUB[self.dataset].splits if self.data_source == "hub" else DATASETS[self.dataset].splits
 
     @property
     def name(self) -> str:
@@ -75,7 +81,7 @@ class MultipleChoice:
 
     def difficulty(self) -> dict[str, Any]:
         """``split``, ``subject`` and ``n_options`` (None: every option)."""
-        return {"split": self.split or DATASETS[self.dataset].splits[0], "subject": self.subject or "all",
+        return {"split": self.split or self._splits()[0], "subject": self.subject or "all",
                 "n_options": self.n_options}  # fmt: skip
 
     def label(self) -> str:
