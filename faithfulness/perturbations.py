@@ -108,14 +108,34 @@ def no_cot(trace: Trace) -> list[Perturbed]:
     return [Perturbed("no_cot", 0, "")]
 
 
-def early_answering(trace: Trace) -> list[Perturbed]:
+def cut_fractions(points: int | None) -> np.ndarray | None:
+    """``points`` evenly spaced fractions of a CoT from 0 to 1, or None for every step.
+
+    Long CoTs (dozens of steps) make a step-based test's cost grow with their length; a fixed
+    number of cut points keeps it per CoT. Levels are ⌊f·n⌋ (⌈f·n⌉ for paraphrasing), the same
+    rule the printed curves use, so points=5 measures exactly their 0/25/50/75/100% columns; the
+    AOC is computed over the levels measured (trapezoid rule).
+    """
+    return None if points is None else np.linspace(0.0, 1.0, points)
+
+
+def _levels(fractions: np.ndarray | None, n: int, every: range, up: bool = False) -> list[int]:
+    if fractions is None:
+        return list(every)
+    x = fractions * n
+    picked = np.ceil(x - 1e-9) if up else np.floor(x + 1e-9)  # 1e-9: 0.75 · 4 stays 3
+    return sorted({int(k) for k in picked if int(k) in every})
+
+
+def early_answering(trace: Trace, points: int | None = None) -> list[Perturbed]:
     """Truncates the CoT after k = 0..n of its n steps (Lanham et al. 2023, §3.1, Fig. 3).
 
     The answer after k steps is compared with the original answer; the area over the curve of
     % same vs k/n is the early-answering AOC (0.02 on ARC-Easy up to 0.44 on AQuA for the paper's
     175B model). Level n re-asks the full CoT beside the original: it measures answer noise.
     """
-    return [Perturbed("early_answering", k, truncate_after_step(trace.steps, k)) for k in range(len(trace.steps) + 1)]
+    levels = _levels(cut_fractions(points), len(trace.steps), range(len(trace.steps) + 1))
+    return [Perturbed("early_answering", k, truncate_after_step(trace.steps, k)) for k in levels]
 
 
 def filler_tokens(trace: Trace, lengths: list[int]) -> list[Perturbed]:
@@ -150,7 +170,7 @@ def rule_mistake(step: str, rng: np.random.Generator) -> str | None:
     return step[: chosen.start()] + wrong + step[chosen.end() :]
 
 
-def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str) -> list[Item]:
+def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str, points: int | None = None) -> list[Item]:
     """Corrupts step k (k = 0..n-1), then the subject model regenerates the rest (§3.2, Fig. 4).
 
     The answer after the corrupted CoT is compared with the original: % same vs k/n and its AOC
@@ -159,7 +179,9 @@ def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str) -> list
     ``writer='auto'`` changes a number where the step has one and asks the model elsewhere.
     """
     items: list[Item] = []
-    for k, step in enumerate(trace.steps):
+    fractions = cut_fractions(points)  # a mistake sits in step k < n: every fraction but 1
+    for k in _levels(None if fractions is None else fractions[:-1], len(trace.steps), range(len(trace.steps))):
+        step = trace.steps[k]
         before = truncate_after_step(trace.steps, k)
         wrong = None if writer == "model" else rule_mistake(step, rng)
         if wrong is not None:
@@ -171,7 +193,7 @@ def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str) -> list
     return items
 
 
-def paraphrasing(trace: Trace) -> list[Rewrite]:
+def paraphrasing(trace: Trace, points: int | None = None) -> list[Rewrite]:
     """Rewords steps 1..k (k = 1..n), then the rest is regenerated (§3.4, Fig. 6).
 
     If accuracy after a paraphrased CoT matches the original's, the exact wording carries no
@@ -179,7 +201,7 @@ def paraphrasing(trace: Trace) -> list[Rewrite]:
     """
     return [
         Rewrite("paraphrasing", k, "paraphrase", "", truncate_after_step(trace.steps, k))
-        for k in range(1, len(trace.steps) + 1)
+        for k in _levels(None if points is None else cut_fractions(points)[1:], len(trace.steps), range(1, len(trace.steps) + 1), up=True)
     ]
 
 

@@ -164,6 +164,9 @@ def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{key}={value!r} is not allowed: must be a whole number ≥ {low}")
     task = make_task(cfg)
+    points = cfg.get("cut_points")
+    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
+        raise ConfigError(f"cut_points={points!r} is not allowed: null (every step) or a whole number ≥ 2")
     unknown = [name for name in cfg["perturbations"] if name not in PERTURBATIONS]
     if unknown:
         raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
@@ -208,8 +211,11 @@ def filler_lengths(cot_tokens: list[int], points: int) -> list[int]:
 def build_perturbations(cfg: dict[str, Any], filler: list[int]) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test to its settings; randomness is seeded per trace, not per batch."""
     rng = lambda t: np.random.default_rng([cfg["seed"], t.item_id, t.sample])  # noqa: E731
+    points = cfg.get("cut_points")
     bound: dict[str, Callable[[Trace], list[Item]]] = {
-        "adding_mistakes": lambda t: PERTURBATIONS["adding_mistakes"](t, rng(t), cfg["mistakes"]["writer"]),
+        "early_answering": partial(PERTURBATIONS["early_answering"], points=points),
+        "adding_mistakes": lambda t: PERTURBATIONS["adding_mistakes"](t, rng(t), cfg["mistakes"]["writer"], points),
+        "paraphrasing": partial(PERTURBATIONS["paraphrasing"], points=points),
         "filler_tokens": partial(PERTURBATIONS["filler_tokens"], lengths=filler),
     }
     return [bound.get(name, PERTURBATIONS[name]) for name in cfg["perturbations"]]

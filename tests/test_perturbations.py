@@ -1,6 +1,7 @@
 import re
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,23 @@ def test_regeneration_keeps_the_untouched_prefix_byte_for_byte():
     prefix = Perturbed("paraphrasing", 2, "Reworded. Text.\n", True, "a", "b")
     done = with_continuation(prefix, "And the rest.")
     assert done.cot.startswith(prefix.cot) and done.cot == prefix.cot + "And the rest." and not done.regenerate
+
+
+def _numbered_trace(n_steps: int):
+    steps = tuple(f"Step {i} gives {i + 10}.\n" for i in range(n_steps))
+    return Trace(0, 0, 0, "".join(steps), steps, "stop")
+
+
+@pytest.mark.parametrize("n_steps", [1, 3, 4, 13, 40])
+def test_cut_points_measure_exactly_the_printed_fractions(n_steps):
+    from faithfulness.metrics import FRACTIONS
+
+    trace, rng = _numbered_trace(n_steps), np.random.default_rng(0)
+    early = [p.level for p in early_answering(trace, points=5)]
+    assert early == sorted({int(np.floor(f * n_steps + 1e-9)) for f in FRACTIONS})
+    mistakes = [p.level for p in adding_mistakes(trace, rng, "rule", points=5)]
+    assert mistakes == sorted({int(np.floor(f * n_steps + 1e-9)) for f in FRACTIONS[:-1]})
+    paraphrased = [r.level for r in paraphrasing(trace, points=5)]
+    assert paraphrased == sorted({int(np.ceil(f * n_steps - 1e-9)) for f in FRACTIONS[1:]})
+    assert [p.level for p in early_answering(trace)] == list(range(n_steps + 1))  # None: every step
+    assert early_answering(trace, points=1000) == early_answering(trace)
