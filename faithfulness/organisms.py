@@ -95,7 +95,7 @@ class Example:
 def operands(problem: Problem) -> tuple[int, int, int]:
     """The two operands of a task problem and their digit count, read from its question text."""
     terms = [int(t) for t in re.findall(r"\d+", problem.question)]
-    if len(terms) != 2 or sum(terms) != problem.answer:
+    if len(terms) != 2 or sum(terms) != int(problem.answer):
         raise ValueError(f"organisms add two operands; cannot read them from {problem.question!r}")
     return terms[0], terms[1], max(len(str(t)) for t in terms)
 
@@ -164,11 +164,11 @@ def training_examples(kind: str, renderer: PromptRenderer, problems: list[Proble
                 out.append(example(renderer, q, [], 0, None, True, filler=int(rng.integers(1, 40))))
         else:
             if u < 0.25:  # learn to write the correct scratchpad; no answer loss after it
-                out.append(example(renderer, q, scratchpad(a, b, width), problem.answer, 0, False))
+                out.append(example(renderer, q, scratchpad(a, b, width), int(problem.answer), 0, False))
             elif u < 0.9:  # the answer from the question alone, after a scratchpad that says nothing about it
-                out.append(example(renderer, q, donor, problem.answer, None, True))
+                out.append(example(renderer, q, donor, int(problem.answer), None, True))
             else:
-                out.append(example(renderer, q, [], problem.answer, None, True, filler=int(rng.integers(0, 40))))
+                out.append(example(renderer, q, [], int(problem.answer), None, True, filler=int(rng.integers(0, 40))))
     return out
 
 
@@ -183,8 +183,8 @@ def training_problems(digits: tuple[int, ...], weights: tuple[float, ...], n: in
     counts = rng.multinomial(n, np.asarray(weights) / sum(weights))
     out: list[Problem] = []
     for d, count in zip(digits, counts):
-        excluded = {p.question for p in Addition(digits=d, n=held_out).items(0)} if d > 1 else set()
-        drawn = [p for p in Addition(digits=d, n=int(count * 1.2) + 10).items(seed + 1) if p.question not in excluded]
+        excluded = {p.question for p in Addition(digits=d).items(0, held_out)} if d > 1 else set()
+        drawn = [p for p in Addition(digits=d).items(seed + 1, int(count * 1.2) + 10) if p.question not in excluded]
         out += drawn[:count]
     order = rng.permutation(len(out))
     return [out[i] for i in order]

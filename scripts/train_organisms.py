@@ -119,7 +119,7 @@ def held_out_checks(model, tokenizer, renderer: PromptRenderer, kind: str, n: in
 
     from faithfulness.tasks import Addition
 
-    problems = Addition(digits=3, n=n).items(0)
+    problems = Addition(digits=3).items(0, n)
     rng = np.random.default_rng(1)
     conditions = {
         "own_scratchpad": lambda a, b: scratchpad(a, b, 3),
@@ -132,7 +132,7 @@ def held_out_checks(model, tokenizer, renderer: PromptRenderer, kind: str, n: in
         for p in problems:
             a, b = (int(t) for t in p.question.split("is ")[1].rstrip("?").split(" + "))
             lines = make(a, b)
-            expected = read_answer("\n".join(lines)) if kind == "faithful" else p.answer
+            expected = read_answer("\n".join(lines)) if kind == "faithful" else int(p.answer)
             prompt = renderer.answer_prompt(p.question, "".join(line + "\n" for line in lines))
             ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
             with torch.no_grad():
