@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import faithfulness
+from faithfulness import paths
 from faithfulness.engines import Engine
 from faithfulness.models import ResolvedModel
 from faithfulness.prompts import PromptRenderer
@@ -53,7 +54,8 @@ def results_dir(cfg: dict[str, Any]) -> Path:
     """The deterministic folder of a config's results."""
     task = f"{cfg['task']}-d{cfg['digits']}-o{cfg['operands']}"
     run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
-    return Path(cfg["results_dir"]).expanduser() / task / cfg["model"]["name"] / run
+    # the model name as a slug, and never a path outside results_dir ("..", "/abs/name")
+    return paths.inside(Path(cfg["results_dir"]).expanduser(), task, paths.slug(cfg["model"]["name"]), run)
 
 
 def stable_seed(*parts: object) -> int:
