@@ -22,7 +22,7 @@ import pytest
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
 from faithfulness.store import KILL_ENV, STORE_FILE, RequestStore
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, alive_in_group, run_cli
 from tests.test_pipeline import make_cfg
 
 OVERRIDES = ("model=hf", "model.path={model}", "n=4", "samples=2", "sampling.max_tokens=40", "bootstrap_resamples=50",
@@ -40,23 +40,9 @@ def _run(*overrides, env=None, timeout=900):
     return done, done.pgid
 
 
-def _alive_in_group(pgid):
-    """Pids of live (non-zombie) processes in a process group."""
-    alive = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry))
-    return alive
-
-
 def _orphans_after_kill(pgid):
     deadline = time.monotonic() + 10  # SIGKILL is delivered at once; allow for a loaded machine
-    while (alive := _alive_in_group(pgid)) and time.monotonic() < deadline:
+    while (alive := alive_in_group(pgid)) and time.monotonic() < deadline:
         time.sleep(0.2)
     if alive:  # clean up before failing, so the engine does not hold the cores for the other tests
         os.killpg(pgid, signal.SIGKILL)
