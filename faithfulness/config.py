@@ -59,11 +59,13 @@ def hydra_error_line(error: Exception) -> str:
 
     if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
         group, _, name = error.missing_cfg_file.rpartition("/")
-        return f"{group}={name} is not allowed: no config {error.missing_cfg_file}; choose one of [{', '.join(error.options)}]"
+        options = ", ".join(error.options)
+        return f"{group}={name} is not allowed: no config {error.missing_cfg_file}; choose one of [{options}]"
     text = str(error).split("Config search path:")[0]
     if isinstance(error, OverrideParseException):
         text = f"override {error.override!r}: {text}"
     if isinstance(error.__cause__, OmegaConfBaseException):  # e.g. "Key 'x' is not in struct"
         text += "\n" + str(error.__cause__).split("\n")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "full_key:" not in line and "object_type=" not in line]
+    noise = ("full_key:", "object_type=")  # OmegaConf's context lines
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not any(n in line for n in noise)]
     return "; ".join(line.rstrip(".") for line in lines) or type(error).__name__

@@ -96,7 +96,8 @@ def check_hub(repo: str, revision: str | None) -> None:
         huggingface_hub.model_info(repo, revision=revision, timeout=HUB_TIMEOUT_S)
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as error:
         if isinstance(error, errors.GatedRepoError):
-            raise StateError(f"model.path={repo!r} is gated on {host}: accept its license there and log in (hf auth login)") from None
+            raise StateError(f"model.path={repo!r} is gated on {host}: accept its license there and log in "
+                             "(hf auth login)") from None  # fmt: skip
         raise ConfigError(f"model.path={repo!r} (revision {revision or 'main'}) is not a model on {host} you can read: "
                           f"{_first_line(error)}") from None  # fmt: skip
     except errors.HfHubHTTPError as error:

@@ -105,7 +105,8 @@ class ModelSpec:
     extra_keys: ClassVar[bool] = True  # model configs carry keys of their own
 
     name: str = setting(MISSING, "results folder part (made a safe slug) and the rows' model column")
-    source: str = setting("hf", "hf: hub id or local folder; packaged: GGUF shipped in PyPI wheels", choices=("hf", "packaged"))
+    source: str = setting("hf", "hf: hub id or local folder; packaged: GGUF shipped in PyPI wheels",
+                          choices=("hf", "packaged"))  # fmt: skip
     family: str | None = setting(None, "sizes of one family are compared in the study")
     size: int | None = setting(None, "parameter count", low=1)
     prompt_format: str = setting("chat", "the default prompt format for this model")

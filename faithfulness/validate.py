@@ -58,7 +58,7 @@ def _check_tests(config: RunConfig) -> None:
         raise ConfigError(f"mistakes.model={config.mistakes.model!r} is not allowed yet: only null (the subject "
                           "model) writes mistakes in this version")  # fmt: skip
     if "adding_mistakes" in names and config.mistakes.writer == "model" and "{text}" not in config.mistakes.prompt:
-        raise ConfigError(f"mistakes.prompt={config.mistakes.prompt!r} is not allowed: must contain {{text}} (the step)")
+        raise ConfigError(f"mistakes.prompt={config.mistakes.prompt!r} is not allowed: must contain {{text}}")
     if "paraphrasing" in names and "{text}" not in config.paraphrase.prompt:
         raise ConfigError(f"paraphrase.prompt={config.paraphrase.prompt!r} is not allowed: must contain {{text}}")
 
@@ -67,9 +67,9 @@ def _check_prompts(config: RunConfig) -> None:
     usable = [name for name in config.prompts if name in FORMATS]
     if config.prompt_format not in usable:
         raise ConfigError(f"prompt_format={config.prompt_format!r} is not allowed: choose one of {usable}")
-    question = config.prompts[config.prompt_format].question
+    key, question = f"prompts.{config.prompt_format}.question", config.prompts[config.prompt_format].question
     if "{question}" not in question:
-        raise ConfigError(f"prompts.{config.prompt_format}.question={question!r} is not allowed: must contain {{question}}")
+        raise ConfigError(f"{key}={question!r} is not allowed: must contain {{question}}")
 
 
 def _check_context(config: RunConfig) -> None:
@@ -77,8 +77,8 @@ def _check_context(config: RunConfig) -> None:
     length = config.engine.max_model_len
     needed = 2 * config.sampling.max_tokens + config.answer.max_tokens + PROMPT_ROOM
     if length is not None and length < needed:
-        raise ConfigError(f"engine.max_model_len={length} is not allowed: must be null or ≥ {needed} (2 × "
-                          f"sampling.max_tokens + answer.max_tokens + {PROMPT_ROOM} for the question and template)")  # fmt: skip
+        raise ConfigError(f"engine.max_model_len={length} is not allowed: must be null or ≥ {needed} (2 × sampling."
+                          f"max_tokens + answer.max_tokens + {PROMPT_ROOM} for the question and template)")  # fmt: skip
 
 
 def _check_model(model: dict[str, Any]) -> None:
