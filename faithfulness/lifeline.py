@@ -5,9 +5,9 @@ killed with SIGKILL (``kill -9``, the OOM killer) they are re-parented and keep 
 the model's memory (~6.7 GB for a 1.5B model in fp32) and the cores. A killed process can run no
 code, and vLLM's processes run vLLM's code, not ours, so the cleanup lives in a third process:
 :func:`start` launches a small watchdog, before the engine starts, that notes the run's descendants
-every ``POLL_S`` seconds and, once the run is gone, SIGKILLs them and whatever they started since.
-A normal end stops it first (:meth:`Watchdog.stop`). The watchdog imports only the standard
-library (it runs this file as a script in isolated mode).
+every ``SCAN_S`` seconds and, once the run is gone (checked every ``POLL_S``), SIGKILLs them and
+whatever they started since. A normal end stops it first (:meth:`Watchdog.stop`). The watchdog
+imports only the standard library (it runs this file as a script in isolated mode).
 
 :func:`die_with_parent` is the same guarantee for processes that run our code (the sweep's engine
 worker): the kernel kills them when their parent dies (Linux ``PR_SET_PDEATHSIG``).
@@ -23,7 +23,8 @@ import subprocess
 import sys
 import time
 
-POLL_S = 0.5  # the run's death is noticed within this; a /proc scan costs ~1 ms per 100 processes
+POLL_S = 0.5  # the run's death is noticed within this
+SCAN_S = 2.0  # descendants are noted this often: a /proc scan costs ~1 ms per 100 processes on the node
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -87,7 +88,7 @@ def descendants(roots: set[int]) -> dict[int, str]:
 def _watch(run: int) -> None:
     """The watchdog's loop: note the run's descendants until the run is gone, then kill them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the run; the watchdog waits for its end
-    me, known, stdin_open = os.getpid(), {}, True
+    me, known, stdin_open, scanned = os.getpid(), {}, True, 0.0
     while os.getppid() == run:
         if stdin_open and select.select([sys.stdin.buffer], [], [], POLL_S)[0]:
             line = sys.stdin.buffer.readline()
@@ -96,7 +97,9 @@ def _watch(run: int) -> None:
             stdin_open = bool(line)  # EOF: the run is exiting; its death shows in getppid next
         elif not stdin_open:
             time.sleep(POLL_S)
-        known.update(descendants({run}))
+        if time.monotonic() - scanned >= SCAN_S:
+            known.update(descendants({run}))
+            scanned = time.monotonic()
     known.pop(me, None)
     for _ in range(3):  # processes the survivors started since the last scan, then theirs
         alive = {pid for pid, started in known.items() if (s := _stat(pid)) is not None and s[1] == started}

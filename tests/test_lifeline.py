@@ -43,7 +43,7 @@ def _left_after(pgid, seconds):
 
 def test_descendants_of_a_run_killed_with_sigkill_are_killed_by_its_watchdog():
     run = _start("watch")
-    time.sleep(2 * lifeline.POLL_S + 0.5)  # the watchdog has seen the child and the grandchild
+    time.sleep(lifeline.SCAN_S + lifeline.POLL_S + 0.5)  # the watchdog has seen the child and the grandchild
     assert len(alive_in_group(run.pid)) == 4  # run, watchdog, child, grandchild
     run.kill()
     run.wait()
