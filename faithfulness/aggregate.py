@@ -26,8 +26,6 @@ from faithfulness.results import read_results
 CELL = ["model_family", "model", "model_size", "task", "digits", "operands"]  # one cell of the study
 DIFFICULTY = ["task", "digits", "operands"]
 REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (REFERENCE §1)
-
-
 MARKER = ".faithfulness-aggregate"  # marks an aggregation's output folder: never read back as a run
 
 
