@@ -12,11 +12,14 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from faithfulness.config import register_resolvers, to_plain
+from faithfulness.config import hydra_error_line, register_resolvers, to_plain
 from faithfulness.errors import ConfigError, StateError
+from faithfulness.paths import describe
 
 _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
@@ -25,6 +28,7 @@ _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 def main(cfg: DictConfig) -> None:
     """Runs one configuration and prints its table and results folder."""
     from faithfulness import pipeline, report, sweep, tracking
+    from faithfulness.validate import validate
 
     register_resolvers()  # again here: a Slurm job unpickles main() without running this module's __main__ block
     hydra_cfg = HydraConfig.get()
@@ -33,13 +37,16 @@ def main(cfg: DictConfig) -> None:
     shared = hydra_cfg.mode == RunMode.MULTIRUN and hydra_cfg.launcher.get("_target_") == _BASIC_LAUNCHER
     try:
         plain = to_plain(cfg)
-        wandb_settings = tracking.settings(plain)  # checked before the run: a typo must not cost the run
+        wandb_settings = validate(plain).wandb  # every value checked before the run: a typo must not cost the run
         out = (sweep.run_shared if shared else pipeline.run)(plain)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except StateError as error:  # a locked folder or a corrupt file: not the config's fault
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(3)
+    except OSError as error:  # a filesystem or network failure: named in one line, as a StateError would be
+        print(f"error: {describe(error)}", file=sys.stderr)
         sys.exit(3)
     link_results(Path(hydra_cfg.runtime.output_dir), out.out_dir)
     print(report.format_table(out.summary))
@@ -57,4 +64,12 @@ def link_results(job_dir: Path, out_dir: Path) -> None:
 
 if __name__ == "__main__":
     register_resolvers()
-    main()
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its config errors to here instead of exiting 1
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as error:  # an unknown config group, key or override syntax
+        if full_error:
+            raise
+        print(f"error: {hydra_error_line(error)}", file=sys.stderr)
+        sys.exit(2)

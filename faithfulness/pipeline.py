@@ -21,7 +21,6 @@ import pandas as pd
 from faithfulness import metrics
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
-from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
@@ -33,6 +32,7 @@ from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
 from faithfulness.tasks import Problem, Task, make_task
+from faithfulness.validate import validate
 
 
 @dataclass
@@ -54,6 +54,7 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
         cfg: The resolved config (see ``conf/config.yaml``).
         engine: An already started engine for ``cfg['model']`` (tests share one); started here if None.
     """
+    validate(cfg)  # every value, before any folder, download or engine
     with ExitStack() as held:  # the results folder's lock and request store, released however the run ends
         return _run(cfg, engine, held)
 
@@ -158,25 +159,8 @@ def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dic
 
 
 def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
-    """Validates the task and test settings before anything slow starts."""
-    for key, low in (("seed", 0), ("samples", 1)):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{key}={value!r} is not allowed: must be a whole number ≥ {low}")
+    """Builds the task (which checks its own keys; ``validate`` checked the rest) and its problems."""
     task = make_task(cfg)
-    points = cfg.get("cut_points")
-    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
-        raise ConfigError(f"cut_points={points!r} is not allowed: null (every step) or a whole number ≥ 2")
-    unknown = [name for name in cfg["perturbations"] if name not in PERTURBATIONS]
-    if unknown:
-        raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
-    writer = cfg["mistakes"]["writer"]
-    if writer not in MISTAKE_WRITERS:
-        raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")
-    if cfg["mistakes"].get("model") not in (None, cfg["model"]["name"]):
-        # vLLM frees no engine inside a process, so a second model needs a process of its own
-        raise ConfigError(f"mistakes.model={cfg['mistakes']['model']!r} is not allowed yet: only null (the subject model) "
-                          "writes mistakes in this version")  # fmt: skip
     return task, task.items(cfg["seed"], cfg["n"])
 
 
@@ -185,8 +169,6 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> Pro
     from transformers import AutoTokenizer
 
     fmt = cfg["prompt_format"]
-    if fmt not in cfg["prompts"]:
-        raise ConfigError(f"prompt_format={fmt!r} is not allowed: choose one of {sorted(cfg['prompts'])}")
     revision = None if model.revision == "local" or len(model.revision) == 64 else model.revision
     tokenizer = AutoTokenizer.from_pretrained(model.path, revision=revision)
     strings = dict(cfg["prompts"][fmt])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import faithfulness
+from faithfulness import paths
 from faithfulness.engines import Engine
 from faithfulness.models import ResolvedModel
 from faithfulness.prompts import PromptRenderer
@@ -55,7 +56,8 @@ def config_hash(cfg: dict[str, Any]) -> str:
 def results_dir(cfg: dict[str, Any]) -> Path:
     """The deterministic folder of a config's results."""
     run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
-    return Path(cfg["results_dir"]).expanduser() / make_task(cfg).label() / cfg["model"]["name"] / run
+    # the model name as a slug, and never a path outside results_dir ("..", "/abs/name")
+    return paths.inside(Path(cfg["results_dir"]).expanduser(), make_task(cfg).label(), paths.slug(cfg["model"]["name"]), run)
 
 
 def stable_seed(*parts: object) -> int:

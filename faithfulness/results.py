@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from faithfulness import SCHEMA_VERSION
 from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.errors import StateError
+from faithfulness.paths import describe, shared_mode
 from faithfulness.perturbations import Perturbed, Trace
 from faithfulness.store import kill_point
 from faithfulness.tasks import DIFFICULTY_COLUMNS, Problem, Task, difficulty_label
@@ -201,16 +202,22 @@ def write_json(obj: Any, path: Path) -> None:
 
 
 def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ".partial": a killed writer's leftover is recognisable (the next run removes it, see store.lock_folder)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # ".partial": a killed writer's leftover is recognisable (the next run removes it, see store.lock_folder)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    except OSError as error:
+        raise StateError(f"cannot write {path}: {describe(error)}") from None
+    try:
+        shared_mode(fd)  # mkstemp makes 0600 files: group members of a shared project could not read results
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         kill_point(f"write:{path.name}")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         os.unlink(tmp)
+        if isinstance(error, OSError):  # a full disk, a vanished folder
+            raise StateError(f"cannot write {path}: {describe(error)}") from None
         raise

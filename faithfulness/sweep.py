@@ -18,7 +18,7 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-from faithfulness import pipeline
+from faithfulness import lifeline, pipeline
 
 
 class EngineWorker:
@@ -60,6 +60,7 @@ class EngineWorker:
 
 def _serve(conn: Connection) -> None:
     """The worker's loop: run jobs until told to stop (or the parent is gone), then close the engine."""
+    lifeline.die_with_parent()  # a killed sweep must not leave a worker finishing its job (its engine's watchdog follows)
     engine = None
     try:
         while True:

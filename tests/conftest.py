@@ -104,3 +104,17 @@ def run_in_group(cmd: list[str], env: dict[str, str] | None = None, timeout: flo
 def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Runs `python run.py OVERRIDES...` as a user would (see :func:`run_in_group`)."""
     return run_in_group([sys.executable, str(ROOT / "run.py"), *overrides], {**os.environ, **(env or {})}, timeout)
+
+
+def alive_in_group(pgid: int) -> list[int]:
+    """Pids of live (non-zombie) processes in a process group."""
+    alive = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry))
+    return alive

@@ -43,10 +43,28 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         handle.write(b'{"a": 2, "trunc')
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StateError, match=f"cannot write {path}: disk full"):  # one line naming file and cause
         results._atomic(path, crash_midway)
     assert json.loads(path.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["summary.json"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_results_files_are_as_readable_as_the_umask_allows(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        write_json({"a": 1}, tmp_path / "summary.json")
+        write_parquet(to_table([_row()]), tmp_path / "results.parquet")
+    finally:
+        os.umask(old)
+    for name in ("summary.json", "results.parquet"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name  # as a plain open() makes it
+
+
+def test_a_results_file_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    with pytest.raises(StateError, match=f"cannot write {tmp_path / 'taken' / 'summary.json'}: "):
+        write_json({"a": 1}, tmp_path / "taken" / "summary.json")
 
 
 def test_failed_parquet_write_leaves_no_partial_file(tmp_path):

