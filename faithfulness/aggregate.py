@@ -25,7 +25,7 @@ from faithfulness.results import read_results
 
 CELL = ["model_family", "model", "model_size", "task", "digits", "operands"]  # one cell of the study
 DIFFICULTY = ["task", "digits", "operands"]
-REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (REFERENCE §1)
+REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (docs/vllm-cpu.md, Determinism)
 
 
 def find_tables(paths: list[Path]) -> list[Path]:

