@@ -15,10 +15,15 @@ import atexit
 import json
 import multiprocessing
 import sys
+from contextlib import nullcontext
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from faithfulness import pipeline
+from faithfulness import console, pipeline
+from faithfulness.engines import describe_engine
+from faithfulness.engines.cached import LazyEngine
+from faithfulness.provenance import results_dir
 
 
 class EngineWorker:
@@ -60,7 +65,7 @@ class EngineWorker:
 
 def _serve(conn: Connection) -> None:
     """The worker's loop: run jobs until told to stop (or the parent is gone), then close the engine."""
-    engine = None
+    engine, last = None, None
     try:
         while True:
             try:
@@ -69,15 +74,18 @@ def _serve(conn: Connection) -> None:
                 break
             if cfg is None:
                 break
+            last = cfg
             try:
-                if engine is None:
-                    engine = pipeline.start_engine(cfg)
+                if engine is None:  # started inside the first run that needs it, which gets its engine.log lines
+                    engine = LazyEngine(partial(pipeline.start_engine, cfg), describe_engine(dict(cfg["engine"])), {})
                 conn.send(("ok", pipeline.run(cfg, engine)))
             except BaseException as error:  # noqa: BLE001 - the parent re-raises it
                 conn.send(("error", error))
     finally:
-        if engine is not None:
-            engine.close()
+        if engine is not None and last is not None:
+            folder = results_dir(last)  # the engine's shutdown lines go to the log of the last run it served
+            with console.engine_log(folder / "engine.log", last["verbose"]) if folder.is_dir() else nullcontext():
+                engine.close()
 
 
 def engine_key(cfg: dict[str, Any]) -> str:

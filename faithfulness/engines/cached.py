@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from faithfulness import console
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
 from faithfulness.store import RequestStore, hash_json, kill_point, request_key
 
@@ -89,14 +90,18 @@ class CachedEngine:
         todo = [n for n, k in enumerate(keys) if k not in found]
         self.own["from_store"] += len(requests) - len(todo)
         chunks = [todo[start : start + self.chunk] for start in range(0, len(todo), self.chunk)]
-        for number, part in enumerate(chunks, 1):
-            label = chunk_label(desc, number, len(chunks))
-            fresh = call([requests[n] for n in part], desc=label)
-            self.store.put_many([(keys[n], encode(value)) for n, value in zip(part, fresh)], stage=desc)
-            self.own["to_engine"] += len(part)
-            for n, value in zip(part, fresh):
-                results[n] = value
-            kill_point(f"{desc}:{number}")
+        done = len(requests) - len(todo)
+        with console.stage(desc, len(requests), done) as bar:  # one bar for all chunks
+            for number, part in enumerate(chunks, 1):
+                label = chunk_label(desc, number, len(chunks))
+                fresh = call([requests[n] for n in part], desc=label)
+                self.store.put_many([(keys[n], encode(value)) for n, value in zip(part, fresh)], stage=desc)
+                self.own["to_engine"] += len(part)
+                for n, value in zip(part, fresh):
+                    results[n] = value
+                done += len(part)
+                bar.advance_to(done)
+                kill_point(f"{desc}:{number}")
         return results
 
 
