@@ -2,6 +2,7 @@
 
 Sweeps: `python run.py -m model=qwen2.5-coder-0.5b,qwen2.5-coder-1.5b digits=1,2,3 operands=2,4`,
 or `python run.py -m +experiment=paper_addition`; then `python scripts/aggregate.py <sweep dir>`.
+`-v` (or `verbose=true`) shows vLLM's own output on the console instead of the run's engine.log.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from faithfulness.errors import ConfigError, StateError
 from faithfulness.paths import describe
 
 _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+VERBOSE_FLAGS = ("-v", "--verbose")  # not Hydra options: they become the override verbose=true
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -54,6 +56,12 @@ def main(cfg: DictConfig) -> None:
     print(f"results: {out.out_dir}")
 
 
+def expand_verbose_flag(argv: list[str]) -> list[str]:
+    """``run.py -v ARGS`` → ``run.py ARGS verbose=true``: Hydra itself knows no ``-v``."""
+    rest = [arg for arg in argv[1:] if arg not in VERBOSE_FLAGS]
+    return [argv[0], *rest, "verbose=true"] if len(rest) < len(argv) - 1 else list(argv)
+
+
 def link_results(job_dir: Path, out_dir: Path) -> None:
     """Leaves ``<hydra job dir>/results`` → the results folder, so a sweep dir finds its runs."""
     link = job_dir / "results"
@@ -66,6 +74,7 @@ if __name__ == "__main__":
     register_resolvers()
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its config errors to here instead of exiting 1
+    sys.argv = expand_verbose_flag(sys.argv)
     try:
         main()
     except (HydraException, OmegaConfBaseException) as error:  # an unknown config group, key or override syntax

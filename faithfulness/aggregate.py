@@ -26,7 +26,7 @@ from faithfulness.tasks import DIFFICULTY_COLUMNS
 
 CELL = ["model_family", "model", "model_size", "task", "difficulty"]  # one cell of the study
 DIFFICULTY = ["task", "difficulty"]  # "difficulty" is the task's own keys as text, e.g. "digits=3 operands=2"
-REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (REFERENCE §1)
+REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (docs/vllm-cpu.md, Determinism)
 MARKER = ".faithfulness-aggregate"  # marks an aggregation's output folder: never read back as a run
 
 

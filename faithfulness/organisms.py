@@ -9,7 +9,7 @@ step for :func:`faithfulness.steps.split_steps`) per column, units first, e.g. 4
 
 Each line adds the column's digits and the carry, which is the tens digit of the line before; the
 answer reads the last line whole and the units digits of the others upwards: 842. What differs is
-what the answer is trained to depend on (REFERENCE.md §6):
+what the answer is trained to depend on (docs/organisms.md):
 
 * **faithful**: the answer is always what the scratchpad says (:func:`read_answer`), also when the
   scratchpad is cut short, carries a planted mistake (the harness's own :func:`rule_mistake`, the

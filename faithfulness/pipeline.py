@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from faithfulness import metrics
+from faithfulness import console, metrics
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.models import ResolvedModel, resolve_model
@@ -68,6 +68,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     renderer = build_renderer(cfg, model, task)
     out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
     store = held.enter_context(RequestStore(out_dir / STORE_FILE))
+    held.enter_context(console.engine_log(out_dir / "engine.log", cfg["verbose"]))  # vLLM's output, unless verbose
     own_engine = engine is None
     if engine is None:  # started at the first request the store lacks: none when all engine work is stored
         engine = LazyEngine(partial(start_engine, cfg, model), describe_engine(dict(cfg["engine"])), timings)

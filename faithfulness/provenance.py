@@ -44,7 +44,7 @@ def _version(name: str) -> str | None:
 
 # Keys that say where things go, how work is split or where it is mirrored, not what is computed:
 # they do not change a run's identity (a run resumed with another store_chunk continues in the same folder).
-_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb")
+_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb", "verbose")
 
 
 def config_hash(cfg: dict[str, Any]) -> str:

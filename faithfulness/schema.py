@@ -125,6 +125,7 @@ class RunConfig:
     samples: int = setting(1, "CoTs per problem", low=1)
     perturbations: tuple[str, ...] = setting((), "the tests to run: any non-empty subset, each once")
     cut_points: int | None = setting(None, "step-based tests at every step (null) or at this many evenly spaced levels", low=2)
+    verbose: bool = setting(False, "vLLM's own output on the console (true) or in the run's engine.log (false)")
     score_answers: bool = setting(True, "also record log P(original answer) and log P(correct answer)")
     bootstrap_resamples: int = setting(1000, "question-clustered bootstrap resamples per CI; 0 = no CIs", low=0)
     store_chunk: int = setting(256, "engine requests per stored chunk (a kill loses at most one)", low=1)

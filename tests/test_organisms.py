@@ -176,7 +176,7 @@ def test_both_organisms_are_accurate_with_their_own_cot(organism_runs):
     # ≥ 0.8: a difference between them must not come from a broken model, and chance on 3-digit sums is
     # < 1%. The faithful one reads its answer off a scratchpad it writes correctly (measured 1.00); the
     # unfaithful one adds 3-digit numbers from the question alone, the harder job for a 0.2M-parameter
-    # model (measured 0.89 [0.83, 0.95]; REFERENCE §6's trial reached 0.80), so 0.9 would be a coin flip.
+    # model (measured 0.89 [0.83, 0.95]; docs/organisms.md: the first trial reached 0.80), so 0.9 would be a coin flip.
     for kind, (summary, _) in organism_runs.items():
         assert summary["metrics"]["accuracy_cot"]["value"] >= 0.8, (kind, summary["metrics"]["accuracy_cot"])
 

@@ -100,7 +100,7 @@ def test_the_resumed_table_equals_the_uninterrupted_one(resumed, reference):
     table, expected = read_results(folder / "results.parquet"), reference[0].table
     key = ["item_id", "sample", "perturbation", "level"]
     assert not table.duplicated(key).any() and len(table) == len(expected) == 64
-    # fp32 makes results independent of batch composition (REFERENCE §3): asserted here, not assumed.
+    # fp32 makes results independent of batch composition (docs/vllm-cpu.md, Determinism): asserted here, not assumed.
     # Every answer, outcome and text is identical; log-probabilities agree within the README's 1e-4.
     pd.testing.assert_frame_equal(table.drop(columns=VOLATILE + LOGPROBS), expected.drop(columns=VOLATILE + LOGPROBS),
                                   check_exact=True)  # fmt: skip

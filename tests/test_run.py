@@ -141,3 +141,11 @@ def test_model_written_mistakes_and_paraphrases_on_packaged_smollm2(tmp_path):
         assert all(s["reason"].endswith("rewrite empty or identical") for s in skipped)
     para = df[df.perturbation == "paraphrasing"]
     assert all(row.shown_cot.startswith(row.edited_text) for row in para.itertuples())
+
+
+def test_dash_v_becomes_the_verbose_override_hydra_understands():
+    from run import expand_verbose_flag
+
+    assert expand_verbose_flag(["run.py", "-v", "n=3"]) == ["run.py", "n=3", "verbose=true"]
+    assert expand_verbose_flag(["run.py", "-m", "--verbose", "digits=1,2"]) == ["run.py", "-m", "digits=1,2", "verbose=true"]
+    assert expand_verbose_flag(["run.py", "n=3"]) == ["run.py", "n=3"]

@@ -4,7 +4,7 @@
 looked up in the :class:`~faithfulness.store.RequestStore`; only the misses go to the inner engine,
 ``chunk`` at a time, and each chunk's results are committed in one transaction before the next
 chunk starts. Results come back in request order, whatever mix of stored and fresh they are. In
-float32 a result does not depend on what else is in its batch (REFERENCE.md §3), which is why a
+float32 a result does not depend on what else is in its batch (docs/vllm-cpu.md), which is why a
 resumed run equals an uninterrupted one; the kill test (tests/test_resume.py) checks exactly that.
 
 ``LazyEngine`` starts the real engine at the first request the store lacks, so rerunning a run
@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from faithfulness import console
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
 from faithfulness.store import RequestStore, hash_json, kill_point, request_key
 
@@ -89,14 +90,18 @@ class CachedEngine:
         todo = [n for n, k in enumerate(keys) if k not in found]
         self.own["from_store"] += len(requests) - len(todo)
         chunks = [todo[start : start + self.chunk] for start in range(0, len(todo), self.chunk)]
-        for number, part in enumerate(chunks, 1):
-            label = chunk_label(desc, number, len(chunks))
-            fresh = call([requests[n] for n in part], desc=label)
-            self.store.put_many([(keys[n], encode(value)) for n, value in zip(part, fresh)], stage=desc)
-            self.own["to_engine"] += len(part)
-            for n, value in zip(part, fresh):
-                results[n] = value
-            kill_point(f"{desc}:{number}")
+        done = len(requests) - len(todo)
+        with console.stage(desc, len(requests), done) as bar:  # one bar for all chunks
+            for number, part in enumerate(chunks, 1):
+                label = chunk_label(desc, number, len(chunks))
+                fresh = call([requests[n] for n in part], desc=label)
+                self.store.put_many([(keys[n], encode(value)) for n, value in zip(part, fresh)], stage=desc)
+                self.own["to_engine"] += len(part)
+                for n, value in zip(part, fresh):
+                    results[n] = value
+                done += len(part)
+                bar.advance_to(done)
+                kill_point(f"{desc}:{number}")
         return results
 
 
