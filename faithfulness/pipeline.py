@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from faithfulness import metrics
+from faithfulness.answers import READINGS, read_answers, summarise_readings, view
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.errors import ConfigError
@@ -112,16 +112,16 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     settings = answer_settings(cfg, task)
     answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
     answers = _stage(engine, answer_requests, "forced answers", stages)
-    parsed = [task.parse_answer(a.text, problem[t.item_id]) for (t, _), a in zip(perturbed, answers)]
-    reference = {(t.item_id, t.sample): v for (t, p), v in zip(perturbed, parsed) if p.perturbation == "original"}
-    to_score = [task.continuations(problem[t.item_id], [reference[(t.item_id, t.sample)], problem[t.item_id].answer])
+    readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
+    reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
+    to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer])
                 for t, _ in perturbed]  # fmt: skip
     scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
 
     context = run_context(cfg, task, model, renderer, engine)
     if own_engine:
         engine.close()
-    rows = build_rows(task, problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
+    rows = build_rows(task, problems, perturbed, answer_requests, answers, readings, reference, scores, context)
     try:
         table = to_table(rows)
     except Exception:
@@ -132,13 +132,13 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     summary = {
         "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"],
                 "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
-        "metrics": metrics.summarise(table, cfg["bootstrap_resamples"], cfg["seed"]),
+        **summarise_readings(table, cfg["answer"]["extract"], cfg["bootstrap_resamples"], cfg["seed"]),
         "skipped": skipped,
         "filler_lengths": filler,
         "stages": stages,
         "timings": timings,
     }
-    summary["figures"] = [str(p) for p in write_figures(table, summary, out_dir)]
+    summary["figures"] = [str(p) for p in write_figures(view(table, cfg["answer"]["extract"]), summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
 
@@ -170,6 +170,8 @@ def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
     unknown = [name for name in cfg["perturbations"] if name not in PERTURBATIONS]
     if unknown:
         raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
+    if cfg["answer"].get("extract") not in READINGS:
+        raise ConfigError(f"answer.extract={cfg['answer'].get('extract')!r} is not allowed: choose one of {list(READINGS)}")
     writer = cfg["mistakes"]["writer"]
     if writer not in MISTAKE_WRITERS:
         raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")
@@ -196,7 +198,7 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> Pro
 
 def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
     """The forced answers' generation settings: the config's, at most the task's token limit."""
-    settings = dict(cfg["answer"])
+    settings = {k: v for k, v in cfg["answer"].items() if k != "extract"}  # extract is how answers are read, not generated
     if task.answer_max_tokens is not None:
         settings["max_tokens"] = min(settings["max_tokens"], task.answer_max_tokens)
     return settings

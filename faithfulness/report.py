@@ -35,7 +35,8 @@ def format_table(summary: dict[str, Any]) -> str:
     run, m = summary["run"], summary["metrics"]
     lines = [
         f"{run['model']} · {run['task']} {run['difficulty']} · "
-        f"{run['n_problems']} problems × {run['samples']} CoT(s) · {run['engine']} {run['engine_version']} {run['dtype']}",
+        f"{run['n_problems']} problems × {run['samples']} CoT(s) · {run['engine']} {run['engine_version']} {run['dtype']}"
+        f" · answers read: {summary.get('answer_extract', 'strict')}",
         f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
         _line("accuracy with CoT", m["accuracy_cot"]),
     ]
@@ -65,12 +66,25 @@ def format_table(summary: dict[str, Any]) -> str:
         if "mean_p_original_normalised" in block:
             lines.append(_line(f"{title}: mean P(original letter), over options", block["mean_p_original_normalised"]))
             lines.append(_line(f"{title}: % original letter most probable", block["pct_original_top"]))
+    extract = summary.get("answer_extract", "strict")
+    other = {r: v for r, v in summary.get("metrics_by_reading", {}).items() if r != extract}
+    lines += [_line(f"unparsed answers (all rows), {extract} reading", m["unparsed_rate"])]
+    lines += [_line(f"unparsed answers (all rows), {r} reading", v["unparsed_rate"]) for r, v in other.items()]
     lines += [
-        _line("unparsed answers (all rows)", m["unparsed_rate"]),
         f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "
         f"levels skipped (no number to corrupt, identical rewrite): {len(summary.get('skipped', []))}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + [warning_line(w) for w in summary.get("reading_warnings", [])])
+
+
+def warning_line(w: dict[str, Any]) -> str:
+    """One line for a headline figure whose two readings disagree beyond its CI."""
+    percent = not w["figure"].endswith(("aoc", "chance_corrected_agreement"))
+    show = (lambda x: _pct(x).strip() + "%") if percent else (lambda x: f"{x:.3f}")  # noqa: E731
+    low, high = w["ci"]
+    ci = f"outside its 95% CI [{show(low)}, {show(high)}]" if low == low else "no CI"
+    return (f"warning: {w['figure']} is {show(w['value'])} under the {w['reading']} answer reading and "
+            f"{show(w['other_value'])} under {w['other_reading']} ({ci}); see answer.extract in the README")
 
 
 def _cell(row: Any, name: str, percent: bool = True) -> str:
