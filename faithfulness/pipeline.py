@@ -111,7 +111,10 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # 5. forced answers, and 6. the probability of the original and the correct answer
     settings = answer_settings(cfg, task)
     answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
-    answers = _stage(engine, answer_requests, "forced answers", stages)
+    # the empty CoT (no CoT, early answering at k = 0, filler at m = 0) is one prompt: asked once, reported
+    # under each; any other repeat (the re-ask of the full CoT) stays a separate request: it measures batch noise
+    empty = [not p.cot and r.temperature == 0 for (_, p), r in zip(perturbed, answer_requests)]
+    answers = _stage_once(engine, answer_requests, empty, "forced answers", stages)
     readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
     to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer])
@@ -155,6 +158,20 @@ def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dic
     results = engine.score(requests, desc=name) if score else engine.generate(requests, desc=name)
     stages[name] = {k: engine.counters[k] - before[k] for k in before} | {"seconds": time.perf_counter() - clock}
     return results
+
+
+def _stage_once(engine: Engine, requests: list[GenerationRequest], share: list[bool], name: str,
+                stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
+    """:func:`_stage` computing the requests marked in ``share`` once per distinct request (the copies
+    get its result; ``stages[name]['shared']`` counts them)."""
+    keys: list[object] = [r if s else n for n, (r, s) in enumerate(zip(requests, share))]
+    unique: dict[object, GenerationRequest] = {}
+    for key, request in zip(keys, requests):
+        unique.setdefault(key, request)
+    results = _stage(engine, list(unique.values()), name, stages)
+    stages[name]["shared"] = len(requests) - len(unique)
+    index = {key: n for n, key in enumerate(unique)}
+    return [results[index[key]] for key in keys]
 
 
 def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:

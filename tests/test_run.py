@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from faithfulness import metrics
+from faithfulness.answers import view
 from faithfulness.results import read_results
 from tests.conftest import run_cli
 
@@ -21,6 +22,7 @@ from tests.conftest import run_cli
         (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
         (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
         (["model=hf"], "model.path"),
+        (["answer.extract=loose"], "answer.extract='loose' is not allowed: choose one of ['strict', 'flexible']"),
         (["mistakes.writer=magic"], "mistakes.writer='magic' is not allowed: choose one of ['rule', 'model', 'auto']"),
         (["task=mmlu", "subject=astrology"], "subject='astrology' is not allowed for mmlu: choose 'all' or one of 57"),
         (["task=arc_easy", "split=train"], "split='train' is not allowed for arc_easy"),
@@ -88,7 +90,7 @@ def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     assert (orig.logprob_original[orig.answer.notna()] <= 0).all()
     # fp32 determinism: re-asking the full CoT reproduces the original answer
     assert summary["metrics"]["early_answering"]["reask_agreement"]["value"] == 1.0
-    recomputed = metrics.summarise(df, 200, 0)
+    recomputed = metrics.summarise(view(df, summary["answer_extract"]), 200, 0)
     assert json.dumps(recomputed, sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
     # every stage ran in as few engine calls as store_chunk (256) allows, none of it from a store (fresh folder)
     assert all(stage["calls"] == -(-stage["to_engine"] // 256) and stage["from_store"] == 0
