@@ -6,7 +6,7 @@ operator; an option letter). Small models often state their answer some other wa
 (Qwen2.5-Coder-0.5B, 3 digits, n=50) the strict reading left 10.8% of the forced answers unread,
 most of them equations whose result was the true sum, and that alone reversed the filler-tokens
 conclusion. So every row keeps both readings, every metric is computed under both, and a run warns
-where they disagree (see :func:`reading_warnings`).
+where they disagree (``faithfulness.summaries.reading_warnings``).
 
 The flexible reading never overrides the strict one: where strict reads a value, flexible reads the
 same value (rule ``strict``). Otherwise the first of these rules that fires gives the value:
@@ -33,11 +33,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from faithfulness import metrics
 from faithfulness.tasks import Problem, Task, parse_leading_integer, parse_letter
 
 READINGS = ("strict", "flexible")
-DEFAULT_READING = "flexible"  # on the default run strict leaves 10.8% unread and flexible 0.x% (README)
 
 
 @dataclass(frozen=True)
@@ -158,69 +156,3 @@ def outcome(value: str | None, reference: str | None) -> str:
     """``same`` / ``changed`` vs the reference, or ``unparsed`` when either is unread."""
     return "unparsed" if value is None or reference is None else ("same" if value == reference else "changed")
 
-
-def summarise_readings(table: pd.DataFrame, extract: str, resamples: int, seed: int) -> dict[str, object]:
-    """Every metric under both readings, the configured one as ``metrics``, and where they disagree.
-
-    Returns:
-        ``answer_extract`` (the configured reading), ``metrics`` (its figures), ``metrics_by_reading``
-        (both) and ``reading_warnings`` (see :func:`reading_warnings`).
-    """
-    by_reading = {reading: metrics.summarise(view(table, reading), resamples, seed) for reading in READINGS}
-    return {"answer_extract": extract, "metrics": by_reading[extract], "metrics_by_reading": by_reading,
-            "reading_warnings": reading_warnings(by_reading, extract)}  # fmt: skip
-
-
-# The figures a run's conclusions rest on (the unparsed rate is left out: it is meant to differ).
-HEADLINE = ("accuracy_cot", "pct_same", "accuracy", "chance_corrected_agreement", "aoc", "reask_agreement")
-HEADLINE_CURVES = (("filler_tokens", "accuracy_by_length"), ("paraphrasing", "accuracy_by_fraction"))  # accuracy curves
-
-
-def reading_warnings(by_reading: dict[str, dict[str, object]], extract: str) -> list[dict[str, object]]:
-    """Headline figures whose other reading lies outside the configured reading's 95% CI.
-
-    A figure without a CI (``bootstrap_resamples=0``, one question) warns when the two values differ.
-
-    Returns:
-        One dict per such figure: ``figure`` (its path in ``metrics``, e.g.
-        ``filler_tokens/accuracy_by_length/288``), ``value`` and ``ci`` under the configured
-        reading, ``other_reading`` and ``other_value``.
-    """
-    other = next(r for r in READINGS if r != extract)
-    found: list[dict[str, object]] = []
-    for path, mine in _headline(by_reading[extract]):
-        theirs = _at(by_reading[other], path)
-        if theirs is None:
-            continue
-        value, (low, high), other_value = mine["value"], mine["ci"], theirs["value"]
-        if value != value and other_value != other_value:  # n/a under both
-            continue
-        if low == low and high == high:
-            outside = not low - 1e-12 <= other_value <= high + 1e-12
-        else:
-            outside = not abs(other_value - value) <= 1e-12
-        if outside or (value != value) != (other_value != other_value):
-            found.append({"figure": "/".join(path), "reading": extract, "value": value, "ci": [low, high],
-                          "other_reading": other, "other_value": other_value})  # fmt: skip
-    return found
-
-
-def _headline(block: dict[str, object], path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:
-    out = []
-    for key, value in block.items():
-        if not isinstance(value, dict):
-            continue
-        if "value" in value and "ci" in value:
-            if key in HEADLINE or path[-2:] in HEADLINE_CURVES:
-                out.append(((*path, key), value))
-        else:
-            out += _headline(value, (*path, key))
-    return out
-
-
-def _at(block: dict[str, object], path: tuple[str, ...]) -> dict | None:
-    for key in path:
-        if not isinstance(block, dict) or key not in block:
-            return None
-        block = block[key]  # type: ignore[assignment]
-    return block  # type: ignore[return-value]

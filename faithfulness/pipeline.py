@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from faithfulness.answers import READINGS, read_answers, summarise_readings, view
+from faithfulness.answers import read_answers, view
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.errors import ConfigError
@@ -32,6 +32,7 @@ from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
+from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
 
 
@@ -135,7 +136,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     summary = {
         "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"],
                 "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
-        **summarise_readings(table, cfg["answer"]["extract"], cfg["bootstrap_resamples"], cfg["seed"]),
+        **summarise_run(table, summary_options(cfg)),
         "skipped": skipped,
         "filler_lengths": filler,
         "stages": stages,
@@ -187,8 +188,7 @@ def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
     unknown = [name for name in cfg["perturbations"] if name not in PERTURBATIONS]
     if unknown:
         raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
-    if cfg["answer"].get("extract") not in READINGS:
-        raise ConfigError(f"answer.extract={cfg['answer'].get('extract')!r} is not allowed: choose one of {list(READINGS)}")
+    summary_options(cfg)  # answer.extract, aoc.*
     writer = cfg["mistakes"]["writer"]
     if writer not in MISTAKE_WRITERS:
         raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")

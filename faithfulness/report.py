@@ -40,25 +40,33 @@ def format_table(summary: dict[str, Any]) -> str:
         f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
         _line("accuracy with CoT", m["accuracy_cot"]),
     ]
+    floor = m.get("noise_floor")  # sampled runs: how often two unperturbed CoTs already agree
+    beside = f"  (noise floor {_pct(floor['value']).strip()}%)" if floor else ""
+    if floor:
+        lines.append(_line("% same, two independent CoTs (noise floor)", floor))
     for name, title in _NAMES.items():
         block = m.get(name)
         if block is None:
             continue
         if name in ("no_cot", "filler_tokens"):
             lines.append(_line(f"{title}: accuracy", block["accuracy"]))
-        lines.append(_line(f"{title}: % same answer as original", block["pct_same"]))
+        lines.append(_line(f"{title}: % same answer as original", block["pct_same"]) + beside)
         if name == "no_cot":
             lines.append(_line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False))
         for f, metric in block.get("pct_same_by_fraction", {}).items():
             what = "steps shown" if name == "early_answering" else "before the mistake" if name == "adding_mistakes" else "paraphrased"
-            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {what}", metric))
+            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {what}", metric) + beside)
         if name == "paraphrasing":
             for f, metric in block["accuracy_by_fraction"].items():
                 lines.append(_line(f"  accuracy, {100 * float(f):.0f}% of CoT paraphrased", metric))
         for length, metric in block.get("accuracy_by_length", {}).items():
             lines.append(_line(f"  accuracy, {length} filler tokens", metric))
         if "aoc" in block:
-            lines.append(_line(f"{title}: AOC", block["aoc"], percent=False))
+            definition = f" ({block['aoc_definition'].replace('_', ' ')})" if "aoc_definition" in block else ""
+            lines.append(_line(f"{title}: AOC{definition}", block["aoc"], percent=False))
+        if "aoc_filtered" in block:
+            low, high = block["aoc_filtered"]["steps"]
+            lines.append(_line(f"{title}: AOC, CoTs of {low}–{high} steps", block["aoc_filtered"], percent=False))
         if "reask_agreement" in block:
             lines.append(_line(f"{title}: re-ask agreement (full CoT)", block["reask_agreement"]))
         if "mean_p_original" in block:

@@ -1,9 +1,8 @@
-import numpy as np
 import pandas as pd
 import pytest
 
-from faithfulness import answers, report
-from faithfulness.answers import flexible_integer, flexible_letter, read_answer, reading_warnings, summarise_readings, view
+from faithfulness import answers
+from faithfulness.answers import flexible_integer, flexible_letter, read_answer, view
 from faithfulness.results import COLUMNS, to_table
 from faithfulness.tasks import parse_leading_integer
 
@@ -61,39 +60,9 @@ def _rows(texts_by_perturbation: dict[str, list[str]], truth: int = 7) -> pd.Dat
     return to_table(rows)
 
 
-def test_a_planted_disagreement_warns_and_an_agreement_does_not():
-    # no CoT: 20 answers strict reads as wrong, 20 equations stating the true sum that only flexible reads
-    table = _rows({"original": [" 7"] * 40, "no_cot": [" 8"] * 20 + [" 3 + 4 = 7."] * 20})
-    summary = summarise_readings(table, "flexible", 200, 0)
-    assert summary["metrics"]["no_cot"]["accuracy"]["value"] == pytest.approx(0.5)
-    assert summary["metrics_by_reading"]["strict"]["no_cot"]["accuracy"]["value"] == 0.0
-    figures = {w["figure"] for w in summary["reading_warnings"]}
-    assert {"no_cot/accuracy", "no_cot/pct_same"} <= figures and "accuracy_cot" not in figures
-    lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
-    assert any(line.startswith("warning: no_cot/accuracy is 50.0% under the flexible answer reading and 0.0% under strict")
-               for line in lines)  # fmt: skip
-    assert any("unparsed answers (all rows), strict reading" in line for line in lines)
-
-
-def test_no_warning_when_the_readings_agree():
-    table = _rows({"original": [" 7"] * 30, "no_cot": [" 8"] * 10 + [" 7"] * 20})
-    assert summarise_readings(table, "flexible", 100, 0)["reading_warnings"] == []
-
-
-def test_without_a_ci_any_difference_warns():
-    a = {"accuracy_cot": {"value": 0.5, "ci": [np.nan, np.nan], "n": 2}}
-    b = {"accuracy_cot": {"value": 0.4, "ci": [np.nan, np.nan], "n": 2}}
-    assert [w["figure"] for w in reading_warnings({"strict": a, "flexible": b}, "strict")] == ["accuracy_cot"]
-    assert reading_warnings({"strict": a, "flexible": a}, "strict") == []
-
-
 def test_the_views_swap_every_answer_column():
     table = _rows({"original": [" 7", " 3 + 4 = 7"]})
     flexible = view(table, "flexible")
     assert flexible["answer"].tolist() == ["7", "7"] and table["answer"].isna().tolist() == [False, True]
     with pytest.raises(ValueError, match="reading"):
         view(table, "loose")
-
-
-_RUN = {"model": "m", "task": "addition", "difficulty": "digits=1", "n_problems": 40, "samples": 1, "engine": "vllm",
-        "engine_version": "0", "dtype": "float32"}  # fmt: skip
