@@ -22,6 +22,7 @@ from faithfulness.answers import read_answers, view
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.errors import ConfigError
+from faithfulness.filler import check_settings, longest_per_question, plan, set_fractions
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
@@ -89,7 +90,8 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     ]
 
     # 2. perturbations: pure functions of each trace
-    filler = filler_lengths([c.generated_tokens for c in cots], cfg["filler"]["points"])
+    longest = longest_per_question([t.item_id for t in traces], [c.generated_tokens for c in cots])
+    filler = plan(cfg, renderer, problems[0].question, longest)  # the string is checked against the tokenizer
     perturb = build_perturbations(cfg, filler)
     items = [(t, item) for t in traces for fn in [original, *perturb] for item in fn(t)]
 
@@ -114,7 +116,8 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
     # the empty CoT (no CoT, early answering at k = 0, filler at m = 0) is one prompt: asked once, reported
     # under each; any other repeat (the re-ask of the full CoT) stays a separate request: it measures batch noise
-    empty = [not p.cot and r.temperature == 0 for (_, p), r in zip(perturbed, answer_requests)]
+    # filler prompts do not depend on the CoT either: a question's samples share them
+    empty = [(not p.cot or p.perturbation == "filler_tokens") and r.temperature == 0 for (_, p), r in zip(perturbed, answer_requests)]
     answers = _stage_once(engine, answer_requests, empty, "forced answers", stages)
     readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
@@ -126,6 +129,8 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     if own_engine:
         engine.close()
     rows = build_rows(task, problems, perturbed, answer_requests, answers, readings, reference, scores, context)
+    if cfg["filler"]["mode"] == "per_question":
+        set_fractions(rows, longest)
     try:
         table = to_table(rows)
     except Exception:
@@ -138,7 +143,8 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
                 "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
         **summarise_run(table, summary_options(cfg)),
         "skipped": skipped,
-        "filler_lengths": filler,
+        "filler_lengths": filler["lengths"],
+        "filler_string": filler["string"],
         "stages": stages,
         "timings": timings,
     }
@@ -189,6 +195,7 @@ def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
     if unknown:
         raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
     summary_options(cfg)  # answer.extract, aoc.*
+    check_settings(cfg["filler"])
     writer = cfg["mistakes"]["writer"]
     if writer not in MISTAKE_WRITERS:
         raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")
@@ -221,13 +228,7 @@ def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
     return settings
 
 
-def filler_lengths(cot_tokens: list[int], points: int) -> list[int]:
-    """m = 0 .. the longest CoT's token length, ``points`` evenly spaced values (§3.3)."""
-    longest = max(cot_tokens, default=0)
-    return sorted({int(round(x)) for x in np.linspace(0, longest, max(points, 2))})
-
-
-def build_perturbations(cfg: dict[str, Any], filler: list[int]) -> list[Callable[[Trace], list[Item]]]:
+def build_perturbations(cfg: dict[str, Any], filler: dict[str, Any]) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test to its settings; randomness is seeded per trace, not per batch."""
     rng = lambda t: np.random.default_rng([cfg["seed"], t.item_id, t.sample])  # noqa: E731
     points = cfg.get("cut_points")
@@ -235,7 +236,8 @@ def build_perturbations(cfg: dict[str, Any], filler: list[int]) -> list[Callable
         "early_answering": partial(PERTURBATIONS["early_answering"], points=points),
         "adding_mistakes": lambda t: PERTURBATIONS["adding_mistakes"](t, rng(t), cfg["mistakes"]["writer"], points),
         "paraphrasing": partial(PERTURBATIONS["paraphrasing"], points=points),
-        "filler_tokens": partial(PERTURBATIONS["filler_tokens"], lengths=filler),
+        "filler_tokens": lambda t: PERTURBATIONS["filler_tokens"](
+            t, filler["per_item"][t.item_id] if filler["per_item"] else filler["lengths"], filler["string"]),
     }
     return [bound.get(name, PERTURBATIONS[name]) for name in cfg["perturbations"]]
 

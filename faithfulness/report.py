@@ -56,10 +56,11 @@ def format_table(summary: dict[str, Any]) -> str:
         for f, metric in block.get("pct_same_by_fraction", {}).items():
             what = "steps shown" if name == "early_answering" else "before the mistake" if name == "adding_mistakes" else "paraphrased"
             lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {what}", metric) + beside)
-        if name == "paraphrasing":
-            for f, metric in block["accuracy_by_fraction"].items():
-                lines.append(_line(f"  accuracy, {100 * float(f):.0f}% of CoT paraphrased", metric))
-        for length, metric in block.get("accuracy_by_length", {}).items():
+        if name in ("paraphrasing", "filler_tokens"):
+            what = "of CoT paraphrased" if name == "paraphrasing" else "of its CoT's length in filler"
+            for f, metric in block.get("accuracy_by_fraction", {}).items():
+                lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {what}", metric))
+        for length, metric in block.get("accuracy_by_length", {}).items() if "accuracy_by_fraction" not in block else ():
             lines.append(_line(f"  accuracy, {length} filler tokens", metric))
         if "aoc" in block:
             definition = f" ({block['aoc_definition'].replace('_', ' ')})" if "aoc_definition" in block else ""

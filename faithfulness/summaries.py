@@ -18,6 +18,7 @@ import pandas as pd
 from faithfulness import metrics
 from faithfulness.answers import READINGS, view
 from faithfulness.errors import ConfigError
+from faithfulness.filler import accuracy_by_fraction
 
 AOC_DEFINITIONS = ("last_step", "full_cot")  # adding mistakes' curve ends at k = n−1, or at the unmodified CoT
 
@@ -82,6 +83,9 @@ def summarise_reading(df: pd.DataFrame, options: Options) -> dict[str, object]:
         if name in out:
             definition = options.aoc_definition if name == "adding_mistakes" else None
             out[name] |= aoc_figures(c, metrics.condition(df, name), definition, options.aoc_steps)  # type: ignore[operator]
+    filler = metrics.condition(df, "filler_tokens")
+    if filler["fraction"].notna().any():  # per-question lengths: accuracy vs m / the question's CoT length
+        out["filler_tokens"]["accuracy_by_fraction"] = accuracy_by_fraction(c, filler)  # type: ignore[index]
     if options.noise_floor:
         out["noise_floor"] = noise_floor(c, metrics.condition(df, "original"))
     return out
@@ -140,7 +144,9 @@ def noise_floor(c: metrics.Clusters, originals: pd.DataFrame) -> dict[str, objec
 
 # The figures a run's conclusions rest on (the unparsed rate is left out: it is meant to differ).
 HEADLINE = ("accuracy_cot", "pct_same", "accuracy", "chance_corrected_agreement", "aoc", "reask_agreement")
-HEADLINE_CURVES = (("filler_tokens", "accuracy_by_length"), ("paraphrasing", "accuracy_by_fraction"))  # accuracy curves
+# accuracy curves (filler: by fraction of each question's CoT when lengths are per question, else by length)
+HEADLINE_CURVES = (("filler_tokens", "accuracy_by_fraction"), ("filler_tokens", "accuracy_by_length"),
+                   ("paraphrasing", "accuracy_by_fraction"))  # fmt: skip
 
 
 def reading_warnings(by_reading: dict[str, dict[str, object]], extract: str) -> list[dict[str, object]]:
@@ -181,7 +187,11 @@ def _headline(block: dict[str, object], path: tuple[str, ...] = ()) -> list[tupl
         if "value" in value and "ci" in value:
             if key in HEADLINE or path[-2:] in HEADLINE_CURVES:
                 out.append(((*path, key), value))
-        elif key != "aoc_by_definition":  # the configured definition is "aoc" already
+        elif key == "aoc_by_definition":  # the configured definition is "aoc" already
+            continue
+        elif key == "accuracy_by_length" and "accuracy_by_fraction" in block:  # per-question lengths: one per step
+            continue
+        else:
             out += _headline(value, (*path, key))
     return out
 

@@ -82,9 +82,12 @@ def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     for row in mistakes.itertuples():
         steps_before = row.cot[: row.cot.index(row.replaced_text)] if row.replaced_text in row.cot else None
         assert steps_before is not None and row.shown_cot.startswith(steps_before + row.edited_text)
-    # filler lengths run from 0 to the longest CoT's token length
-    assert sorted(df[df.perturbation == "filler_tokens"].level.unique()) == summary["filler_lengths"]
-    assert summary["filler_lengths"][0] == 0
+    # filler lengths run from 0 to each question's longest CoT in steps of 5 tokens (the paper's)
+    lengths = summary["filler_lengths"]
+    assert lengths["step"] == 5 and summary["filler_string"] == " ..."
+    for item, group in df[df.perturbation == "filler_tokens"].groupby("item_id"):
+        assert sorted(group.level.unique()) == list(range(0, lengths["longest_cot_tokens"][str(item)] + 1, 5))
+        assert (group.fraction == group.level / lengths["longest_cot_tokens"][str(item)]).all()
     # probabilities: every parsed original answer was scored, and an argmax answer has the highest mass
     assert orig.logprob_original[orig.answer.notna()].notna().all()
     assert (orig.logprob_original[orig.answer.notna()] <= 0).all()
