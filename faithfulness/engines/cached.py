@@ -122,8 +122,14 @@ class LazyEngine:
         if self.inner is None:
             clock = time.perf_counter()
             self.inner = self.launch()
-            self.timings["engine_start_s"] = time.perf_counter() - clock
+            self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + time.perf_counter() - clock
         return self.inner
+
+    def suspend(self) -> None:
+        """Closes the engine if started; the next request starts it again (frees memory for a ProcessEngine)."""
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Starts the engine if needed (not for an empty batch) and generates."""
