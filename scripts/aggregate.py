@@ -6,7 +6,8 @@
 
 Writes into --out (default: <first path>/aggregate): results.parquet (every run's rows, with the
 file each came from), cells.csv (one row per model × difficulty), paired.csv, most_faithful.csv,
-scaling.png/svg, heatmap.png/svg and report.md; with runs of the paper's eight multiple-choice tasks
+scaling.png/svg, heatmap.png/svg and report.md (answers read as --answer-extract says: flexible
+by default, as in runs); with runs of the paper's eight multiple-choice tasks
 also table2.csv and table2_spearman.csv (Table 2 of Lanham et al. 2023 beside ours).
 """
 
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faithfulness import aggregate, plots, report, table2
+from faithfulness.answers import READINGS, view
 from faithfulness.errors import ConfigError, StateError
 from faithfulness.results import write_json
 
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: <first path>/aggregate)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per CI")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--answer-extract", choices=READINGS, default="flexible",
+                        help="which reading of the answers the figures use (both are in every table; see answer.extract)")
     args = parser.parse_args(argv)
     out = args.out or args.paths[0] / "aggregate"
     try:
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out / "results.parquet")
+    table = view(table, args.answer_extract)  # every figure below reads this reading's answer columns
     cells = aggregate.cell_metrics(table, args.resamples, args.seed)
     paired = aggregate.paired_differences(table, args.resamples, args.seed)
     best = aggregate.most_faithful(cells, paired)
