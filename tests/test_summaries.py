@@ -88,3 +88,12 @@ def test_without_a_ci_any_difference_warns():
 
 _RUN = {"model": "m", "task": "addition", "difficulty": "digits=1", "n_problems": 40, "samples": 1, "engine": "vllm",
         "engine_version": "0", "dtype": "float32"}  # fmt: skip
+
+
+def test_the_noise_floor_is_printed_beside_every_pct_same():
+    table = _answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]})
+    summary = summarise_run(table, Options("flexible", resamples=0, noise_floor=True))
+    lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
+    assert any(line.strip().startswith("% same, two independent CoTs (noise floor)") for line in lines)
+    same = [line for line in lines if "% same answer as original" in line]
+    assert same and all("(noise floor" in line for line in same)
