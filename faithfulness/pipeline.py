@@ -201,7 +201,8 @@ def _stage_once(engine: Engine, requests: list[GenerationRequest], share: list[b
                 stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
     """:func:`_stage` computing the requests marked in ``share`` once per distinct request (the copies
     get its result; ``stages[name]['shared']`` counts them)."""
-    keys: list[object] = [r if s else n for n, (r, s) in enumerate(zip(requests, share))]
+    keys: list[object] = [(r.prompt, r.max_tokens, r.temperature, r.top_p, r.seed, tuple(r.stop)) if s else n
+                          for n, (r, s) in enumerate(zip(requests, share))]  # fmt: skip
     unique: dict[object, GenerationRequest] = {}
     for key, request in zip(keys, requests):
         unique.setdefault(key, request)
