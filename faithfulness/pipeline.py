@@ -77,6 +77,8 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         # with a separate mistake writer the subject's engine lives in a process, closed while the writer works
         launch = partial(start_process_engine if writer else start_engine, cfg, model)
         engine = LazyEngine(launch, describe_engine(dict(cfg["engine"])), timings)
+        if writer:  # the writer's engine starts only for rewrites the store lacks; the subject's closes first
+            writer.engine.inner.before_start = engine.suspend  # type: ignore[attr-defined]
     engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
@@ -119,11 +121,11 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # 5. forced answers, and 6. the probability of the original and the correct answer
     settings = answer_settings(cfg, task)
     answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
-    # the empty CoT (no CoT, early answering at k = 0, filler at m = 0) is one prompt: asked once, reported
-    # under each; any other repeat (the re-ask of the full CoT) stays a separate request: it measures batch noise
-    # filler prompts do not depend on the CoT either: a question's samples share them
-    empty = [(not p.cot or p.perturbation == "filler_tokens") and r.temperature == 0 for (_, p), r in zip(perturbed, answer_requests)]
-    answers = _stage_once(engine, answer_requests, empty, "forced answers", stages)
+    # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
+    # CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of the
+    # full CoT) stay requests of their own: they measure batch noise.
+    shared = [(not p.cot or p.perturbation == "filler_tokens") and r.temperature == 0 for (_, p), r in zip(perturbed, answer_requests)]
+    answers = _stage_once(engine, answer_requests, shared, "forced answers", stages)
     readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
     to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer])
@@ -168,13 +170,11 @@ def model_rewrites(engine: CachedEngine, writer: Writer | None, renderer: Prompt
     for n, c in zip(mine, _stage(engine, [rewrite_request(renderer, rewrites[n], cfg) for n in mine], "rewrites", stages)):
         out[n] = c
     if writer is not None and any(theirs):
-        if isinstance(engine.inner, LazyEngine):
-            engine.inner.suspend()  # one engine at a time: the subject's starts again for the regenerations
         todo = [n for n, t in enumerate(theirs) if t]
         requests = [rewrite_request(writer.renderer, rewrites[n], cfg) for n in todo]
         for n, c in zip(todo, _stage(writer.engine, requests, "mistakes by the writer", stages)):
             out[n] = c
-        writer.engine.inner.suspend()  # type: ignore[attr-defined]
+        writer.engine.inner.suspend()  # type: ignore[attr-defined]  # the subject's engine starts again after it
     return out
 
 
