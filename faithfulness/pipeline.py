@@ -19,8 +19,11 @@ import numpy as np
 import pandas as pd
 
 from faithfulness import console, metrics
+from faithfulness.answers import read_answers, view
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
+from faithfulness.engines.process import ProcessEngine
+from faithfulness.filler import longest_per_question, plan, set_fractions
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
@@ -31,8 +34,10 @@ from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
+from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
 from faithfulness.validate import validate
+from faithfulness.writer import Writer, build_writer
 
 
 @dataclass
@@ -70,8 +75,13 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     store = held.enter_context(RequestStore(out_dir / STORE_FILE))
     held.enter_context(console.engine_log(out_dir / "engine.log", cfg["verbose"]))  # vLLM's output, unless verbose
     own_engine = engine is None
+    writer = build_writer(cfg, store, timings, lambda wcfg, wmodel: build_renderer(wcfg, wmodel, task))
     if engine is None:  # started at the first request the store lacks: none when all engine work is stored
-        engine = LazyEngine(partial(start_engine, cfg, model), describe_engine(dict(cfg["engine"])), timings)
+        # with a separate mistake writer the subject's engine lives in a process, closed while the writer works
+        launch = partial(start_process_engine if writer else start_engine, cfg, model)
+        engine = LazyEngine(launch, describe_engine(dict(cfg["engine"])), timings)
+        if writer:  # the writer's engine starts only for rewrites the store lacks; the subject's closes first
+            writer.engine.inner.before_start = engine.suspend  # type: ignore[attr-defined]
     engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
@@ -90,13 +100,14 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     ]
 
     # 2. perturbations: pure functions of each trace
-    filler = filler_lengths([c.generated_tokens for c in cots], cfg["filler"]["points"])
+    longest = longest_per_question([t.item_id for t in traces], [c.generated_tokens for c in cots])
+    filler = plan(cfg, renderer, problems[0].question, longest)  # the string is checked against the tokenizer
     perturb = build_perturbations(cfg, filler)
     items = [(t, item) for t in traces for fn in [original, *perturb] for item in fn(t)]
 
     # 3. model-written rewrites (mistakes, paraphrases)
     rewrites = [(t, r) for t, r in items if isinstance(r, Rewrite)]
-    written = _stage(engine, [rewrite_request(renderer, r, cfg) for _, r in rewrites], "rewrites", stages)
+    written = model_rewrites(engine, writer, renderer, [r for _, r in rewrites], cfg, stages)
     applied = {id(r): apply_rewrite(r, w.text) for (_, r), w in zip(rewrites, written)}
     items = [(t, applied.get(id(i), i)) for t, i in items]
     skipped = [{"item_id": t.item_id, "sample": t.sample, **asdict(i)} for t, i in items if isinstance(i, Skipped)]
@@ -113,17 +124,23 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # 5. forced answers, and 6. the probability of the original and the correct answer
     settings = answer_settings(cfg, task)
     answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
-    answers = _stage(engine, answer_requests, "forced answers", stages)
-    parsed = [task.parse_answer(a.text, problem[t.item_id]) for (t, _), a in zip(perturbed, answers)]
-    reference = {(t.item_id, t.sample): v for (t, p), v in zip(perturbed, parsed) if p.perturbation == "original"}
-    to_score = [task.continuations(problem[t.item_id], [reference[(t.item_id, t.sample)], problem[t.item_id].answer])
+    # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
+    # CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of the
+    # full CoT) stay requests of their own: they measure batch noise.
+    shared = [(not p.cot or p.perturbation == "filler_tokens") and r.temperature == 0 for (_, p), r in zip(perturbed, answer_requests)]
+    answers = _stage_once(engine, answer_requests, shared, "forced answers", stages)
+    readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
+    reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
+    to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer])
                 for t, _ in perturbed]  # fmt: skip
     scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
 
     context = run_context(cfg, task, model, renderer, engine)
     if own_engine:
         engine.close()
-    rows = build_rows(task, problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
+    rows = build_rows(task, problems, perturbed, answer_requests, answers, readings, reference, scores, context)
+    if cfg["filler"]["mode"] == "per_question":
+        set_fractions(rows, longest)
     try:
         table = to_table(rows)
     except Exception:
@@ -134,15 +151,39 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     summary = {
         "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"],
                 "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
-        "metrics": metrics.summarise(table, cfg["bootstrap_resamples"], cfg["seed"]),
+        **summarise_run(table, summary_options(cfg)),
         "skipped": skipped,
-        "filler_lengths": filler,
+        "mistake_writer": writer.summary() if writer else None,
+        "filler_lengths": filler["lengths"],
+        "filler_string": filler["string"],
         "stages": stages,
         "timings": timings,
     }
-    summary["figures"] = [str(p) for p in write_figures(table, summary, out_dir)]
+    summary["figures"] = [str(p) for p in write_figures(view(table, cfg["answer"]["extract"]), summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
+
+
+def model_rewrites(engine: CachedEngine, writer: Writer | None, renderer: PromptRenderer, rewrites: list[Rewrite],
+                   cfg: dict[str, Any], stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
+    """Paraphrases by the subject model; mistakes by the writer if there is one, else by the subject."""
+    theirs = [writer is not None and r.kind == "mistake" for r in rewrites]
+    out: list[Any] = [None] * len(rewrites)
+    mine = [n for n, t in enumerate(theirs) if not t]
+    for n, c in zip(mine, _stage(engine, [rewrite_request(renderer, rewrites[n], cfg) for n in mine], "rewrites", stages)):
+        out[n] = c
+    if writer is not None and any(theirs):
+        todo = [n for n, t in enumerate(theirs) if t]
+        requests = [rewrite_request(writer.renderer, rewrites[n], cfg) for n in todo]
+        for n, c in zip(todo, _stage(writer.engine, requests, "mistakes by the writer", stages)):
+            out[n] = c
+        writer.engine.inner.suspend()  # type: ignore[attr-defined]  # the subject's engine starts again after it
+    return out
+
+
+def start_process_engine(cfg: dict[str, Any], model: ResolvedModel) -> Engine:
+    """The subject's engine in a process of its own (closed while a separate mistake writer works)."""
+    return ProcessEngine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
 
 
 def start_engine(cfg: dict[str, Any], model: ResolvedModel | None = None) -> Engine:
@@ -157,6 +198,21 @@ def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dic
     results = engine.score(requests, desc=name) if score else engine.generate(requests, desc=name)
     stages[name] = {k: engine.counters[k] - before[k] for k in before} | {"seconds": time.perf_counter() - clock}
     return results
+
+
+def _stage_once(engine: Engine, requests: list[GenerationRequest], share: list[bool], name: str,
+                stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
+    """:func:`_stage` computing the requests marked in ``share`` once per distinct request (the copies
+    get its result; ``stages[name]['shared']`` counts them)."""
+    keys: list[object] = [(r.prompt, r.max_tokens, r.temperature, r.top_p, r.seed, tuple(r.stop)) if s else n
+                          for n, (r, s) in enumerate(zip(requests, share))]  # fmt: skip
+    unique: dict[object, GenerationRequest] = {}
+    for key, request in zip(keys, requests):
+        unique.setdefault(key, request)
+    results = _stage(engine, list(unique.values()), name, stages)
+    stages[name]["shared"] = len(requests) - len(unique)
+    index = {key: n for n, key in enumerate(unique)}
+    return [results[index[key]] for key in keys]
 
 
 def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
@@ -179,19 +235,13 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> Pro
 
 def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
     """The forced answers' generation settings: the config's, at most the task's token limit."""
-    settings = dict(cfg["answer"])
+    settings = {k: v for k, v in cfg["answer"].items() if k != "extract"}  # extract is how answers are read, not generated
     if task.answer_max_tokens is not None:
         settings["max_tokens"] = min(settings["max_tokens"], task.answer_max_tokens)
     return settings
 
 
-def filler_lengths(cot_tokens: list[int], points: int) -> list[int]:
-    """m = 0 .. the longest CoT's token length, ``points`` evenly spaced values (§3.3)."""
-    longest = max(cot_tokens, default=0)
-    return sorted({int(round(x)) for x in np.linspace(0, longest, max(points, 2))})
-
-
-def build_perturbations(cfg: dict[str, Any], filler: list[int]) -> list[Callable[[Trace], list[Item]]]:
+def build_perturbations(cfg: dict[str, Any], filler: dict[str, Any]) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test to its settings; randomness is seeded per trace, not per batch."""
     rng = lambda t: np.random.default_rng([cfg["seed"], t.item_id, t.sample])  # noqa: E731
     points = cfg.get("cut_points")
@@ -199,7 +249,8 @@ def build_perturbations(cfg: dict[str, Any], filler: list[int]) -> list[Callable
         "early_answering": partial(PERTURBATIONS["early_answering"], points=points),
         "adding_mistakes": lambda t: PERTURBATIONS["adding_mistakes"](t, rng(t), cfg["mistakes"]["writer"], points),
         "paraphrasing": partial(PERTURBATIONS["paraphrasing"], points=points),
-        "filler_tokens": partial(PERTURBATIONS["filler_tokens"], lengths=filler),
+        "filler_tokens": lambda t: PERTURBATIONS["filler_tokens"](
+            t, filler["per_item"][t.item_id] if filler["per_item"] else filler["lengths"], filler["string"]),
     }
     return [bound.get(name, PERTURBATIONS[name]) for name in cfg["perturbations"]]
 

@@ -34,10 +34,13 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
             _same_curves(ax, metrics.condition(df, name), m[name]["pct_same_by_fraction"])
             ax.set(title=_TITLES[name][0], xlabel=_TITLES[name][1], ylabel="% same answer as original", ylim=(-5, 105))
         elif name == "filler_tokens":
-            by_length = m[name]["accuracy_by_length"]
-            _band(ax, [int(k) for k in by_length], list(by_length.values()), "with filler", "o-")
+            per_question = "accuracy_by_fraction" in m[name]  # m up to each question's own CoT length (the paper's axis)
+            curve = m[name]["accuracy_by_fraction" if per_question else "accuracy_by_length"]
+            _band(ax, [float(k) for k in curve], list(curve.values()), "with filler", "o-")
             _reference_lines(ax, m)
-            ax.set(title="Filler tokens (Fig. 5)", xlabel='filler length (" ..." tokens)', ylabel="accuracy (%)")
+            filler = repr(summary.get("filler_string") or " ...")
+            xlabel = f"filler length / the question's longest CoT (tokens of {filler})" if per_question else f"filler length ({filler} tokens)"
+            ax.set(title="Filler tokens (Fig. 5)", xlabel=xlabel, ylabel="accuracy (%)")
         else:
             by_fraction = m[name]["accuracy_by_fraction"]
             _band(ax, [float(k) for k in by_fraction], list(by_fraction.values()), "paraphrased", "o-")

@@ -50,6 +50,8 @@ _NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb", "v
 def config_hash(cfg: dict[str, Any]) -> str:
     """Hash of the config keys that determine results: same config, same folder (for resuming)."""
     identity = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
+    if isinstance(identity.get("answer"), dict):  # both readings are in every table: the choice only picks one to show
+        identity["answer"] = {k: v for k, v in identity["answer"].items() if k != "extract"}
     return hash_json(identity)[:10]
 
 

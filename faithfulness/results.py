@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faithfulness import SCHEMA_VERSION
+from faithfulness.answers import Reading, outcome, read_answer
 from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.errors import StateError
 from faithfulness.paths import describe, shared_mode
@@ -60,11 +61,17 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase)"),
     ("prompt", pa.string(), "exact prompt text (special tokens included)"),
     ("answer_text", pa.string(), "the model's continuation after the answer prefix"),
-    ("answer", pa.string(), "parsed answer (null when unparsed)"),
-    ("reference_answer", pa.string(), "the original (full-CoT) answer of the same CoT"),
-    ("outcome", pa.string(), "'same' / 'changed' vs reference_answer, or 'unparsed' if either is unparsed"),
+    ("answer", pa.string(), "the answer, strict reading: the task's own parser (null when unparsed)"),
+    ("answer_flexible", pa.string(), "the answer, flexible reading (faithfulness/answers.py; equals answer where that is set)"),
+    ("answer_rule", pa.string(), "the flexible rule that read it: 'strict', 'answer_tag', 'after_equals', ... (null: unread)"),
+    ("reference_answer", pa.string(), "the original (full-CoT) answer of the same CoT, strict reading"),
+    ("reference_answer_flexible", pa.string(), "the same, flexible reading"),
+    ("outcome", pa.string(), "'same' / 'changed' vs reference_answer, or 'unparsed' if either is unparsed (strict)"),
+    ("outcome_flexible", pa.string(), "the same for the flexible readings"),
     ("correct", pa.bool_(), "answer == correct_answer (null when unparsed)"),
+    ("correct_flexible", pa.bool_(), "answer_flexible == correct_answer (null when unread)"),
     ("logprob_original", pa.float64(), "log P(reference answer | prompt), teacher-forced, raw (null if not scored)"),
+    ("logprob_original_flexible", pa.float64(), "log P(reference_answer_flexible | prompt) (null if not scored)"),
     ("logprob_correct", pa.float64(), "log P(correct answer | prompt), teacher-forced, raw (null if not scored)"),
     ("option_logprobs", pa.string(), "multiple choice: JSON {letter: log P(letter | prompt)} over every option (null otherwise)"),
     ("prompt_tokens", pa.int32(), "prompt length in tokens"),
@@ -94,22 +101,24 @@ def build_rows(
     perturbed: list[tuple[Trace, Perturbed]],
     requests: list[GenerationRequest],
     answers: list[Completion],
-    parsed: list[str | None],
-    reference: dict[tuple[int, int], str | None],
+    readings: list[Reading],
+    reference: dict[tuple[int, int], Reading],
     scores: list[dict[str, float]] | None,
     context: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Joins traces, perturbations, answers and scores into schema rows (same / changed / unparsed).
 
-    ``scores`` holds, per row, log P(answer | prompt) for each scored answer (the original and the
+    ``readings`` holds each answer's strict and flexible reading (``faithfulness.answers``),
+    ``reference`` the original answer's, per (item, sample). ``scores`` holds, per row, log P(answer | prompt) for each scored answer (the original and the
     correct one; every option letter for multiple choice).
     """
     by_id = {p.item_id: p for p in problems}
     run = {k: context[k] for k in _RUN_COLUMNS} | {k: context["difficulty_values"].get(k) for k in DIFFICULTY_COLUMNS}
     letters = task.answer_type == "letter"
     rows = []
-    for n, ((trace, pert), request, answer, value) in enumerate(zip(perturbed, requests, answers, parsed)):
-        problem, ref = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
+    for n, ((trace, pert), request, answer, read) in enumerate(zip(perturbed, requests, answers, readings)):
+        problem, refs = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
+        value, ref, flexible, flexible_ref = read.strict, refs.strict, read.flexible, refs.flexible
         steps = len(trace.steps)
         step_based = pert.perturbation not in ("filler_tokens", "no_cot")
         scored = scores[n] if scores else {}
@@ -122,10 +131,13 @@ def build_rows(
             "fraction": pert.level / steps if steps and step_based else None,
             "shown_cot": pert.cot, "regenerated": pert.replaced is not None, "replaced_text": pert.replaced,
             "edited_text": pert.edited, "prompt": request.prompt, "answer_text": answer.text, "answer": value,
-            "reference_answer": ref,
-            "outcome": "unparsed" if value is None or ref is None else ("same" if value == ref else "changed"),
+            "answer_flexible": flexible, "answer_rule": read.rule,
+            "reference_answer": ref, "reference_answer_flexible": flexible_ref,
+            "outcome": outcome(value, ref), "outcome_flexible": outcome(flexible, flexible_ref),
             "correct": None if value is None else value == problem.answer,
+            "correct_flexible": None if flexible is None else flexible == problem.answer,
             "logprob_original": scored.get(ref) if ref is not None else None, "logprob_correct": scored.get(problem.answer),
+            "logprob_original_flexible": scored.get(flexible_ref) if flexible_ref is not None else None,
             "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
             "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
             "generated_tokens": answer.generated_tokens,
@@ -171,28 +183,58 @@ def read_results(path: Path) -> pd.DataFrame:
                          "from the request store") from None  # fmt: skip
     df = table.to_pandas(types_mapper=_NULLABLE.get)
     versions = sorted({int(v) for v in df["schema_version"].unique()}) if "schema_version" in df else []
-    if versions == [2]:
-        return upgrade_v2(df)
-    if versions not in ([SCHEMA_VERSION], []):
+    if versions not in ([SCHEMA_VERSION], [], [2], [3]):
         raise StateError(f"results file {path} has schema version {versions}: this code reads {SCHEMA_VERSION} "
-                         "(and converts 2); read it with the faithfulness version that wrote it")  # fmt: skip
+                         "(and converts 2 and 3); read it with the faithfulness version that wrote it")  # fmt: skip
+    if versions == [2]:
+        df = upgrade_v2(df)
+    if versions in ([2], [3]):
+        df = upgrade_v3(df)
     return df
 
 
+def upgrade_v3(df: pd.DataFrame) -> pd.DataFrame:
+    """Converts a schema-3 table (one reading) to this schema: the flexible reading is read from ``answer_text``."""
+    out = df.copy()
+    reads = [read_answer(text if isinstance(text, str) else "", kind, choices, None if pd.isna(strict) else strict)
+             for text, kind, choices, strict in zip(out["answer_text"], out["answer_type"], out["choices"].fillna(""), out["answer"])]  # fmt: skip
+    out["answer_flexible"] = [r.flexible for r in reads]
+    out["answer_rule"] = [r.rule for r in reads]
+    keys = ["run_id", "item_id", "sample"]
+    originals = out[out["perturbation"] == "original"].drop_duplicates(keys).set_index(keys)["answer_flexible"]
+    out["reference_answer_flexible"] = [originals.get(k) for k in zip(*(out[c] for c in keys))]
+    flexible, references = out["answer_flexible"].tolist(), out["reference_answer_flexible"].tolist()
+    out["outcome_flexible"] = [outcome(v, r) for v, r in zip(flexible, references)]
+    out["correct_flexible"] = [None if v is None else v == c for v, c in zip(flexible, out["correct_answer"])]
+    out["logprob_original_flexible"] = [_logprob(*row) for row in zip(
+        references, out["reference_answer"], out["logprob_original"], out["option_logprobs"])]  # fmt: skip
+    out["schema_version"] = SCHEMA_VERSION
+    table = pa.Table.from_pandas(out[[name for name, _, _ in COLUMNS]], schema=SCHEMA, preserve_index=False)
+    return table.to_pandas(types_mapper=_NULLABLE.get)
+
+
+def _logprob(flexible: str | None, strict: object, logprob: object, options: object) -> float | None:
+    """log P(flexible reference): the stored one where both references agree, an option's where scored."""
+    if flexible is None:
+        return None
+    if not pd.isna(strict) and flexible == strict:
+        return None if pd.isna(logprob) else float(logprob)  # type: ignore[arg-type]
+    return json.loads(options).get(flexible) if isinstance(options, str) else None
+
+
 def upgrade_v2(df: pd.DataFrame) -> pd.DataFrame:
-    """Converts a schema-2 table (addition only: integer answers, digits/operands columns) to this schema."""
+    """Converts a schema-2 table (addition only: integer answers, digits/operands columns) to schema 3."""
     out = df.copy()
     as_text = lambda column: out[column].map(lambda v: None if pd.isna(v) else str(int(v)), na_action=None)  # noqa: E731
     for column in ("correct_answer", "cot_stated_answer", "answer", "reference_answer"):
         out[column] = as_text(column)
     out["difficulty"] = [difficulty_label({"digits": int(d), "operands": int(o)}) for d, o in zip(out["digits"], out["operands"])]
     out = out.assign(task_version="1", data_provenance=json.dumps({"data_source": "generated"}), answer_type="integer",
-                     source_id="", choices="", option_logprobs=None, schema_version=SCHEMA_VERSION)  # fmt: skip
+                     source_id="", choices="", option_logprobs=None, schema_version=3)  # fmt: skip
     for key in DIFFICULTY_COLUMNS:
         if key not in out:
             out[key] = None
-    table = pa.Table.from_pandas(out[[name for name, _, _ in COLUMNS]], schema=SCHEMA, preserve_index=False)
-    return table.to_pandas(types_mapper=_NULLABLE.get)
+    return out
 
 
 def write_json(obj: Any, path: Path) -> None:

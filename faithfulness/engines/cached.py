@@ -117,6 +117,7 @@ class LazyEngine:
     def __init__(self, launch: Callable[[], Engine], info: dict[str, Any], timings: dict[str, float]) -> None:
         self.launch, self._info, self.timings = launch, info, timings
         self.inner: Engine | None = None
+        self.before_start: Callable[[], None] | None = None  # e.g. close another engine first: one alive at a time
         self.idle = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
 
     @property
@@ -125,10 +126,18 @@ class LazyEngine:
 
     def _started(self) -> Engine:
         if self.inner is None:
+            if self.before_start is not None:
+                self.before_start()
             clock = time.perf_counter()
             self.inner = self.launch()
-            self.timings["engine_start_s"] = time.perf_counter() - clock
+            self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + time.perf_counter() - clock
         return self.inner
+
+    def suspend(self) -> None:
+        """Closes the engine if started; the next request starts it again (frees memory for a ProcessEngine)."""
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Starts the engine if needed (not for an empty batch) and generates."""
