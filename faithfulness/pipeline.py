@@ -110,7 +110,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     rests = _stage(engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages)
     for n, rest in zip(todo, rests):
         perturbed[n] = (perturbed[n][0], with_continuation(perturbed[n][1], rest.text))
-    rest_cut = dict(zip(todo, (thinking_cut(rest, tags) for rest in rests)))
+    rest_cut = {n: thinking_cut(rest, tags) for n, rest in zip(todo, rests)}
     # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model)
     row_cut = [None if tags is None else bool(cut[(t.item_id, t.sample)] or rest_cut.get(n)) for n, (t, _) in enumerate(perturbed)]
 

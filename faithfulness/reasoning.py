@@ -101,7 +101,7 @@ class ThinkingRenderer(PromptRenderer):
             raise ConfigError(f"this model's chat template has no thinking switch {tags.switch!r}: set "
                               "model.think_tags.switch to the template's switch variable, or to null to write "
                               f"the empty block ({tags.open}, a blank line, {tags.close}) by hand")  # fmt: skip
-        opened, empty = self._opened(_PROBE), self._empty(_PROBE)
+        opened, empty = self._opened(self._human(_PROBE)), self._empty(self._human(_PROBE))
         if not empty.startswith(opened) or tags.close not in empty[len(opened) :]:
             raise ConfigError(f"with {tags.switch}=False this chat template renders {empty[-40:]!r}, which does not "
                               f"close the block its thinking prompt {opened[-40:]!r} opens: set "
@@ -110,44 +110,48 @@ class ThinkingRenderer(PromptRenderer):
 
     def cot_prompt(self, question: str) -> str:
         """The prompt up to an opened thinking block (and ``cot_prefix``); the thinking follows."""
-        return self._opened(question) + self.template.cot_prefix
+        return self._opened(self._human(question)) + self.template.cot_prefix
 
     def answer_prompt(self, question: str, cot: str) -> str:
         """The thinking ``cot`` closed the template's way, then the answer prefix; no CoT is the empty block."""
         thinking = (self.template.cot_prefix + cot).rstrip()  # templates strip the thinking's trailing newlines
         if not thinking:
-            return self._empty(question) + self.template.answer_prefix
-        return self._opened(question) + thinking + self.closing + self.template.answer_prefix
+            return self._empty(self._human(question)) + self.template.answer_prefix
+        return self._opened(self._human(question)) + thinking + self.closing + self.template.answer_prefix
 
     def instruction_prompt(self, instruction: str) -> str:
         """A one-turn request answered without thinking (after an empty block): a rewrite is not reasoning."""
-        return self._empty(instruction, raw=True)
+        return self._empty(instruction)
 
     def cot_stop(self) -> list[str]:
         """The closing tag ends the thinking (the end-of-turn token ends it too, counted as cut)."""
         return [self.tags.close]
 
     def template_hash(self) -> str:
-        """As :meth:`PromptRenderer.template_hash`, covering the empty block and the tags too."""
+        """A hash of every prompt shape (thinking, closed thinking, empty block, rewrite) and the stop tag."""
         text = "\x00".join([self.cot_prompt(_PROBE), self.answer_prompt(_PROBE, " <COT>"), self.answer_prompt(_PROBE, ""),
                              self.instruction_prompt(_PROBE), *self.cot_stop()])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def _human(self, question: str) -> str:
+        return self.template.question.replace("{question}", question)
+
     def _generation_prompt(self, content: str, thinking: bool) -> str:
+        """The template's prompt for one user turn, with thinking on or (where it has a switch) off."""
         kwargs = {} if self.tags.switch is None else {self.tags.switch: thinking}
         messages = [{"role": "user", "content": content}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
 
-    def _opened(self, question: str, raw: bool = False) -> str:
-        content = question if raw else self.template.question.replace("{question}", question)
+    def _opened(self, content: str) -> str:
+        """The user turn, then an opened thinking block."""
         prompt = self._generation_prompt(content, True)
         # R1 templates open the block themselves; Qwen3's leave it to the model, which writes "<think>\n" first
         return prompt if prompt.rstrip("\n").endswith(self.tags.open) else prompt + self.tags.open + "\n"
 
-    def _empty(self, question: str, raw: bool = False) -> str:
+    def _empty(self, content: str) -> str:
+        """The user turn, then an empty thinking block: the template's (switch off), or written by hand."""
         if self.tags.switch is None:
-            return self._opened(question, raw) + f"\n{self.tags.close}\n\n"  # the R1 and Qwen3 convention
-        content = question if raw else self.template.question.replace("{question}", question)
+            return self._opened(content) + f"\n{self.tags.close}\n\n"  # what Qwen3's switch and R1 users write
         return self._generation_prompt(content, False)
 
 

@@ -165,3 +165,33 @@ def test_hub_reasoning_configs_point_at_the_hub():
         if path.stem.startswith(("qwen3-", "deepseek-r1-")):
             model = compose([f"model={path.stem}"])["model"]
             assert model["source"] == "hf" and model["path"].split("/")[0] in ("Qwen", "deepseek-ai")
+
+
+# ---------------------------------------------------------------- bad input through the pipeline and the CLI
+
+
+def test_thinking_never_closed_within_the_budget_is_counted_and_never_read(tiny_model_dir, tiny_engine, tmp_path):
+    from faithfulness.pipeline import run
+    from tests.conftest import ENGINE_SETTINGS
+
+    # the tiny random model writes random bytes: its thinking never reaches "</think>" in 12 tokens
+    cfg = compose([f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}", "model=hf", f"model.path={tiny_model_dir}",
+                   "model.reasoning=think_tags", "model.think_tags.switch=null", "n=3", "sampling.max_tokens=12", "cut_points=2",
+                   "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens]"])  # fmt: skip
+    cfg["engine"].update(ENGINE_SETTINGS)
+    out = run(cfg, engine=tiny_engine)
+    df = out.table
+    assert out.summary["metrics"]["thinking_cut"] == {"cots": 3, "rows": len(df)}
+    assert df.thinking_cut.all() and df.cot_stated_answer.isna().all()  # a cut thinking is never read for an answer
+    assert df.prompt.str.count("\n</think>\n\n").eq(1).all()  # every forced answer still closes the block first
+    assert (df.cut_points == 2).all() and (df.reasoning == "think_tags").all()
+    early = df[df.perturbation == "early_answering"]
+    assert all(sorted(g.level) == sorted({0, int(g.n_steps.iloc[0])}) for _, g in early.groupby("item_id"))
+
+
+def test_cli_names_the_switch_key_for_a_template_without_one(tiny_model_dir, tmp_path):
+    from tests.conftest import run_cli
+
+    done = run_cli("model=hf", f"model.path={tiny_model_dir}", "model.reasoning=think_tags", f"results_dir={tmp_path}")
+    assert done.returncode == 2 and "model.think_tags.switch" in done.stderr, done.stderr[-2000:]
+    assert not any(tmp_path.iterdir())  # bad input makes no results folder
