@@ -66,3 +66,11 @@ def test_a_damaged_results_file_is_an_error_naming_it_never_a_partial_table(tmp_
     path.write_bytes(damaged[damage])
     with pytest.raises(StateError, match=f"results file {path} is unreadable"):
         read_results(path)
+
+
+def test_a_schema_3_table_reads_with_the_reasoning_columns_null(tmp_path):
+    df = to_table([_row(), _row(level=0)]).drop(columns=list(results.ADDED_IN_4)).assign(schema_version=3)
+    df.to_parquet(tmp_path / "r.parquet")  # what schema 3 wrote: no thinking_cut, cut_points or reasoning
+    back = read_results(tmp_path / "r.parquet")
+    assert [name for name, _, _ in COLUMNS] == list(back.columns) and back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
+    assert back[list(results.ADDED_IN_4)].isna().all().all() and back["answer"].tolist() == ["5", "5"]
