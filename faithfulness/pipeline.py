@@ -112,7 +112,8 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         perturbed[n] = (perturbed[n][0], with_continuation(perturbed[n][1], rest.text))
     rest_cut = {n: thinking_cut(rest, tags) for n, rest in zip(todo, rests)}
     # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model)
-    row_cut = [None if tags is None else bool(cut[(t.item_id, t.sample)] or rest_cut.get(n)) for n, (t, _) in enumerate(perturbed)]
+    row_cut = [None if tags is None else bool(cut[(t.item_id, t.sample)] or rest_cut.get(n))
+               for n, (t, _) in enumerate(perturbed)]  # fmt: skip
 
     # 5. forced answers, and 6. the probability of the original and the correct answer
     settings = answer_settings(cfg, task)

@@ -129,8 +129,8 @@ class ThinkingRenderer(PromptRenderer):
 
     def template_hash(self) -> str:
         """A hash of every prompt shape (thinking, closed thinking, empty block, rewrite) and the stop tag."""
-        text = "\x00".join([self.cot_prompt(_PROBE), self.answer_prompt(_PROBE, " <COT>"), self.answer_prompt(_PROBE, ""),
-                             self.instruction_prompt(_PROBE), *self.cot_stop()])
+        shapes = [self.cot_prompt(_PROBE), self.answer_prompt(_PROBE, " <COT>"), self.answer_prompt(_PROBE, "")]
+        text = "\x00".join([*shapes, self.instruction_prompt(_PROBE), *self.cot_stop()])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _human(self, question: str) -> str:
