@@ -287,6 +287,8 @@ def summarise(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict[st
         "mean_cot_steps": float(orig["n_steps"].mean()),
         "cots_cut_by_max_tokens": int((orig["cot_finish_reason"] == "length").sum()),
     }  # fmt: skip
+    if "thinking_cut" in df and df["thinking_cut"].notna().any():  # reasoning models: thinking not closed in the budget
+        out["thinking_cut"] = {"cots": int(orig["thinking_cut"].sum()), "rows": int(df["thinking_cut"].sum())}
     for name in sorted(present - {"original"}):
         rows = condition(df, name)
         block: dict[str, object] = {

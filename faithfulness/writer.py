@@ -47,7 +47,7 @@ def writer_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
     elif Path(str(name)).expanduser().is_dir():
         model = load_model_config(MODEL_CONFIGS / "hf.yaml", {"path": str(Path(str(name)).expanduser().resolve())})
     else:
-        known = sorted(p.stem for p in MODEL_CONFIGS.glob("*.yaml") if p.stem != "hf")
+        known = sorted(p.stem for p in MODEL_CONFIGS.glob("*.yaml") if p.stem != "hf" and not p.stem.startswith("_"))
         raise ConfigError(f"mistakes.model={name!r} is not allowed: choose null (the subject model), a model "
                           f"config ({', '.join(known)}) or a local model directory")  # fmt: skip
     return None if model["name"] == cfg["model"]["name"] else model

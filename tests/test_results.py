@@ -92,7 +92,7 @@ def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_pat
             _row(run_id="r", answer_type="integer", choices="", correct_answer="7", perturbation="no_cot", level=0,
                  answer_text=" 3 + 4 = 7.", answer=None, reference_answer="7", outcome="unparsed", logprob_original=-2.0)]  # fmt: skip
     flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
-    old = to_table(rows).drop(columns=flexible).assign(schema_version=3)
+    old = to_table(rows).drop(columns=flexible + list(results.ADDED_IN_4)).assign(schema_version=3)
     old.to_parquet(tmp_path / "results.parquet")
     back = read_results(tmp_path / "results.parquet")
     assert back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
@@ -100,3 +100,12 @@ def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_pat
     assert back["outcome_flexible"].tolist() == ["same", "same"] and back["correct_flexible"].tolist() == [True, True]
     assert back["outcome"].tolist() == ["same", "unparsed"]  # the strict reading is kept as it was
     assert back["logprob_original_flexible"].tolist() == [-0.5, -2.0]
+
+
+def test_a_schema_3_table_reads_with_the_reasoning_columns_null(tmp_path):
+    flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
+    df = to_table([_row(), _row(level=0)]).drop(columns=list(results.ADDED_IN_4) + flexible).assign(schema_version=3)
+    df.to_parquet(tmp_path / "r.parquet")  # what schema 3 wrote: no thinking_cut, cut_points or reasoning
+    back = read_results(tmp_path / "r.parquet")
+    assert [name for name, _, _ in COLUMNS] == list(back.columns) and back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
+    assert back[list(results.ADDED_IN_4)].isna().all().all() and back["answer"].tolist() == ["5", "5"]

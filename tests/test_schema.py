@@ -42,7 +42,7 @@ def test_the_shipped_config_builds_into_typed_sections():
         (schema.Sampling, {"temperature": float("nan")}, "sampling.temperature=nan is not allowed: must be a number ≥ 0"),
         (schema.Sampling, {"top_p": 0}, "sampling.top_p=0 is not allowed: must be a number > 0 and ≤ 1"),
         (schema.Sampling, {"max_tokens": 2.0}, "sampling.max_tokens=2.0 is not allowed: must be a whole number ≥ 1"),
-        (schema.Sampling, {"temprature": 1}, "sampling.temprature is not a setting: choose from ['temperature', 'top_p', 'max_tokens']"),
+        (schema.Sampling, {"temprature": 1}, "sampling.temprature is not a setting: choose from ['temperature', 'top_p', 'top_k', 'max_tokens']"),
         (schema.Answer, {"stop": "\n"}, "answer.stop='\\n' is not allowed: must be a list of strings"),
         (schema.EngineSettings, {"enforce_eager": "yes"}, "engine.enforce_eager='yes' is not allowed: must be true or false"),
         (schema.EngineSettings, {"block_size": 0}, "engine.block_size=0 is not allowed: must be null or a whole number ≥ 1"),

@@ -11,6 +11,7 @@ from faithfulness.tracking import Settings
 from faithfulness.validate import validate
 
 # issue 17's inputs: each was checked only by vLLM or scipy after the engine started, or accepted silently
+MODELS = sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml") if p.stem != "hf" and not p.stem.startswith("_"))
 BAD = [
     ("sampling.temperature=-1", "sampling.temperature=-1 is not allowed: must be a number ≥ 0"),
     ("sampling.max_tokens=0", "sampling.max_tokens=0 is not allowed: must be a whole number ≥ 1"),
@@ -39,12 +40,7 @@ BAD = [
     ("prompt_format=xml", "prompt_format='xml' is not allowed: choose one of ['chat', 'human_assistant', 'plain']"),
     ("paraphrase.prompt=reword", "paraphrase.prompt='reword' is not allowed: must contain {text}"),
     ("mistakes.model=other", "mistakes.model='other' is not allowed: choose null (the subject model), a model config "
-                             "(gemma3-270m, llama-3.1-70b-instruct, llama-3.1-8b-instruct, llama-3.2-1b-instruct, "
-                             "llama-3.2-3b-instruct, organism-faithful, organism-unfaithful, pythia-1.4b, pythia-12b, "
-                             "pythia-160m, pythia-1b, pythia-2.8b, pythia-410m, pythia-6.9b, pythia-70m, qwen2.5-0.5b-instruct, "
-                             "qwen2.5-1.5b-instruct, qwen2.5-14b-instruct, qwen2.5-32b-instruct, qwen2.5-3b-instruct, "
-                             "qwen2.5-72b-instruct, qwen2.5-7b-instruct, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, "
-                             "smollm2-135m) or a local model directory"),
+                             f"({', '.join(MODELS)}) or a local model directory"),
     ("model.sha256=abc", "model.sha256='abc' is not allowed: must be 64 lowercase hex digits"),
     ("wandb.mode=loud", "wandb.mode='loud' is not allowed: choose one of ['auto', 'online', 'offline', 'disabled']"),
 ]  # fmt: skip
@@ -66,7 +62,8 @@ def test_the_context_window_follows_the_token_limits(tmp_path):
     assert validate({**cfg, "engine": {**cfg["engine"], "max_model_len": None}}).engine.max_model_len is None
 
 
-@pytest.mark.parametrize("model", sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml") if p.stem != "hf"))
+@pytest.mark.parametrize("model", sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml")
+                                         if p.stem != "hf" and not p.stem.startswith("_")))  # "_name": a shared base
 def test_every_shipped_model_config_is_valid(model, tmp_path):
     config = validate(compose([f"results_dir={tmp_path}", f"model={model}"]))
     assert config.model.name and isinstance(config.wandb, Settings)

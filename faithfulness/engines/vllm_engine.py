@@ -108,7 +108,7 @@ class VLLMEngine:
         params = [
             # logprobs=0: the sampled token's own logprob, which `score` reuses instead of recomputing it
             self._vllm.SamplingParams(
-                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop), logprobs=0
+                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=r.seed, stop=list(r.stop), logprobs=0
             )
             for r in requests
         ]
@@ -125,6 +125,7 @@ class VLLMEngine:
                 prompt_tokens=len(o.prompt_token_ids or []),
                 generated_tokens=len(o.outputs[0].token_ids),
                 cached_tokens=o.num_cached_tokens or 0,
+                stop_reason=o.outputs[0].stop_reason if isinstance(o.outputs[0].stop_reason, str) else None,
             )
             for o in outputs
         ]
