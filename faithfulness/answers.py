@@ -14,8 +14,9 @@ same value (rule ``strict``). Otherwise the first of these rules that fires give
 integers (``answer_type == "integer"``)
     ``answer_tag``      ``<answer>436</answer>`` (also unterminated: a stop string may cut it)
     ``trailing_zeros``  a leading number with a zero fraction: ``436.000`` → 436
-    ``after_equals``    the result after the last "=" of the first line: ``196 + 240 = 436.`` → 436
-                        (an expression after "=" reads as nothing)
+    ``stated_result``   the result after the last "=", "is" or "equals" of the first line:
+                        ``196 + 240 = 436.`` → 436, ``954 + 164, which is 229.`` → 229 (an expression
+                        after it, or a line that repeats itself, "1 + 2 = 1 + 2 = 1", reads as nothing)
     ``last_number``     the last integer of the first sentence, if that sentence has no "=" and no
                         arithmetic between numbers: ``the sum is 436`` → 436
 option letters (``answer_type == "letter"``)
@@ -79,6 +80,7 @@ def read_answer(text: str, answer_type: str, choices: tuple[str, ...] | str, str
 
 _TAG = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _ZERO_FRACTION = re.compile(r"^(\s*[*$`\"'(\[]*\s*-?\d+(?:,\d{3})*)\.0+(?!\d)")
+_RESULT_MARKER = re.compile(r"=|\b(?:is|equals)\b", re.IGNORECASE)  # what a stated result follows
 _OPERATOR_BETWEEN = re.compile(r"\d\s*(?:[-+×x/*^]|\*\*)\s*\d")
 _FIRST_SENTENCE = re.compile(r"^.*?(?:\.(?:\s|$)|\n|$)", re.DOTALL)
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|-?\d+(?:\.\d+)?")  # integers, decimals
@@ -96,8 +98,11 @@ def flexible_integer(text: str) -> tuple[str | None, str | None]:
         if value is not None:
             return value, "trailing_zeros"
     line = text.lstrip().split("\n", 1)[0]
-    if "=" in line:
-        return (value, "after_equals") if (value := _integer(line.rsplit("=", 1)[1])) is not None else (None, None)
+    parts = _RESULT_MARKER.split(line)
+    if len(parts) > 1:
+        looping = any(p.strip() in {q.strip() for q in parts[:n]} for n, p in enumerate(parts[1:-1], 1))
+        value = None if looping else _integer(parts[-1])  # "1 + 2 = 1 + 2 = 1" repeats itself: no result
+        return (value, "stated_result") if value is not None else (None, None)
     sentence = _FIRST_SENTENCE.match(text.lstrip()).group()  # type: ignore[union-attr]
     found = _NUMBER.findall(sentence)
     if found and not _OPERATOR_BETWEEN.search(sentence):

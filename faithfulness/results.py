@@ -66,7 +66,7 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("answer_text", pa.string(), "the model's continuation after the answer prefix"),
     ("answer", pa.string(), "the answer, strict reading: the task's own parser (null when unparsed)"),
     ("answer_flexible", pa.string(), "the answer, flexible reading (faithfulness/answers.py; equals answer where that is set)"),
-    ("answer_rule", pa.string(), "the flexible rule that read it: 'strict', 'answer_tag', 'after_equals', ... (null: unread)"),
+    ("answer_rule", pa.string(), "the flexible rule that read it: 'strict', 'answer_tag', 'stated_result', ... (null: unread)"),
     ("reference_answer", pa.string(), "the original (full-CoT) answer of the same CoT, strict reading"),
     ("reference_answer_flexible", pa.string(), "the same, flexible reading"),
     ("outcome", pa.string(), "'same' / 'changed' vs reference_answer, or 'unparsed' if either is unparsed (strict)"),

@@ -9,9 +9,9 @@ from faithfulness.tasks import parse_leading_integer
 
 @pytest.mark.parametrize(
     "text,value,rule",
-    [(" 196 + 240 = 436.", "436", "after_equals"), (" 436.00000000000000.", "436", "trailing_zeros"),
+    [(" 196 + 240 = 436.", "436", "stated_result"), (" 436.00000000000000.", "436", "trailing_zeros"),
      (" <answer>1,085</answer>", "1085", "answer_tag"), ("<answer> 77", "77", "answer_tag"),
-     (" the sum of 196 and 240 is 436.", "436", "last_number"), (" 400 + 36", None, None),
+     (" the sum of 196 and 240 is 436.", "436", "stated_result"), (" Sum: 436 (approx)", "436", "last_number"), (" 400 + 36", None, None),
      (" 196 + 240 = 400 + 36", None, None), (" 3.5", None, None), (" I cannot tell", None, None),
      (" = ", None, None), (" **436.0**", "436", "trailing_zeros"), (" <answer>?</answer> 5", None, None)],
 )  # fmt: skip
@@ -31,7 +31,7 @@ def test_flexible_letter_rules(text, value, rule):
 
 def test_flexible_never_overrides_the_strict_reading():
     assert read_answer(" 5 = 7", "integer", "", "5") == answers.Reading("5", "5", "strict")
-    assert read_answer(" 5 + 2 = 7", "integer", "", None) == answers.Reading(None, "7", "after_equals")
+    assert read_answer(" 5 + 2 = 7", "integer", "", None) == answers.Reading(None, "7", "stated_result")
 
 
 def _read(text: str) -> answers.Reading:
@@ -66,3 +66,13 @@ def test_the_views_swap_every_answer_column():
     assert flexible["answer"].tolist() == ["7", "7"] and table["answer"].isna().tolist() == [False, True]
     with pytest.raises(ValueError, match="reading"):
         view(table, "loose")
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [(" 954 + 164, which is 229.", "229"), (" the sum equals 1,085", "1085"), (" 152 + 847 = 152 + 847 = 152", None),
+     (" 196 + 240 = 400 + 36 = 436.", "436"), (' "The answer to the question "What is 911 + 609?"', None),
+     (" This is 12.", "12")],
+)  # fmt: skip
+def test_a_stated_result_follows_the_last_marker_of_the_first_line(text, value):
+    assert flexible_integer(text)[0] == value

@@ -96,7 +96,7 @@ def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_pat
     old.to_parquet(tmp_path / "results.parquet")
     back = read_results(tmp_path / "results.parquet")
     assert back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
-    assert back["answer_flexible"].tolist() == ["7", "7"] and back["answer_rule"].tolist() == ["strict", "after_equals"]
+    assert back["answer_flexible"].tolist() == ["7", "7"] and back["answer_rule"].tolist() == ["strict", "stated_result"]
     assert back["outcome_flexible"].tolist() == ["same", "same"] and back["correct_flexible"].tolist() == [True, True]
     assert back["outcome"].tolist() == ["same", "unparsed"]  # the strict reading is kept as it was
     assert back["logprob_original_flexible"].tolist() == [-0.5, -2.0]
