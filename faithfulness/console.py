@@ -156,7 +156,7 @@ class StageBar:
 
 @contextmanager
 def stage(name: str, total: int, done: int = 0) -> Iterator[StageBar]:
-    """Shows ``name total/done`` while a stage runs; vLLM calls inside it advance this bar (:func:`vllm_progress`)."""
+    """Shows ``name done/total`` while a stage runs; vLLM calls inside it move this bar (:func:`vllm_progress`)."""
     global _stage
     previous, _stage = _stage, StageBar(name, total, done)
     try:
