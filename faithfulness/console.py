@@ -141,8 +141,9 @@ class StageBar:
         stream = terminal()
         tty = stream.isatty()
         redraw = 0.1 if tty else 30  # a console redraws often; a log file (Slurm's) gets a line every 30 s
+        fits = tty and _columns(stream) > 0  # a pseudo-terminal without a size says 0 columns: a fixed bar then
         self.bar = tqdm(total=total, initial=done, desc=name, file=stream, bar_format=BAR_FORMAT, disable=total == 0,
-                        dynamic_ncols=tty, postfix=f"{done} stored" if done else None, mininterval=redraw)  # fmt: skip
+                        dynamic_ncols=fits, postfix=f"{done} stored" if done else None, mininterval=redraw)  # fmt: skip
 
     def advance_to(self, position: int) -> None:
         """Moves the bar to ``position`` requests (never back)."""
@@ -156,7 +157,7 @@ class StageBar:
 
 @contextmanager
 def stage(name: str, total: int, done: int = 0) -> Iterator[StageBar]:
-    """Shows ``name total/done`` while a stage runs; vLLM calls inside it advance this bar (:func:`vllm_progress`)."""
+    """Shows ``name done/total`` while a stage runs; vLLM calls inside it move this bar (:func:`vllm_progress`)."""
     global _stage
     previous, _stage = _stage, StageBar(name, total, done)
     try:
@@ -261,6 +262,14 @@ class _Pump:
             self.echoed += 1
         except (ValueError, OSError):  # the run closed its console meanwhile: the line is in the log anyway
             pass
+
+
+def _columns(stream: TextIO) -> int:
+    """The terminal's width, 0 when it does not say."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 0
 
 
 def _unread(fd: int) -> int:

@@ -110,6 +110,17 @@ def test_vllm_progress_outside_a_stage_is_a_bar_of_its_own(capfd):
     assert "direct 2/2" in capfd.readouterr().err
 
 
+def test_a_terminal_that_reports_no_width_still_gets_its_bars(monkeypatch):
+    master, slave = os.openpty()  # a pseudo-terminal nobody gave a size: it reports 0 columns
+    stream = os.fdopen(slave, "w", buffering=1, encoding="utf-8")
+    monkeypatch.setattr(console, "terminal", lambda: stream)
+    with console.stage("chains of thought", 3) as bar:
+        bar.advance_to(3)
+    stream.close()
+    assert "chains of thought 3/3" in os.read(master, 1 << 16).decode()
+    os.close(master)
+
+
 VLLM_LINES = ("WARNING", "INFO", "Processed prompts", "Rendering prompts", "Triton", "Loading safetensors", "NUMA")
 STAGES = ("chains of thought 2/2", "forced answers", "answer scores")
 TINY = ("n=2", "sampling.max_tokens=16", "bootstrap_resamples=20", "perturbations=[no_cot,early_answering]",
