@@ -265,7 +265,7 @@ def build_perturbations(cfg: dict[str, Any], filler: dict[str, Any]) -> list[Cal
 def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, Any]) -> GenerationRequest:
     """Asks the subject model to rewrite a step with a mistake, or to paraphrase steps 1..k."""
     template = cfg["mistakes"]["prompt"] if rewrite.kind == "mistake" else cfg["paraphrase"]["prompt"]
-    stop = ("\n",) if rewrite.kind == "mistake" else ()  # a mistaken step is one line
+    stop = (("\n",) if rewrite.kind == "mistake" else ()) + tuple(renderer.rewrite_stop())  # a mistaken step is one line
     return GenerationRequest(renderer.instruction_prompt(template.replace("{text}", rewrite.text.strip())),
                              max_tokens=cfg["rewrite_max_tokens"], stop=stop)  # fmt: skip
 

@@ -123,6 +123,10 @@ class ThinkingRenderer(PromptRenderer):
         """A one-turn request answered without thinking (after an empty block): a rewrite is not reasoning."""
         return self._empty(instruction)
 
+    def rewrite_stop(self) -> list[str]:
+        """A rewritten step or paraphrase ends where it would open or close a block: it goes inside one."""
+        return [self.tags.open, self.tags.close]
+
     def cot_stop(self) -> list[str]:
         """The closing tag ends the thinking (the end-of-turn token ends it too, counted as cut)."""
         return [self.tags.close]

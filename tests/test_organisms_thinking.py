@@ -91,8 +91,11 @@ def runs(tmp_path_factory) -> dict[str, tuple[dict, pd.DataFrame]]:
 def test_the_cot_is_the_thinking_and_every_answer_follows_a_closed_block(runs):
     summary, df = runs["thinking"]
     assert summary["metrics"]["accuracy_cot"]["value"] >= 0.8
-    assert summary["metrics"]["thinking_cut"] == {"cots": 0, "rows": 0}
-    assert (df.reasoning == "think_tags").all() and df.cut_points.isna().all() and (df.thinking_cut == False).all()  # noqa: E712
+    assert summary["metrics"]["thinking_cut"]["cots"] == 0  # every CoT closes its block
+    # paraphrases mean nothing to it (noise): the rests it regenerates after them may never close, counted per row
+    assert set(df[df.thinking_cut].perturbation) <= {"paraphrasing"}
+    assert summary["metrics"]["thinking_cut"]["rows"] == int(df.thinking_cut.sum())
+    assert (df.reasoning == "think_tags").all() and df.cut_points.isna().all()
     original = df[df.perturbation == "original"]
     assert (original.n_steps == 3).all() and not original.cot.str.contains("think>").any()  # steps split inside it
     assert df.prompt.str.count("</think>").eq(1).all() and df.prompt.str.endswith(CLOSE).all()

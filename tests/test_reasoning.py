@@ -50,7 +50,7 @@ def test_qwen3_configs_think_in_the_block_and_answer_after_it(size, tiny_model_d
     assert isinstance(r, ThinkingRenderer)
     turn = f"<|im_start|>user\n{SHOWN}<|im_end|>\n<|im_start|>assistant\n"
     assert r.cot_prompt(QUESTION) == turn + "<think>\n"  # the model writes its thinking next
-    assert r.cot_stop() == ["</think>"]
+    assert r.cot_stop() == ["</think>"] and r.rewrite_stop() == ["<think>", "</think>"]  # a rewrite stays inside
     assert r.answer_prompt(QUESTION, "1 + 2 = 3.\n") == turn + "<think>\n1 + 2 = 3.\n</think>\n\n" + PREFIX
     # no CoT: the template's own empty block (enable_thinking=False), which is also a thinking cut at 0 steps
     assert r.answer_prompt(QUESTION, "") == turn + "<think>\n\n</think>\n\n" + PREFIX
