@@ -22,7 +22,7 @@ from tests.conftest import run_cli
         (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
         (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
         (["model=hf"], "model.path"),
-        (["answer.extract=loose"], "answer.extract='loose' is not allowed: choose one of ['strict', 'flexible']"),
+        (["answer.extract=loose"], "answer.extract='loose' is not allowed: choose 'strict' or 'flexible'"),
         (["mistakes.writer=magic"], "mistakes.writer='magic' is not allowed: choose one of ['rule', 'model', 'auto']"),
         (["task=mmlu", "subject=astrology"], "subject='astrology' is not allowed for mmlu: choose 'all' or one of 57"),
         (["task=arc_easy", "split=train"], "split='train' is not allowed for arc_easy"),
