@@ -36,7 +36,20 @@ def to_plain(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"config value {key or ''!s} cannot be used: {str(error).splitlines()[0]}") from None
     assert isinstance(plain, dict)
     plain.pop("hydra", None)
-    return plain  # type: ignore[return-value]
+    return expand_tests(plain)  # type: ignore[arg-type]
+
+
+def expand_tests(plain: dict[str, Any]) -> dict[str, Any]:
+    """``perturbations=all`` → every test by name, so that the stored config says what ran."""
+    from faithfulness.perturbations import PERTURBATIONS
+
+    names = plain.get("perturbations")
+    if names == "all":
+        plain["perturbations"] = list(PERTURBATIONS)
+    elif isinstance(names, str):
+        raise ConfigError(f"perturbations={names!r} is not allowed: 'all' or a list of tests from {sorted(PERTURBATIONS)}, "
+                          f"e.g. perturbations=[{names}]")
+    return plain
 
 
 def compose(overrides: list[str]) -> dict[str, Any]:

@@ -83,6 +83,9 @@ def format_table(summary: dict[str, Any]) -> str:
         f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "
         f"levels skipped (no number to corrupt, identical rewrite): {len(summary.get('skipped', []))}",
     ]
+    not_run = [title for name, title in _NAMES.items() if name not in m]
+    if not_run:
+        lines.append(f"  not run: {', '.join(not_run)} (perturbations=all runs every test)")
     if "thinking_cut" in m:  # reasoning models
         lines.append(f"  thinking not closed within the budget: {m['thinking_cut']['cots']} CoTs, {m['thinking_cut']['rows']} rows")
     return "\n".join(lines + [warning_line(w) for w in summary.get("reading_warnings", [])])

@@ -45,7 +45,7 @@ def validate(cfg: dict[str, Any]) -> RunConfig:
 
 def _check_tests(config: RunConfig) -> None:
     names = list(config.perturbations)
-    known = sorted(PERTURBATIONS)
+    known = sorted(PERTURBATIONS) + ["all"]  # all: config.expand_tests
     if not names:
         raise ConfigError(f"perturbations=[] is not allowed: name at least one of {known}")
     unknown = [name for name in names if name not in PERTURBATIONS]

@@ -11,8 +11,8 @@ from faithfulness.results import read_results
 from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "addition_v2"
-# the protocol of before, where a default changed since: the strict reading, filler lengths for the whole run
-PINNED = ("answer.extract=strict", "filler.mode=run")
+# the protocol of before, where a default changed since: the strict reading, filler lengths for the whole run, every test
+PINNED = ("answer.extract=strict", "filler.mode=run", "perturbations=all")
 
 
 def _assert_same_figures(new: object, old: object, path: str = "metrics") -> None:

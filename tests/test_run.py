@@ -73,7 +73,7 @@ def test_filesystem_and_network_problems_are_one_line_and_exit_code_3(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     done = run_cli("task=addition", "digits=2", "model=smollm2-135m", "n=6", "engine.enforce_eager=true",
-                   "bootstrap_resamples=200", f"results_dir={tmp_path}")  # fmt: skip
+                   "perturbations=all", "bootstrap_resamples=200", f"results_dir={tmp_path}")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     out_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
     assert out_dir.parent.parent == tmp_path / "addition-d2-o2"

@@ -97,3 +97,10 @@ def test_the_noise_floor_is_printed_beside_every_pct_same():
     assert any(line.strip().startswith("% same, two independent CoTs (noise floor)") for line in lines)
     same = [line for line in lines if "% same answer as original" in line]
     assert same and all("(noise floor" in line for line in same)
+
+
+def test_the_table_names_the_tests_that_did_not_run():
+    table = _answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]})
+    summary = summarise_run(table, Options("flexible", resamples=0))
+    lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
+    assert "  not run: early answering, adding mistakes, paraphrasing, filler tokens (perturbations=all runs every test)" in lines

@@ -27,18 +27,18 @@ BAD = [
     ("store_chunk=2.5", "store_chunk=2.5 is not allowed: must be a whole number ≥ 1"),
     ("bootstrap_resamples=-1", "bootstrap_resamples=-1 is not allowed: must be a whole number ≥ 0"),
     ("perturbations=[]", "perturbations=[] is not allowed: name at least one of ['adding_mistakes', "
-                         "'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing']"),
+                         "'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing', 'all']"),
     ("filler.points=-1", "filler.points=-1 is not allowed: must be a whole number ≥ 2"),
     # and their neighbours
     ("perturbations=[no_cot,no_cot]", "perturbations=['no_cot', 'no_cot'] is not allowed: name each test once (no_cot twice)"),
     ("perturbations=[nope]", "perturbations=['nope'] is not allowed: choose from ['adding_mistakes', "
-                             "'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing']"),
+                             "'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing', 'all']"),
     ("seed=-1", "seed=-1 is not allowed: must be a whole number ≥ 0"),
     ("samples=0", "samples=0 is not allowed: must be a whole number ≥ 1"),
     ("n=0", "n=0 is not allowed: must be a whole number ≥ 1"),
     ("score_answers=maybe", "score_answers='maybe' is not allowed: must be true or false"),
     ("prompt_format=xml", "prompt_format='xml' is not allowed: choose one of ['chat', 'human_assistant', 'plain']"),
-    ("paraphrase.prompt=reword", "paraphrase.prompt='reword' is not allowed: must contain {text}"),
+    ("perturbations=all paraphrase.prompt=reword", "paraphrase.prompt='reword' is not allowed: must contain {text}"),
     ("mistakes.model=other", "mistakes.model='other' is not allowed: choose null (the subject model), a model config "
                              f"({', '.join(MODELS)}) or a local model directory"),
     ("model.sha256=abc", "model.sha256='abc' is not allowed: must be 64 lowercase hex digits"),
@@ -48,7 +48,7 @@ BAD = [
 
 @pytest.mark.parametrize("override,message", BAD, ids=[o for o, _ in BAD])
 def test_each_bad_value_is_one_line_naming_key_value_and_what_is_allowed(override, message, tmp_path):
-    cfg = compose([f"results_dir={tmp_path}", override])
+    cfg = compose([f"results_dir={tmp_path}", *override.split(" ")])  # a space separates overrides
     with pytest.raises(ConfigError) as error:
         validate(cfg)
     assert str(error.value) == message
@@ -69,7 +69,18 @@ def test_every_shipped_model_config_is_valid(model, tmp_path):
     assert config.model.name and isinstance(config.wandb, Settings)
 
 
-@pytest.mark.parametrize("experiment", ["cpu_addition", "paper_addition"])
+def test_paraphrasing_is_one_override_away_from_the_default_tests(tmp_path):
+    assert compose([f"results_dir={tmp_path}"])["perturbations"] == ["no_cot", "early_answering", "adding_mistakes", "filler_tokens"]
+    every = validate(compose([f"results_dir={tmp_path}", "perturbations=all"])).perturbations
+    assert every == ("no_cot", "early_answering", "adding_mistakes", "filler_tokens", "paraphrasing")
+    assert "paraphrasing" in compose([f"results_dir={tmp_path}", "+experiment=paper_tasks"])["perturbations"]
+    with pytest.raises(ConfigError) as error:
+        compose([f"results_dir={tmp_path}", "perturbations=nope"])
+    assert str(error.value) == ("perturbations='nope' is not allowed: 'all' or a list of tests from ['adding_mistakes', "
+                                "'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing'], e.g. perturbations=[nope]")
+
+
+@pytest.mark.parametrize("experiment", ["cpu_addition", "paper_addition", "paper_tasks"])
 def test_the_shipped_experiments_are_valid(experiment, tmp_path):
     validate(compose([f"results_dir={tmp_path}", f"+experiment={experiment}"]))
 
