@@ -113,6 +113,8 @@ class EngineSettings:
     seed: int = setting(0, "the engine's own seed (requests carry theirs)", low=0)
     block_size: int | None = setting(None, "KV block tokens; null = engine default on GPU, 32 on CPU", low=1)
     kv_cache_gib: int = setting(4, "CPU KV cache in GiB; vLLM reads it as a whole number", low=1)
+    max_num_seqs: int | None = setting(None, "requests decoded at once; null = vLLM's default", low=1)
+    max_num_batched_tokens: int | None = setting(None, "tokens per engine step (prefill chunk); null = vLLM's default", low=1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,6 +39,8 @@ from bench_parts import (
     tree_cpu_seconds,
 )
 from bench_report import evaluate, format_report, markdown_line
+from engine_floor import cpu_description
+from engine_floor import measure as measure_floor
 from naive_reference import NaiveReference
 
 from faithfulness.config import compose
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "overrides": args.overrides,
                               "model": cfg["model"]["name"], "n": cfg["n"], "samples": cfg["samples"],
                               "perturbations": cfg["perturbations"], "engine_settings": cfg["engine"],
-                              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_description(),
                                           "uptime_before": _uptime(), "load_before": load_average()}}  # fmt: skip
     memory = MemoryMonitor(phase="engine start")
     clock, cpu = time.perf_counter(), tree_cpu_seconds()
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cots = [c.text for c in calls[0].results]
     lengths = [int(x) for x in args.lengths.split(",")]
     report["scaling"] = early_answering_scaling(engine.inner, renderer, fresh, cots, lengths, args.reps, pipeline.answer_settings(cfg, task))
+    memory.phase = "engine floor"
+    report["engine_floor"] = measure_floor(engine.inner) | {"max_num_seqs": engine.inner.limits()["max_num_seqs"]}
     engine.close()
     path = args.json or ROOT / "results" / "bench" / f"{cfg['model']['name']}-n{cfg['n']}-{int(time.time())}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine_floor import format_floors, stage_floors
+
 # what each engine stage of the pipeline does, in the words of issue 7
 STAGE_LABELS = {
     "chains of thought": "CoT generation",
@@ -19,6 +21,7 @@ TARGETS = {  # issue 7, on a 2-core CPU with Qwen2.5-Coder-0.5B, n=100
     "forced_answer_cache_share": (">=", 0.80),
     "overhead_share_of_engine_time": ("<=", 0.10),
     "early_answering_exponent": ("<=", 1.2),
+    "harness_over_engine_floor": ("<=", 1.5),  # issue 15: the stages' time ÷ pure batched vLLM time for their tokens
 }
 
 
@@ -58,6 +61,12 @@ def evaluate(report: dict[str, Any]) -> dict[str, Any]:
         "early_answering_exponent": report["scaling"]["exponent_time"],
         "peak_rss_gib": max(report["peak_rss_gib"].values(), default=None),
     }  # fmt: skip
+    floor = report.get("engine_floor")  # reports before the floor was measured have none
+    if floor:
+        summary["engine_floor"] = stage_floors(harness["stages"], floor, floor.get("max_num_seqs", 256))
+        # the whole harness (its own overhead included) over the floor of all stages' token work
+        summary["harness_over_engine_floor"] = harness["wall_s"] / summary["engine_floor"]["floor_s"]
+    summary["harness_over_engine_floor"] = summary.get("harness_over_engine_floor")
     summary["targets"] = {
         key: {"value": summary[key], "target": f"{op} {bound:g}",
               "met": summary[key] is not None and (summary[key] >= bound if op == ">=" else summary[key] <= bound)}
@@ -112,10 +121,15 @@ def format_report(report: dict[str, Any]) -> str:
         (f"peak RSS (this process + engine) GiB per phase: {report['peak_rss_gib']}; "
         f"results table {h['results_table_bytes'] / 2**20:.1f} MiB"),
         "",
-        "targets:",
     ]
+    if s.get("engine_floor"):
+        lines += ["engine floor (pure batched vLLM on random prompts, same model and settings; scripts/engine_floor.py):",
+                  format_floors(s["engine_floor"], report["engine_floor"]),
+                  f"harness wall {h['wall_s']:.1f} s ÷ floor {s['engine_floor']['floor_s']:.1f} s = {s['harness_over_engine_floor']:.2f}", ""]
+    lines += ["targets:"]
     for key, t in s["targets"].items():
-        lines.append(f"  {'met ' if t['met'] else 'MISS'} {key} = {t['value']:.3g} (target {t['target']})")
+        value = "n/a" if t["value"] is None else f"{t['value']:.3g}"
+        lines.append(f"  {'met ' if t['met'] else 'MISS'} {key} = {value} (target {t['target']})")
     return "\n".join(lines)
 
 
@@ -123,13 +137,16 @@ def markdown_line(report: dict[str, Any], json_path: Path) -> tuple[str, str]:
     """The header of ``docs/benchmarks.md`` and this run's line in it."""
     header = ("| date (UTC) | model | n × samples | load 1-min before/after | engine start s | harness s | naive s "
               "(extrapolated) | × excl. start | × incl. start | × CPU time excl. / incl. | forced-answer cache (ceiling) | "
-              "overhead / engine | early-answering exponent | peak RSS GiB | report |\n"
-              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")  # fmt: skip
+              "overhead / engine | early-answering exponent | peak RSS GiB | report | harness ÷ engine floor | CPU |\n"
+              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n")  # fmt: skip
     s, h, m = report["summary"], report["harness"], report["machine"]
+    ratio = "n/a" if s.get("harness_over_engine_floor") is None else f"{s['harness_over_engine_floor']:.2f}"
+    c = m.get("cpu")
+    cpu = f"{c['model']}, {c['cores']} cores, AVX-512 {'yes' if c['avx512'] else 'no'}" if c else "n/a"
     line = (f"| {report['when'][:16].replace('T', ' ')} | {report['model']} | {report['n']} × {report['samples']} | "
             f"{m['load_before'][0]} / {m['load_after'][0]} | {h['engine_start_s']:.1f} | {h['wall_s']:.1f} | "
             f"{s['naive_s']:.0f} | {s['speedup_excluding_engine_start']:.1f} | {s['speedup_including_engine_start']:.1f} | "
             f"{s['cpu_speedup_excluding_engine_start']:.1f} / {s['cpu_speedup_including_engine_start']:.1f} | "
             f"{s['forced_answer_cache_share']:.1%} ({report['forced_answer_cache']['ceiling_this_block_size']:.1%}) | {s['overhead_share_of_engine_time']:.1%} | "
-            f"{s['early_answering_exponent']:.2f} | {s['peak_rss_gib']:.2f} | {json_path.name} |\n")  # fmt: skip
+            f"{s['early_answering_exponent']:.2f} | {s['peak_rss_gib']:.2f} | {json_path.name} | {ratio} | {cpu} |\n")  # fmt: skip
     return header, line

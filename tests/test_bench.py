@@ -15,6 +15,9 @@ import pytest
 
 from tests.conftest import ROOT, run_in_group
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from engine_floor import decode_rate, stage_floors  # noqa: E402
+
 STAGES = ["chains of thought", "rewrites", "regenerations", "forced answers", "answer scores"]
 COUNTS = ["calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"]
 
@@ -127,3 +130,29 @@ def test_printed_table_and_markdown_line(bench):
     lines = (tmp / "bench.md").read_text().splitlines()
     assert lines[-1].startswith("| 20") and "bench.json" in lines[-1]
     assert f"| {report['summary']['speedup_excluding_engine_start']:.1f} |" in lines[-1]
+
+
+def test_the_engine_floor_gives_every_stage_a_ratio(bench):
+    report, stdout, tmp = bench
+    floor, s, h = report["engine_floor"], report["summary"], report["harness"]
+    assert floor["prefill_tok_s"] > 0 and sorted(int(b) for b in floor["decode_tok_s"]) == [1, 4, 16, 64, 256]
+    assert floor["max_num_seqs"] >= 1 and all(rate > 0 for rate in floor["decode_tok_s"].values())
+    for name, st in s["engine_floor"]["stages"].items():
+        work = h["stages"][name]
+        assert st["batch"] == min(work["requests"] / work["calls"], floor["max_num_seqs"])
+        expected = (work["prompt_tokens"] - work["cached_tokens"]) / floor["prefill_tok_s"] + work["generated_tokens"] / decode_rate(floor, st["batch"])
+        assert st["floor_s"] == pytest.approx(expected) and st["ratio"] == pytest.approx(work["seconds"] / expected)
+    assert s["harness_over_engine_floor"] == pytest.approx(h["wall_s"] / s["engine_floor"]["floor_s"])
+    assert f"÷ floor {s['engine_floor']['floor_s']:.1f} s = {s['harness_over_engine_floor']:.2f}" in stdout
+    assert f"| {s['harness_over_engine_floor']:.2f} | " in (tmp / "bench.md").read_text().splitlines()[-1]
+
+
+def test_the_floor_of_a_stage_is_its_prefill_plus_its_decode_at_its_batch_size():
+    floor = {"prefill_tok_s": 1000.0, "decode_tok_s": {"1": 10.0, "16": 100.0, "256": 400.0}}
+    assert decode_rate(floor, 4) == pytest.approx(55.0)  # halfway between 1 and 16 in log batch size
+    assert decode_rate(floor, 0.5) == 10.0 and decode_rate(floor, 1000) == 400.0  # clamped at the probes
+    stages = {"a": {"calls": 2, "requests": 32, "prompt_tokens": 3000, "cached_tokens": 1000, "generated_tokens": 500, "seconds": 9.0},
+              "from the store": {"calls": 0, "requests": 0, "prompt_tokens": 0, "cached_tokens": 0, "generated_tokens": 0, "seconds": 0.1}}
+    out = stage_floors(stages, floor, max_num_seqs=256)
+    assert list(out["stages"]) == ["a"] and out["stages"]["a"]["batch"] == 16
+    assert out["stages"]["a"]["floor_s"] == pytest.approx(2000 / 1000 + 500 / 100) and out["ratio"] == pytest.approx(9.0 / 7.0)

