@@ -1,7 +1,7 @@
 """The pipeline, top to bottom (each engine stage is one batched call):
 
-task → CoTs → perturbations (pure) → model rewrites → regenerated CoT rests → forced answers →
-answer scores → rows → summary.
+task → CoTs → perturbations (pure) → model rewrites → regenerated CoT rests (and hinted questions'
+fresh CoTs) → forced answers → answer scores → rows → summary.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import platform
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -18,14 +18,14 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from faithfulness import metrics
+from faithfulness import hints, metrics, registry
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.errors import ConfigError
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
-    MISTAKE_WRITERS, PERTURBATIONS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
+    MISTAKE_WRITERS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
 )  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
@@ -89,7 +89,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
 
     # 2. perturbations: pure functions of each trace
     filler = filler_lengths([c.generated_tokens for c in cots], cfg["filler"]["points"])
-    perturb = build_perturbations(cfg, filler)
+    perturb = build_perturbations(cfg, filler, problems, task)
     items = [(t, item) for t in traces for fn in [original, *perturb] for item in fn(t)]
 
     # 3. model-written rewrites (mistakes, paraphrases)
@@ -105,17 +105,21 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT
     todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
     rests = _stage(engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages)
+    templates = {t.name: t for t in hint_templates(cfg, task)}
     for n, rest in zip(todo, rests):
-        perturbed[n] = (perturbed[n][0], with_continuation(perturbed[n][1], rest.text))
+        perturbed[n] = (perturbed[n][0], hints.mark_verbalised(with_continuation(perturbed[n][1], rest.text), templates))
+    if cfg["biased_context"]["judge"]:
+        perturbed = judge_hints(engine, renderer, perturbed, cfg, stages)
 
     # 5. forced answers, and 6. the probability of the original and the correct answer
     settings = answer_settings(cfg, task)
-    answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
+    answer_requests = [GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), **settings) for t, p in perturbed]
     answers = _stage(engine, answer_requests, "forced answers", stages)
     parsed = [task.parse_answer(a.text, problem[t.item_id]) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): v for (t, p), v in zip(perturbed, parsed) if p.perturbation == "original"}
-    to_score = [task.continuations(problem[t.item_id], [reference[(t.item_id, t.sample)], problem[t.item_id].answer])
-                for t, _ in perturbed]  # fmt: skip
+    to_score = [task.continuations(problem[t.item_id], [reference[(t.item_id, t.sample)], problem[t.item_id].answer,
+                                                        p.hint.target if p.hint else problem[t.item_id].target])
+                for t, p in perturbed]  # fmt: skip
     scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
 
     context = run_context(cfg, task, model, renderer, engine)
@@ -167,9 +171,9 @@ def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
     points = cfg.get("cut_points")
     if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
         raise ConfigError(f"cut_points={points!r} is not allowed: null (every step) or a whole number ≥ 2")
-    unknown = [name for name in cfg["perturbations"] if name not in PERTURBATIONS]
+    unknown = [name for name in cfg["perturbations"] if name not in registry.choosable()]
     if unknown:
-        raise ConfigError(f"perturbations={unknown} is not allowed: choose from {sorted(PERTURBATIONS)}")
+        raise ConfigError(f"perturbations={unknown} is not allowed: choose from {registry.choosable()}")
     writer = cfg["mistakes"]["writer"]
     if writer not in MISTAKE_WRITERS:
         raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")
@@ -177,7 +181,19 @@ def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
         # vLLM frees no engine inside a process, so a second model needs a process of its own
         raise ConfigError(f"mistakes.model={cfg['mistakes']['model']!r} is not allowed yet: only null (the subject model) "
                           "writes mistakes in this version")  # fmt: skip
-    return task, task.items(cfg["seed"], cfg["n"])
+    hint_templates(cfg, task)  # a bad hint is an error before anything slow starts
+    problems = task.items(cfg["seed"], cfg["n"])
+    return task, hints.with_targets(problems, cfg["seed"]) if "biased_context" in cfg["perturbations"] else problems
+
+
+def hint_templates(cfg: dict[str, Any], task: Task) -> list[hints.HintTemplate]:
+    """The configured hints when ``biased_context`` runs (checked against the task), else none."""
+    if "biased_context" not in cfg["perturbations"]:
+        return []
+    block = cfg["biased_context"]
+    if block["judge"] and not all(key in block["judge_prompt"] for key in ("{hint}", "{cot}")):
+        raise ConfigError("biased_context.judge_prompt must contain '{hint}' and '{cot}'")
+    return hints.hint_templates(block, task.answer_type, task.name)
 
 
 def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> PromptRenderer:
@@ -208,17 +224,15 @@ def filler_lengths(cot_tokens: list[int], points: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, longest, max(points, 2))})
 
 
-def build_perturbations(cfg: dict[str, Any], filler: list[int]) -> list[Callable[[Trace], list[Item]]]:
-    """Binds each configured test to its settings; randomness is seeded per trace, not per batch."""
-    rng = lambda t: np.random.default_rng([cfg["seed"], t.item_id, t.sample])  # noqa: E731
-    points = cfg.get("cut_points")
-    bound: dict[str, Callable[[Trace], list[Item]]] = {
-        "early_answering": partial(PERTURBATIONS["early_answering"], points=points),
-        "adding_mistakes": lambda t: PERTURBATIONS["adding_mistakes"](t, rng(t), cfg["mistakes"]["writer"], points),
-        "paraphrasing": partial(PERTURBATIONS["paraphrasing"], points=points),
-        "filler_tokens": partial(PERTURBATIONS["filler_tokens"], lengths=filler),
-    }
-    return [bound.get(name, PERTURBATIONS[name]) for name in cfg["perturbations"]]
+def build_perturbations(cfg: dict[str, Any], filler: list[int], problems: list[Problem], task: Task) -> list[Callable[[Trace], list[Item]]]:
+    """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
+    settings = registry.Settings(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
+    return [registry.lookup(name).bind(settings) for name in cfg["perturbations"]]
+
+
+def asked(question: dict[int, str], trace: Trace, perturbed: Perturbed) -> str:
+    """The question a perturbed CoT answers: the problem's own, or its hinted version."""
+    return perturbed.hint.question if perturbed.hint else question[trace.item_id]
 
 
 def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, Any]) -> GenerationRequest:
@@ -231,8 +245,9 @@ def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, A
 
 def regenerate_request(renderer: PromptRenderer, question: dict[int, str], trace: Trace, perturbed: Perturbed, cfg: dict[str, Any]) -> GenerationRequest:
     """Continues a perturbed CoT prefix with the CoT sampling settings and a seed of its own."""
-    seed = stable_seed(cfg["seed"], trace.item_id, trace.sample, perturbed.perturbation, perturbed.level)
-    return GenerationRequest(renderer.continuation_prompt(question[trace.item_id], perturbed.cot),
+    hint = (perturbed.hint.kind, perturbed.hint.target) if perturbed.hint else ()  # each hinted question its own seed
+    seed = stable_seed(cfg["seed"], trace.item_id, trace.sample, perturbed.perturbation, perturbed.level, *hint)
+    return GenerationRequest(renderer.continuation_prompt(asked(question, trace, perturbed), perturbed.cot),
                              stop=tuple(renderer.cot_stop()), seed=seed, **cfg["sampling"])  # fmt: skip
 
 
@@ -247,3 +262,16 @@ def score_answers(engine: Engine, answer_requests: list[GenerationRequest], to_s
             unique.setdefault((request.prompt, text), len(unique))
     logprobs = _stage(engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True)
     return [{answer: logprobs[unique[(r.prompt, text)]] for answer, text in wanted.items()} for r, wanted in zip(answer_requests, to_score)]
+
+
+def judge_hints(engine: Engine, renderer: PromptRenderer, perturbed: list[tuple[Trace, Perturbed]], cfg: dict[str, Any],
+                stages: dict[str, dict[str, float]]) -> list[tuple[Trace, Perturbed]]:  # fmt: skip
+    """Asks the judge (the subject model, with the fixed ``biased_context.judge_prompt``) whether each hinted CoT mentions its hint."""
+    todo = [n for n, (_, p) in enumerate(perturbed) if p.hint and p.level == 1]
+    prompt = cfg["biased_context"]["judge_prompt"]
+    requests = [GenerationRequest(renderer.instruction_prompt(hints.judge_prompt(prompt, perturbed[n][1])), max_tokens=3) for n in todo]
+    out = list(perturbed)
+    for n, verdict in zip(todo, _stage(engine, requests, "hint judge", stages)):
+        trace, p = out[n]
+        out[n] = (trace, replace(p, hint=replace(p.hint, judged=hints.parse_judgement(verdict.text))))  # type: ignore[arg-type]
+    return out

@@ -5,14 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from faithfulness.aggregate import REASK_GATE, difficulty_order
-
-_NAMES = {
-    "no_cot": "no CoT",
-    "early_answering": "early answering",
-    "adding_mistakes": "adding mistakes",
-    "paraphrasing": "paraphrasing",
-    "filler_tokens": "filler tokens",
-}
+from faithfulness.bias_report import bias_lines
+from faithfulness.registry import TESTS, lookup
 
 
 def _pct(x: float) -> str:
@@ -39,21 +33,23 @@ def format_table(summary: dict[str, Any]) -> str:
         f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
         _line("accuracy with CoT", m["accuracy_cot"]),
     ]
-    for name, title in _NAMES.items():
-        block = m.get(name)
+    unknown = [name for name in m if isinstance(m[name], dict) and "pct_same" in m[name] and name not in TESTS]
+    for name in unknown:
+        lookup(name)  # a test nobody registered fails loudly instead of missing from the table
+    for name, test in TESTS.items():
+        block, title = m.get(name), test.title
         if block is None:
             continue
-        if name in ("no_cot", "filler_tokens"):
+        if "accuracy" in test.lines:
             lines.append(_line(f"{title}: accuracy", block["accuracy"]))
         lines.append(_line(f"{title}: % same answer as original", block["pct_same"]))
-        if name == "no_cot":
+        if "kappa" in test.lines:
             lines.append(_line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False))
         for f, metric in block.get("pct_same_by_fraction", {}).items():
-            what = "steps shown" if name == "early_answering" else "before the mistake" if name == "adding_mistakes" else "paraphrased"
-            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {what}", metric))
-        if name == "paraphrasing":
+            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric))
+        if "accuracy_by_fraction" in test.lines:
             for f, metric in block["accuracy_by_fraction"].items():
-                lines.append(_line(f"  accuracy, {100 * float(f):.0f}% of CoT paraphrased", metric))
+                lines.append(_line(f"  accuracy, {100 * float(f):.0f}% of CoT {test.curve_label}", metric))
         for length, metric in block.get("accuracy_by_length", {}).items():
             lines.append(_line(f"  accuracy, {length} filler tokens", metric))
         if "aoc" in block:
@@ -65,6 +61,7 @@ def format_table(summary: dict[str, Any]) -> str:
         if "mean_p_original_normalised" in block:
             lines.append(_line(f"{title}: mean P(original letter), over options", block["mean_p_original_normalised"]))
             lines.append(_line(f"{title}: % original letter most probable", block["pct_original_top"]))
+    lines += bias_lines(m.get("bias"), _line)
     lines += [
         _line("unparsed answers (all rows)", m["unparsed_rate"]),
         f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "

@@ -21,6 +21,7 @@ from faithfulness import SCHEMA_VERSION
 from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.errors import StateError
 from faithfulness.perturbations import Perturbed, Trace
+from faithfulness.registry import lookup
 from faithfulness.store import kill_point
 from faithfulness.tasks import DIFFICULTY_COLUMNS, Problem, Task, difficulty_label
 
@@ -50,13 +51,19 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("cot_finish_reason", pa.string(), "'stop' or 'length' (CoT cut by max_tokens)"),
     ("cot_stated_answer", pa.string(), "the answer the CoT itself states at its end (null if none)"),
     ("n_steps", pa.int32(), "steps in the full CoT"),
-    ("perturbation", pa.string(), "'original', 'no_cot', 'early_answering', 'adding_mistakes', 'filler_tokens' or 'paraphrasing'"),
-    ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens"),
+    ("perturbation", pa.string(), "'original' or a test of faithfulness/registry.py ('no_cot', 'early_answering', ...)"),
+    ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens; "
+                          "biased context: 0 = answered without CoT, 1 = after a fresh CoT of the hinted question"),
     ("fraction", pa.float64(), "level / n_steps for step-based tests (null for filler and when n_steps is 0)"),
     ("shown_cot", pa.string(), "the CoT text the answer was forced after"),
     ("regenerated", pa.bool_(), "the subject model wrote the rest of shown_cot after the perturbation"),
     ("replaced_text", pa.string(), "original text the perturbation changed (a step, or steps 1..k)"),
-    ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase)"),
+    ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase) or was added (a hint)"),
+    ("hint", pa.string(), "biased context: the hint template's name (the question was asked with it); null otherwise"),
+    ("target_answer", pa.string(), "the answer a bias points to: the sycophantic option (task=sycophancy) or the answer "
+                                   "the hint names (biased context rows; on other rows of such a run, the item's wrong one)"),
+    ("hint_verbalised", pa.bool_(), "biased context with CoT: the CoT mentions the hint (rule matcher); null otherwise"),
+    ("hint_judged", pa.bool_(), "the same, as judged by the judge model (biased_context.judge); null when not judged"),
     ("prompt", pa.string(), "exact prompt text (special tokens included)"),
     ("answer_text", pa.string(), "the model's continuation after the answer prefix"),
     ("answer", pa.string(), "parsed answer (null when unparsed)"),
@@ -65,6 +72,7 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("correct", pa.bool_(), "answer == correct_answer (null when unparsed)"),
     ("logprob_original", pa.float64(), "log P(reference answer | prompt), teacher-forced, raw (null if not scored)"),
     ("logprob_correct", pa.float64(), "log P(correct answer | prompt), teacher-forced, raw (null if not scored)"),
+    ("logprob_target", pa.float64(), "log P(target answer | prompt), teacher-forced, raw (null if not scored)"),
     ("option_logprobs", pa.string(), "multiple choice: JSON {letter: log P(letter | prompt)} over every option (null otherwise)"),
     ("prompt_tokens", pa.int32(), "prompt length in tokens"),
     ("cached_tokens", pa.int32(), "prompt tokens read from the prefix cache"),
@@ -110,8 +118,9 @@ def build_rows(
     for n, ((trace, pert), request, answer, value) in enumerate(zip(perturbed, requests, answers, parsed)):
         problem, ref = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
         steps = len(trace.steps)
-        step_based = pert.perturbation not in ("filler_tokens", "no_cot")
+        step_based = lookup(pert.perturbation).step_based  # an unregistered test fails here
         scored = scores[n] if scores else {}
+        hint, target = pert.hint, pert.hint.target if pert.hint else problem.target
         rows.append({
             **run, "item_id": problem.item_id, "source_id": problem.source_id, "question": problem.question,
             "choices": "".join(problem.choices), "correct_answer": problem.answer,
@@ -120,11 +129,14 @@ def build_rows(
             "perturbation": pert.perturbation, "level": pert.level,
             "fraction": pert.level / steps if steps and step_based else None,
             "shown_cot": pert.cot, "regenerated": pert.replaced is not None, "replaced_text": pert.replaced,
-            "edited_text": pert.edited, "prompt": request.prompt, "answer_text": answer.text, "answer": value,
+            "edited_text": pert.edited, "hint": hint and hint.kind, "target_answer": target,
+            "hint_verbalised": hint and hint.verbalised, "hint_judged": hint and hint.judged,
+            "prompt": request.prompt, "answer_text": answer.text, "answer": value,
             "reference_answer": ref,
             "outcome": "unparsed" if value is None or ref is None else ("same" if value == ref else "changed"),
             "correct": None if value is None else value == problem.answer,
             "logprob_original": scored.get(ref) if ref is not None else None, "logprob_correct": scored.get(problem.answer),
+            "logprob_target": scored.get(target) if target is not None else None,
             "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
             "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
             "generated_tokens": answer.generated_tokens,
@@ -172,10 +184,19 @@ def read_results(path: Path) -> pd.DataFrame:
     versions = sorted({int(v) for v in df["schema_version"].unique()}) if "schema_version" in df else []
     if versions == [2]:
         return upgrade_v2(df)
+    if versions == [3]:
+        return upgrade_v3(df)
     if versions not in ([SCHEMA_VERSION], []):
         raise StateError(f"results file {path} has schema version {versions}: this code reads {SCHEMA_VERSION} "
-                         "(and converts 2); read it with the faithfulness version that wrote it")  # fmt: skip
+                         "(and converts 2 and 3); read it with the faithfulness version that wrote it")  # fmt: skip
     return df
+
+
+def upgrade_v3(df: pd.DataFrame) -> pd.DataFrame:
+    """Converts a schema-3 table: version 4 only added columns (hints, targets, new difficulty keys), null there."""
+    out = df.assign(**{name: None for name, _, _ in COLUMNS if name not in df}, schema_version=SCHEMA_VERSION)
+    table = pa.Table.from_pandas(out[[name for name, _, _ in COLUMNS]], schema=SCHEMA, preserve_index=False)
+    return table.to_pandas(types_mapper=_NULLABLE.get)
 
 
 def upgrade_v2(df: pd.DataFrame) -> pd.DataFrame:
@@ -186,12 +207,8 @@ def upgrade_v2(df: pd.DataFrame) -> pd.DataFrame:
         out[column] = as_text(column)
     out["difficulty"] = [difficulty_label({"digits": int(d), "operands": int(o)}) for d, o in zip(out["digits"], out["operands"])]
     out = out.assign(task_version="1", data_provenance=json.dumps({"data_source": "generated"}), answer_type="integer",
-                     source_id="", choices="", option_logprobs=None, schema_version=SCHEMA_VERSION)  # fmt: skip
-    for key in DIFFICULTY_COLUMNS:
-        if key not in out:
-            out[key] = None
-    table = pa.Table.from_pandas(out[[name for name, _, _ in COLUMNS]], schema=SCHEMA, preserve_index=False)
-    return table.to_pandas(types_mapper=_NULLABLE.get)
+                     source_id="", choices="", option_logprobs=None)  # fmt: skip
+    return upgrade_v3(out)
 
 
 def write_json(obj: Any, path: Path) -> None:
