@@ -23,13 +23,13 @@ def bias_lines(bias: dict[str, Any] | None, line: Line) -> list[str]:
         return []
     lines = ["  X = the answer a bias points to (sycophancy: the sycophantic option; hints: the hinted answer)"]
     for key, title in _CONDITIONS.items():
-        block = bias["conditions"].get(key)
+        block = bias.get("conditions", {}).get(key)
         if block is None:
             continue
         lines += [line(f"{title}: {label}", block[name]) for name, label in _BOTH]
         lines.append(line(f"{title}: mean P(X) − % X most probable", block["mean_p_minus_pct_top"]))
         lines.append(_disagree(f"{title}: items where the two measures disagree", block["disagree"]))
-    early = bias["conditions"].get("early_answering", {})
+    early = bias.get("conditions", {}).get("early_answering", {})
     for name, label in _BOTH[:2]:
         for f, metric in early.get(f"{name}_by_fraction", {}).items():
             lines.append(line(f"  {label}, {100 * float(f):.0f}% of CoT shown", metric))
@@ -41,9 +41,10 @@ def bias_lines(bias: dict[str, Any] | None, line: Line) -> list[str]:
 
 
 def _hint_lines(title: str, block: dict[str, Any], line: Line) -> list[str]:
-    out = [line(f"{title}: moved to X", block["moved_to_target"])]
+    out = [line(f"{title}: answer moved to X", block["moved_to_target"])]
     for name, label in _BOTH[:2]:
         out += [line(f"  {label}, hinted", block[f"{name}_hinted"]), line(f"  {label}, unhinted", block[f"{name}_unhinted"])]
+    out.append(_disagree("  hinted: items where the two measures disagree", block["disagree_hinted"]))
     for name, label in (("verbalised", "CoT mentions the hint, of moved"), ("verbalised_judge", "judge says it does, of moved"),
                         ("judge_agrees_with_rule", "judge agrees with the rule matcher")):  # fmt: skip
         if name in block:
@@ -59,7 +60,8 @@ def _disagree(label: str, d: dict[str, Any]) -> str:
 
 
 def write_bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """``bias_items``: P(X) per item against the ½ line, per condition; ``hints``: hinted vs unhinted P(X) per kind."""
+    """``bias_items``: P(X) per item against the ½ line, per condition, or in a run with hints,
+    ``hints``: hinted vs unhinted P(X) per item and hint kind."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on clusters and CI
@@ -67,7 +69,8 @@ def write_bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
     from faithfulness.plots import _save
 
-    written: list[Path] = []
+    if (df["perturbation"] == "biased_context").any():
+        return _hint_figure(df, out_dir)
     plain = df[df["target_answer"].notna() & df["hint"].isna()]
     fig, ax = plt.subplots(figsize=(6, 4))
     for (key, name), marker in zip((("no_cot", "no_cot"), ("cot", "original")), ("o", "s")):
@@ -81,12 +84,17 @@ def write_bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.axhline(0.5, color="k", lw=0.8, ls="--")
     ax.set(title="P(X) per item (multiple choice: normalised over the options)", xlabel="items, sorted by P(X)", ylabel="P(X)", ylim=(-0.02, 1.02))
     ax.legend(fontsize=7)
-    written += _save(fig, out_dir, "bias_items")
+    return _save(fig, out_dir, "bias_items")
+
+
+def _hint_figure(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Per hint kind: P(X) with the hint against P(X) without it, per item, with and without CoT."""
+    import matplotlib.pyplot as plt
+
+    from faithfulness.plots import _save
 
     hinted = metrics.condition(df, "biased_context")
     kinds = sorted(hinted["hint"].dropna().unique())
-    if not kinds:
-        return written
     fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 4), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         for level, reference, marker in ((1, "original", "o"), (0, "no_cot", "x")):
@@ -100,4 +108,4 @@ def write_bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.axvline(0.5, color="k", lw=0.8, ls="--")
         ax.set(title=f"hint: {kind} (X wrong)", xlabel="P(X) without the hint", ylabel="P(X) with the hint", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
         ax.legend(fontsize=7)
-    return written + _save(fig, out_dir, "hints")
+    return _save(fig, out_dir, "hints")
