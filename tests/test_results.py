@@ -66,3 +66,15 @@ def test_a_damaged_results_file_is_an_error_naming_it_never_a_partial_table(tmp_
     path.write_bytes(damaged[damage])
     with pytest.raises(StateError, match=f"results file {path} is unreadable"):
         read_results(path)
+
+
+def test_a_schema_3_table_reads_with_the_hint_and_target_columns_null(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    added = ["hint", "target_answer", "hint_verbalised", "hint_judged", "logprob_target", "subdomain"]
+    old = to_table([_row(), _row(level=0)]).drop(columns=added).assign(schema_version=3)
+    pq.write_table(pa.Table.from_pandas(old, preserve_index=False), tmp_path / "v3.parquet")
+    back = read_results(tmp_path / "v3.parquet")
+    assert list(back.columns) == [name for name, _, _ in COLUMNS] and set(back["schema_version"]) == {SCHEMA_VERSION}
+    assert back[added].isna().all().all() and back["answer"].tolist() == ["5", "5"]
