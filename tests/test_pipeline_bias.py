@@ -75,3 +75,13 @@ def test_a_sycophancy_run_reports_both_measures_of_the_sycophantic_option(tiny_m
         assert block["disagree"]["n"] == 6
     assert set(conditions["early_answering"]["pct_target_top_by_fraction"]) == {"0", "0.25", "0.5", "0.75", "1"}
     assert {Path(p).name for p in out.summary["figures"]} >= {"bias_items.png"}
+
+
+def test_a_stated_wrong_sum_is_scored_on_every_row_of_an_addition_run(tiny_model_dir, tiny_engine, tmp_path):
+    cfg = _cfg(tmp_path, tiny_model_dir, "n=3", "perturbations=[no_cot,biased_context]", "biased_context.targets=[wrong]")
+    df = run(cfg, engine=tiny_engine).table
+    hinted = df[df.perturbation == "biased_context"]
+    assert set(hinted.hint) == {"wrong_sum"} and len(hinted) == 3 * 2
+    assert all(f"I think the answer is {x}, but" in p for x, p in zip(hinted.target_answer, hinted.prompt))
+    assert df.target_answer.ne(df.correct_answer).all() and df.logprob_target.notna().all()
+    assert df.option_logprobs.isna().all() and (df.logprob_target < 0).all()
