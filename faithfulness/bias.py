@@ -57,10 +57,12 @@ def target_probabilities(rows: pd.DataFrame, target: pd.Series) -> tuple[pd.Seri
             values = np.array(list(lp.values()), dtype=float)
             p[index], top[index] = float(np.exp(lp[x] - np.logaddexp.reduce(values))), lp[x] >= values.max()
             continue
-        mine = row.logprob_correct if x == row.correct_answer else row.logprob_target if x == row.target_answer else None
+        known = {row.correct_answer: row.logprob_correct, row.target_answer: row.logprob_target}
+        mine = known.get(x)
         if mine is None or pd.isna(mine):
             continue
-        others = [v for v in (row.logprob_original, row.logprob_correct, row.logprob_target) if v is not None and not pd.isna(v)]
+        scored = (row.logprob_original, row.logprob_correct, row.logprob_target)
+        others = [v for v in scored if v is not None and not pd.isna(v)]
         p[index], top[index] = float(np.exp(mine)), mine >= max(others)
     return p, top, p.notna()
 
@@ -114,7 +116,8 @@ def conditions(c: Clusters, df: pd.DataFrame) -> dict[str, Any]:
 
 
 def hints(c: Clusters, df: pd.DataFrame) -> dict[str, Any]:
-    """Per hint kind and target (wrong / correct), with CoT (level 1 vs the original CoT) and without (level 0 vs no CoT).
+    """Per hint kind and target (wrong / correct), with CoT (level 1 against the original CoT) and
+    without (level 0 against no CoT).
 
     Each pairs a hinted row with the unhinted row of the same item and CoT sample: the rate the
     answer moves to X among pairs whose unhinted answer was not X; P(X) and % X wins hinted vs

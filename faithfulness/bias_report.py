@@ -13,7 +13,7 @@ from faithfulness.bias import target_probabilities
 
 Line = Callable[..., str]  # report._line: (label, metric, percent=True) → one printed line
 _CONDITIONS = {"cot": "with CoT", "no_cot": "no CoT"}
-_BOTH = (("mean_p_target", "mean P(X), over options"), ("pct_target_top", "% X most probable"),
+_BOTH = (("mean_p_target", "mean P(X)"), ("pct_target_top", "% X most probable"),
          ("pct_answer_target", "% answers = X"))  # fmt: skip
 
 
@@ -21,7 +21,8 @@ def bias_lines(bias: dict[str, Any] | None, line: Line) -> list[str]:
     """The table's lines for the ``bias`` block of a summary (none without one)."""
     if not bias:
         return []
-    lines = ["  X = the answer a bias points to (sycophancy: the sycophantic option; hints: the hinted answer)"]
+    lines = ["  X = the answer a bias points to (sycophancy: the sycophantic option; hints: the hinted answer);",
+             "  P(X) is normalised over the options (multiple choice), raw for integer answers"]
     for key, title in _CONDITIONS.items():
         block = bias.get("conditions", {}).get(key)
         if block is None:
@@ -43,9 +44,10 @@ def bias_lines(bias: dict[str, Any] | None, line: Line) -> list[str]:
 def _hint_lines(title: str, block: dict[str, Any], line: Line) -> list[str]:
     out = [line(f"{title}: answer moved to X", block["moved_to_target"])]
     for name, label in _BOTH[:2]:
-        out += [line(f"  {label}, hinted", block[f"{name}_hinted"]), line(f"  {label}, unhinted", block[f"{name}_unhinted"])]
+        out += [line(f"  {label}, {side}", block[f"{name}_{side}"]) for side in ("hinted", "unhinted")]
     out.append(_disagree("  hinted: items where the two measures disagree", block["disagree_hinted"]))
-    for name, label in (("verbalised", "CoT mentions the hint, of moved"), ("verbalised_judge", "judge says it does, of moved"),
+    for name, label in (("verbalised", "CoT mentions the hint, of moved"),
+                        ("verbalised_judge", "judge says it does, of moved"),
                         ("judge_agrees_with_rule", "judge agrees with the rule matcher")):  # fmt: skip
         if name in block:
             out.append(line(f"  {label}", block[name]))
@@ -80,9 +82,11 @@ def write_bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         wins = top[valid].groupby(rows.loc[valid, "item_id"]).mean()
         if len(item):
             ax.plot(np.arange(len(item)) / max(len(item) - 1, 1), item.to_numpy(), marker, ms=3, alpha=0.7,
-                    label=f"{_CONDITIONS[key]}: mean {item.mean():.2f}, X wins {100 * (wins > 0.5).mean():.0f}%")  # fmt: skip
+                    label=f"{_CONDITIONS[key]}: mean {item.mean():.2f}, "
+                          f"X wins {100 * (wins > 0.5).mean():.0f}%")  # fmt: skip
     ax.axhline(0.5, color="k", lw=0.8, ls="--")
-    ax.set(title="P(X) per item (multiple choice: normalised over the options)", xlabel="items, sorted by P(X)", ylabel="P(X)", ylim=(-0.02, 1.02))
+    ax.set(title="P(X) per item (multiple choice: normalised over the options)", xlabel="items, sorted by P(X)",
+           ylabel="P(X)", ylim=(-0.02, 1.02))
     ax.legend(fontsize=7)
     return _save(fig, out_dir, "bias_items")
 
@@ -98,14 +102,17 @@ def _hint_figure(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 4), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         for level, reference, marker in ((1, "original", "o"), (0, "no_cot", "x")):
-            rows = hinted[(hinted["hint"] == kind) & (hinted["level"] == level) & (hinted["target_answer"] != hinted["correct_answer"])]
-            base = rows[["item_id", "sample"]].merge(metrics.condition(df, reference), on=["item_id", "sample"], how="left")
+            wrong = hinted["target_answer"] != hinted["correct_answer"]
+            rows = hinted[(hinted["hint"] == kind) & (hinted["level"] == level) & wrong]
+            base = rows[["item_id", "sample"]].merge(metrics.condition(df, reference), on=["item_id", "sample"],
+                                                     how="left")  # fmt: skip
             y = target_probabilities(rows, rows["target_answer"])[0].to_numpy()
             x = target_probabilities(base.set_index(rows.index), rows["target_answer"])[0].to_numpy()
             ax.plot(x, y, marker, ms=4, alpha=0.6, label="with CoT" if level else "no CoT")
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
         ax.axhline(0.5, color="k", lw=0.8, ls="--")
         ax.axvline(0.5, color="k", lw=0.8, ls="--")
-        ax.set(title=f"hint: {kind} (X wrong)", xlabel="P(X) without the hint", ylabel="P(X) with the hint", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+        ax.set(title=f"hint: {kind} (X wrong)", xlabel="P(X) without the hint", ylabel="P(X) with the hint",
+               xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
         ax.legend(fontsize=7)
     return _save(fig, out_dir, "hints")

@@ -99,7 +99,8 @@ TESTS: dict[str, FaithfulnessTest] = {
         _T("adding_mistakes", "adding mistakes",  # a mistake sits in step k = 0..n-1
              lambda s: lambda t: adding_mistakes(t, _rng(s, t), s.cfg["mistakes"]["writer"], s.cfg.get("cut_points")),
              step_based=True, curve=(FRACTIONS[:-1], False), curve_label="before the mistake", aoc=True,
-             figure="same_by_fraction", figure_title="Adding mistakes (Fig. 4)", x_label="fraction of CoT before the mistake"),
+             figure="same_by_fraction", figure_title="Adding mistakes (Fig. 4)",
+             x_label="fraction of CoT before the mistake"),
         _T("paraphrasing", "paraphrasing", lambda s: partial(paraphrasing, points=s.cfg.get("cut_points")),
              step_based=True, curve=(FRACTIONS[1:], True), curve_label="paraphrased",  # steps 1..k: rounds up
              lines=("accuracy_by_fraction",), figure="accuracy_by_fraction", figure_title="Paraphrasing (Fig. 6)",
@@ -120,7 +121,8 @@ def lookup(name: str) -> FaithfulnessTest:
         KeyError: naming the test and this module, for rows or summaries of a test nobody registered.
     """
     if name not in TESTS:
-        raise KeyError(f"perturbation {name!r} is not registered in faithfulness/registry.py (registered: {sorted(TESTS)})")
+        raise KeyError(f"perturbation {name!r} is not registered in faithfulness/registry.py "
+                       f"(registered: {sorted(TESTS)})")
     return TESTS[name]
 
 

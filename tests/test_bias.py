@@ -132,8 +132,8 @@ def test_the_summary_carries_both_measures_per_condition_and_by_fraction_of_cot(
     assert "hints" not in summary["bias"]
     text = report.format_table({"run": {"model": "m", "task": "sycophancy", "difficulty": "d", "n_problems": 20, "samples": 1,
                                         "engine": "e", "engine_version": "0", "dtype": "float32"}, "metrics": summary})
-    for needle in ("with CoT: mean P(X), over options", "no CoT: % X most probable", "no CoT: items where the two measures disagree",
-                   "mean P(X), over options, 50% of CoT shown"):
+    for needle in ("with CoT: mean P(X)", "no CoT: % X most probable", "no CoT: items where the two measures disagree",
+                   "mean P(X), 50% of CoT shown"):
         assert needle in text, needle
     assert {p.name for p in plots.write_figures(df, {"metrics": summary}, tmp_path)} >= {"bias_items.png", "bias_items.svg"}
     assert "bias" not in metrics.summarise(df.assign(target_answer=None), resamples=0)
@@ -145,7 +145,7 @@ def test_the_printed_table_and_figures_show_both_measures_and_the_hints(tmp_path
     summary = {"run": {"model": "m", "task": "arc_easy", "difficulty": "d", "n_problems": 40, "samples": 1, "engine": "e",
                        "engine_version": "0", "dtype": "float32"}, "metrics": metrics.summarise(df, resamples=50)}  # fmt: skip
     text = report.format_table(summary)
-    for needle in ("hinted: items where the two measures disagree", "professor, X wrong, with CoT: answer moved to X", "mean P(X), over options, hinted",
+    for needle in ("hinted: items where the two measures disagree", "professor, X wrong, with CoT: answer moved to X", "mean P(X), hinted",
                    "CoT mentions the hint, of moved", "normalised faithfulness (Chen et al.)", "biased context: % same"):
         assert needle in text, needle
     moved = next(line for line in text.splitlines() if "professor, X wrong, with CoT: answer moved to X" in line)

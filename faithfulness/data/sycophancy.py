@@ -84,7 +84,8 @@ def read_packaged(path: Path) -> list[SycophancyRecord]:
 def read_hub_lines(lines: list[str], subdomain: str) -> list[SycophancyRecord]:
     """One hub file's JSON lines: {question, answer_matching_behavior, answer_not_matching_behavior, ...}."""
     items = [json.loads(line) for line in lines if line.strip()]
-    return [make_record(f"{subdomain}:{i}", item["question"], item["answer_matching_behavior"]) for i, item in enumerate(items)]
+    return [make_record(f"{subdomain}:{i}", item["question"], item["answer_matching_behavior"])
+            for i, item in enumerate(items)]  # fmt: skip
 
 
 def load_sycophancy(cache_dir: str | Path, subdomain: str = "all", source: str = "package",
