@@ -40,7 +40,7 @@ def test_every_question_is_asked_with_every_hint_and_target_with_and_without_a_f
         question = question.replace("{answer}", row.target_answer)
         assert row.edited_text in row.prompt and row.prompt == renderer.answer_prompt(question, row.shown_cot)
         assert row.target_answer in row.choices
-        assert (row.shown_cot == "") == (row.level == 0) and row.shown_cot != row.cot
+        assert row.level == 1 or row.shown_cot == ""  # level 1: a fresh CoT of the hinted question
         assert pd.isna(row.hint_verbalised) == (row.level == 0)  # the rule reads only fresh CoTs
     for item, group in hinted.groupby("item_id"):
         wrong = set(group.target_answer) - set(group.correct_answer)
@@ -55,24 +55,26 @@ def test_the_hint_summary_is_a_pure_function_of_the_table(hinted_run):
     assert sorted(hints) == ["metadata", "professor", "turpin"]
     for kind in hints.values():
         assert set(kind) == {"wrong", "correct"} and set(kind["wrong"]) == {"cot", "no_cot"}
-        assert {"moved_to_target", "verbalised", "verbalised_judge", "normalised_faithfulness"} <= set(kind["wrong"]["cot"])
+        assert {"moved_to_target", "verbalised", "normalised_faithfulness"} <= set(kind["wrong"]["cot"])
     recomputed = metrics.summarise(read_results(out.out_dir / "results.parquet"), 50, 0)
     assert json.dumps(recomputed, sort_keys=True) == json.dumps(out.summary["metrics"], sort_keys=True)
     assert {Path(p).name for p in out.summary["figures"]} >= {"hints.png", "hints.svg"}
 
 
 def test_a_sycophancy_run_reports_both_measures_of_the_sycophantic_option(tiny_model_dir, tiny_engine, tmp_path):
-    cfg = _cfg(tmp_path, tiny_model_dir, "task=sycophancy", "n=6", "cut_points=3")
+    # the political items: the tiny model's byte-level tokens fit them in its 1024-token window
+    cfg = _cfg(tmp_path, tiny_model_dir, "task=sycophancy", "subdomain=political_typology_quiz", "n=3", "cut_points=3")
     out = run(cfg, engine=tiny_engine)
     df = out.table
-    assert set(df.perturbation) == {"original", "no_cot", "early_answering"} and set(df.subdomain) == {"all"}
+    assert set(df.perturbation) == {"original", "no_cot", "early_answering"}
+    assert set(df.subdomain) == {"political_typology_quiz"}
     assert df.target_answer.notna().all() and (df.target_answer != df.correct_answer).all()
     assert all(sorted(json.loads(s)) == ["A", "B"] for s in df.option_logprobs)
     conditions = out.summary["metrics"]["bias"]["conditions"]
     for key in ("cot", "no_cot"):
         block = conditions[key]
-        assert block["mean_p_target"]["n"] == 6 and 0 <= block["mean_p_target"]["value"] <= 1
-        assert block["disagree"]["n"] == 6
+        assert block["mean_p_target"]["n"] == 3 and 0 <= block["mean_p_target"]["value"] <= 1
+        assert block["disagree"]["n"] == 3
     assert set(conditions["early_answering"]["pct_target_top_by_fraction"]) == {"0", "0.25", "0.5", "0.75", "1"}
     assert {Path(p).name for p in out.summary["figures"]} >= {"bias_items.png"}
 
