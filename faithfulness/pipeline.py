@@ -102,13 +102,14 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # originals are computed (a few engine steps) the rest read their prefixes from the cache
     perturbed = sorted(((t, p) for t, p in items if isinstance(p, Perturbed)), key=lambda tp: tp[1].perturbation != "original")
 
-    # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT
+    # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT, and writes a
+    # fresh one for every hinted question (its verbalisation verdict read right after)
     todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
     rests = _stage(engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages)
     templates = {t.name: t for t in hint_templates(cfg, task)}
     for n, rest in zip(todo, rests):
         perturbed[n] = (perturbed[n][0], hints.mark_verbalised(with_continuation(perturbed[n][1], rest.text), templates))
-    if cfg["biased_context"]["judge"]:
+    if templates and cfg["biased_context"]["judge"]:
         perturbed = judge_hints(engine, renderer, perturbed, cfg, stages)
 
     # 5. forced answers, and 6. the probability of the original and the correct answer
