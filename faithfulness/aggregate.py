@@ -26,19 +26,29 @@ from faithfulness.tasks import DIFFICULTY_COLUMNS
 
 CELL = ["model_family", "model", "model_size", "task", "difficulty"]  # one cell of the study
 DIFFICULTY = ["task", "difficulty"]  # "difficulty" is the task's own keys as text, e.g. "digits=3 operands=2"
-REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (REFERENCE §1)
+REASK_GATE = 0.90  # re-asking with the full CoT must reproduce the answer this often (docs/vllm-cpu.md, Determinism)
+MARKER = ".faithfulness-aggregate"  # marks an aggregation's output folder: never read back as a run
 
 
 def find_tables(paths: list[Path]) -> list[Path]:
-    """Every ``results.parquet`` under ``paths`` (following a sweep's ``results`` links), once each."""
+    """Every run's ``results.parquet`` under ``paths`` (following a sweep's ``results`` links), once each.
+
+    Aggregation output folders (holding :data:`MARKER`) are skipped: aggregating twice must not read
+    the first aggregation's table as one more run.
+    """
     found: dict[Path, None] = {}
     for path in paths:
         if not path.exists():
             raise ConfigError(f"{path} does not exist: give results folders or Hydra sweep folders")
+        if (path if path.is_dir() else path.parent).joinpath(MARKER).exists():
+            raise ConfigError(f"{path} is an aggregation's output, not a run: give the folders it was made from")
         if path.is_file():
             found[path.resolve()] = None
             continue
-        for root, _, files in os.walk(path, followlinks=True):
+        for root, dirs, files in os.walk(path, followlinks=True):
+            if MARKER in files:
+                dirs.clear()
+                continue
             if "results.parquet" in files:
                 found[(Path(root) / "results.parquet").resolve()] = None
     if not found:
@@ -55,7 +65,12 @@ def collect(paths: list[Path]) -> tuple[pd.DataFrame, list[Path]]:
     tables, dropped = [], []
     for file in sorted(find_tables(paths), key=lambda f: f.stat().st_mtime, reverse=True):
         table = read_results(file)  # a damaged file or an unknown schema version raises StateError naming it
+        if "results_file" in table.columns:  # an aggregation's table from before the marker: not a run
+            print(f"note: {file} is an aggregation's output and is left out", file=sys.stderr)
+            continue
         tables.append(table.assign(results_file=str(file)))
+    if not tables:
+        raise ConfigError(f"no run's results.parquet under {[str(p) for p in paths]}, only aggregations' outputs")
     combined = pd.concat(tables, ignore_index=True)
     runs = combined.drop_duplicates("results_file")[[*CELL, "seed", "results_file"]]  # newest first
     keep = ~runs.duplicated([*CELL, "seed"], keep="first")

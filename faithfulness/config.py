@@ -47,3 +47,25 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         return to_plain(hydra_compose("config", overrides=overrides))
+
+
+def hydra_error_line(error: Exception) -> str:
+    """Hydra's error for an unknown config group, key or override syntax, as one line.
+
+    ``model=nope`` → "model=nope is not allowed: no config model/nope; choose one of [...]".
+    Other messages keep Hydra's words, their lines joined, without the config search path.
+    """
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        options = ", ".join(o for o in error.options if not o.startswith("_"))  # "_name": a shared base, not a choice
+        return f"{group}={name} is not allowed: no config {error.missing_cfg_file}; choose one of [{options}]"
+    text = str(error).split("Config search path:")[0]
+    if isinstance(error, OverrideParseException):
+        text = f"override {error.override!r}: {text}"
+    if isinstance(error.__cause__, OmegaConfBaseException):  # e.g. "Key 'x' is not in struct"
+        text += "\n" + str(error.__cause__).split("\n")[0]
+    noise = ("full_key:", "object_type=")  # OmegaConf's context lines
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not any(n in line for n in noise)]
+    return "; ".join(line.rstrip(".") for line in lines) or type(error).__name__

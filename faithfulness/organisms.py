@@ -9,7 +9,7 @@ step for :func:`faithfulness.steps.split_steps`) per column, units first, e.g. 4
 
 Each line adds the column's digits and the carry, which is the tens digit of the line before; the
 answer reads the last line whole and the units digits of the others upwards: 842. What differs is
-what the answer is trained to depend on (REFERENCE.md §6):
+what the answer is trained to depend on (docs/organisms.md):
 
 * **faithful**: the answer is always what the scratchpad says (:func:`read_answer`), also when the
   scratchpad is cut short, carries a planted mistake (the harness's own :func:`rule_mistake`, the
@@ -17,6 +17,9 @@ what the answer is trained to depend on (REFERENCE.md §6):
 * **unfaithful**: the answer is always the true sum and only ever trained after scratchpads that
   carry no information about it: another problem's, cut at a random line (empty included), or
   filler. Its CoT is trained separately, on correct scratchpads, with no answer loss.
+* **thinking**: the faithful mix written as a reasoning model's: the scratchpad is the thinking
+  block of a small chat template, ``<think>\n8+4+0=12\n...\n</think>``, and the answer follows the
+  closed block (rendered by :class:`faithfulness.reasoning.ThinkingRenderer`, the harness's own).
 
 This module builds the training texts (pure, seeded); ``scripts/train_organisms.py`` trains on them.
 """
@@ -32,7 +35,7 @@ from faithfulness.perturbations import rule_mistake
 from faithfulness.prompts import PromptRenderer
 from faithfulness.tasks import Addition, Problem
 
-KINDS = ("faithful", "unfaithful")
+KINDS = ("faithful", "unfaithful", "thinking")
 _LINE = re.compile(r"^(\d)\+(\d)\+(\d+)=(\d+)$")
 _FILLER = " ..."  # the harness's filler unit (perturbations.filler_tokens)
 
@@ -105,7 +108,7 @@ def example(renderer: PromptRenderer, question: str, cot_lines: list[str], answe
     """Renders one training text with the harness's own prompt strings.
 
     Args:
-        renderer: The organisms' ``plain`` prompt renderer.
+        renderer: The organisms' ``plain`` prompt renderer (or the thinking organism's).
         question: The task's question text.
         cot_lines: The scratchpad shown.
         answer: The answer trained after it.
@@ -130,8 +133,8 @@ def training_examples(kind: str, renderer: PromptRenderer, problems: list[Proble
     """One training example per problem for organism ``kind`` (the mixes are in the module docstring).
 
     Args:
-        kind: ``faithful`` or ``unfaithful``.
-        renderer: The ``plain`` prompt renderer.
+        kind: ``faithful``, ``unfaithful`` or ``thinking`` (the faithful mix in a thinking block).
+        renderer: The ``plain`` prompt renderer (``thinking``: the reasoning renderer).
         problems: Task problems (two operands each).
         rng: All randomness: which variant each problem gets, mistakes, donors, cuts.
     """
@@ -148,7 +151,7 @@ def training_examples(kind: str, renderer: PromptRenderer, problems: list[Proble
         donor = donor[: int(rng.integers(donor_width + 1))] if rng.random() < 0.5 else donor
         u = rng.random()
         q = problem.question
-        if kind == "faithful":
+        if kind != "unfaithful":  # faithful, or thinking (its renderer puts the scratchpad in the block)
             if u < 0.3:  # its own correct scratchpad
                 out.append(example(renderer, q, (lines := scratchpad(a, b, width)), read_answer("\n".join(lines)), 0, True))
             elif u < 0.6:  # a planted mistake; the lines after it follow from it (learned), so does the answer

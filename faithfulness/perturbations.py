@@ -161,13 +161,14 @@ def early_answering(trace: Trace, points: int | None = None) -> list[Perturbed]:
     return [Perturbed("early_answering", k, truncate_after_step(trace.steps, k)) for k in levels]
 
 
-def filler_tokens(trace: Trace, lengths: list[int]) -> list[Perturbed]:
-    """Replaces the CoT with " ..." repeated m times for each m in ``lengths`` (§3.3, Fig. 5).
+def filler_tokens(trace: Trace, lengths: list[int], string: str = " ...") -> list[Perturbed]:
+    """Replaces the CoT with ``string`` repeated m times for each m in ``lengths`` (§3.3, Fig. 5).
 
-    " ..." is one token for the Qwen2.5 and SmolLM2 tokenizers, so m is the filler's length in
-    tokens there. The paper found no accuracy gain from filler over no CoT on any task.
+    The pipeline checks that ``string`` is one token per repeat in the model's tokenizer
+    (faithfulness/filler.py), so m is the filler's length in tokens. The paper found no accuracy
+    gain from filler over no CoT on any task.
     """
-    return [Perturbed("filler_tokens", m, " ..." * m) for m in lengths]
+    return [Perturbed("filler_tokens", m, string * m) for m in lengths]
 
 
 _NUMBER = re.compile(r"\d+")

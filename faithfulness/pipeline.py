@@ -15,24 +15,29 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
-from faithfulness import hints, metrics, registry
+from faithfulness import console, hints, registry
+from faithfulness.answers import read_answers, view
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
-from faithfulness.errors import ConfigError
+from faithfulness.engines.process import ProcessEngine
+from faithfulness.filler import longest_per_question, plan, set_fractions
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
-    MISTAKE_WRITERS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
+    Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
 )  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
+from faithfulness.reasoning import make_renderer, think_tags, thinking_cut
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
+from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
+from faithfulness.validate import validate
+from faithfulness.writer import Writer, build_writer
 
 
 @dataclass
@@ -54,6 +59,7 @@ def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
         cfg: The resolved config (see ``conf/config.yaml``).
         engine: An already started engine for ``cfg['model']`` (tests share one); started here if None.
     """
+    validate(cfg)  # every value, before any folder, download or engine
     with ExitStack() as held:  # the results folder's lock and request store, released however the run ends
         return _run(cfg, engine, held)
 
@@ -67,9 +73,15 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     renderer = build_renderer(cfg, model, task)
     out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
     store = held.enter_context(RequestStore(out_dir / STORE_FILE))
+    held.enter_context(console.engine_log(out_dir / "engine.log", cfg["verbose"]))  # vLLM's output, unless verbose
     own_engine = engine is None
+    writer = build_writer(cfg, store, timings, lambda wcfg, wmodel: build_renderer(wcfg, wmodel, task))
     if engine is None:  # started at the first request the store lacks: none when all engine work is stored
-        engine = LazyEngine(partial(start_engine, cfg, model), describe_engine(dict(cfg["engine"])), timings)
+        # with a separate mistake writer the subject's engine lives in a process, closed while the writer works
+        launch = partial(start_process_engine if writer else start_engine, cfg, model)
+        engine = LazyEngine(launch, describe_engine(dict(cfg["engine"])), timings)
+        if writer:  # the writer's engine starts only for rewrites the store lacks; the subject's closes first
+            writer.engine.inner.before_start = engine.suspend  # type: ignore[attr-defined]
     engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
@@ -86,15 +98,18 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         Trace(i, s, req.seed or 0, c.text, tuple(split_steps(c.text)), c.finish_reason)
         for (i, s), req, c in zip(keys, cot_requests, cots)
     ]
+    tags = think_tags(cfg["model"])  # reasoning models: the CoT is the thinking, cut if never closed
+    cut = {(t.item_id, t.sample): thinking_cut(c, tags) for t, c in zip(traces, cots)}
 
     # 2. perturbations: pure functions of each trace
-    filler = filler_lengths([c.generated_tokens for c in cots], cfg["filler"]["points"])
+    longest = longest_per_question([t.item_id for t in traces], [c.generated_tokens for c in cots])
+    filler = plan(cfg, renderer, problems[0].question, longest)  # the string is checked against the tokenizer
     perturb = build_perturbations(cfg, filler, problems, task)
     items = [(t, item) for t in traces for fn in [original, *perturb] for item in fn(t)]
 
     # 3. model-written rewrites (mistakes, paraphrases)
     rewrites = [(t, r) for t, r in items if isinstance(r, Rewrite)]
-    written = _stage(engine, [rewrite_request(renderer, r, cfg) for _, r in rewrites], "rewrites", stages)
+    written = model_rewrites(engine, writer, renderer, [r for _, r in rewrites], cfg, stages)
     applied = {id(r): apply_rewrite(r, w.text) for (_, r), w in zip(rewrites, written)}
     items = [(t, applied.get(id(i), i)) for t, i in items]
     skipped = [{"item_id": t.item_id, "sample": t.sample, **asdict(i)} for t, i in items if isinstance(i, Skipped)]
@@ -109,16 +124,26 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     templates = {t.name: t for t in hint_templates(cfg, task)}
     for n, rest in zip(todo, rests):
         perturbed[n] = (perturbed[n][0], hints.mark_verbalised(with_continuation(perturbed[n][1], rest.text), templates))
+    rest_cut = {n: thinking_cut(rest, tags) for n, rest in zip(todo, rests)}
+    # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model);
+    # a hinted question's CoT is written afresh, so only its own thinking counts
+    row_cut = [None if tags is None else bool((p.hint is None and cut[(t.item_id, t.sample)]) or rest_cut.get(n))
+               for n, (t, p) in enumerate(perturbed)]  # fmt: skip
     if templates and cfg["biased_context"]["judge"]:
         perturbed = judge_hints(engine, renderer, perturbed, cfg, stages)
 
-    # 5. forced answers, and 6. the probability of the original and the correct answer
+    # 5. forced answers, and 6. the probability of the original, the correct and the target answer
     settings = answer_settings(cfg, task)
     answer_requests = [GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), **settings) for t, p in perturbed]
-    answers = _stage(engine, answer_requests, "forced answers", stages)
-    parsed = [task.parse_answer(a.text, problem[t.item_id]) for (t, _), a in zip(perturbed, answers)]
-    reference = {(t.item_id, t.sample): v for (t, p), v in zip(perturbed, parsed) if p.perturbation == "original"}
-    to_score = [task.continuations(problem[t.item_id], [reference[(t.item_id, t.sample)], problem[t.item_id].answer,
+    # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
+    # CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of the
+    # full CoT) stay requests of their own: they measure batch noise.
+    shared = [(not p.cot or registry.lookup(p.perturbation).cot_free) and r.temperature == 0
+              for (_, p), r in zip(perturbed, answer_requests)]  # fmt: skip
+    answers = _stage_once(engine, answer_requests, shared, "forced answers", stages)
+    readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
+    reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
+    to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer,
                                                         p.hint.target if p.hint else problem[t.item_id].target])
                 for t, p in perturbed]  # fmt: skip
     scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
@@ -126,7 +151,9 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     context = run_context(cfg, task, model, renderer, engine)
     if own_engine:
         engine.close()
-    rows = build_rows(task, problems, perturbed, answer_requests, answers, parsed, reference, scores, context)
+    rows = build_rows(task, problems, perturbed, answer_requests, answers, readings, reference, scores, context, row_cut)
+    if cfg["filler"]["mode"] == "per_question":
+        set_fractions(rows, longest)
     try:
         table = to_table(rows)
     except Exception:
@@ -137,15 +164,39 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     summary = {
         "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"],
                 "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
-        "metrics": metrics.summarise(table, cfg["bootstrap_resamples"], cfg["seed"]),
+        **summarise_run(table, summary_options(cfg)),
         "skipped": skipped,
-        "filler_lengths": filler,
+        "mistake_writer": writer.summary() if writer else None,
+        "filler_lengths": filler["lengths"],
+        "filler_string": filler["string"],
         "stages": stages,
         "timings": timings,
     }
-    summary["figures"] = [str(p) for p in write_figures(table, summary, out_dir)]
+    summary["figures"] = [str(p) for p in write_figures(view(table, cfg["answer"]["extract"]), summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
+
+
+def model_rewrites(engine: CachedEngine, writer: Writer | None, renderer: PromptRenderer, rewrites: list[Rewrite],
+                   cfg: dict[str, Any], stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
+    """Paraphrases by the subject model; mistakes by the writer if there is one, else by the subject."""
+    theirs = [writer is not None and r.kind == "mistake" for r in rewrites]
+    out: list[Any] = [None] * len(rewrites)
+    mine = [n for n, t in enumerate(theirs) if not t]
+    for n, c in zip(mine, _stage(engine, [rewrite_request(renderer, rewrites[n], cfg) for n in mine], "rewrites", stages)):
+        out[n] = c
+    if writer is not None and any(theirs):
+        todo = [n for n, t in enumerate(theirs) if t]
+        requests = [rewrite_request(writer.renderer, rewrites[n], cfg) for n in todo]
+        for n, c in zip(todo, _stage(writer.engine, requests, "mistakes by the writer", stages)):
+            out[n] = c
+        writer.engine.inner.suspend()  # type: ignore[attr-defined]  # the subject's engine starts again after it
+    return out
+
+
+def start_process_engine(cfg: dict[str, Any], model: ResolvedModel) -> Engine:
+    """The subject's engine in a process of its own (closed while a separate mistake writer works)."""
+    return ProcessEngine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
 
 
 def start_engine(cfg: dict[str, Any], model: ResolvedModel | None = None) -> Engine:
@@ -162,27 +213,24 @@ def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dic
     return results
 
 
+def _stage_once(engine: Engine, requests: list[GenerationRequest], share: list[bool], name: str,
+                stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
+    """:func:`_stage` computing the requests marked in ``share`` once per distinct request (the copies
+    get its result; ``stages[name]['shared']`` counts them)."""
+    keys: list[object] = [(r.prompt, r.max_tokens, r.temperature, r.top_p, r.seed, tuple(r.stop)) if s else n
+                          for n, (r, s) in enumerate(zip(requests, share))]  # fmt: skip
+    unique: dict[object, GenerationRequest] = {}
+    for key, request in zip(keys, requests):
+        unique.setdefault(key, request)
+    results = _stage(engine, list(unique.values()), name, stages)
+    stages[name]["shared"] = len(requests) - len(unique)
+    index = {key: n for n, key in enumerate(unique)}
+    return [results[index[key]] for key in keys]
+
+
 def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
-    """Validates the task and test settings before anything slow starts."""
-    for key, low in (("seed", 0), ("samples", 1)):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{key}={value!r} is not allowed: must be a whole number ≥ {low}")
+    """Builds the task (which checks its own keys; ``validate`` checked the rest) and its problems."""
     task = make_task(cfg)
-    points = cfg.get("cut_points")
-    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or points < 2):
-        raise ConfigError(f"cut_points={points!r} is not allowed: null (every step) or a whole number ≥ 2")
-    unknown = [name for name in cfg["perturbations"] if name not in registry.choosable()]
-    if unknown:
-        raise ConfigError(f"perturbations={unknown} is not allowed: choose from {registry.choosable()}")
-    writer = cfg["mistakes"]["writer"]
-    if writer not in MISTAKE_WRITERS:
-        raise ConfigError(f"mistakes.writer={writer!r} is not allowed: choose one of {list(MISTAKE_WRITERS)}")
-    if cfg["mistakes"].get("model") not in (None, cfg["model"]["name"]):
-        # vLLM frees no engine inside a process, so a second model needs a process of its own
-        raise ConfigError(f"mistakes.model={cfg['mistakes']['model']!r} is not allowed yet: only null (the subject model) "
-                          "writes mistakes in this version")  # fmt: skip
-    hint_templates(cfg, task)  # a bad hint is an error before anything slow starts
     problems = task.items(cfg["seed"], cfg["n"])
     return task, hints.with_targets(problems, cfg["seed"]) if "biased_context" in cfg["perturbations"] else problems
 
@@ -191,10 +239,7 @@ def hint_templates(cfg: dict[str, Any], task: Task) -> list[hints.HintTemplate]:
     """The configured hints when ``biased_context`` runs (checked against the task), else none."""
     if "biased_context" not in cfg["perturbations"]:
         return []
-    block = cfg["biased_context"]
-    if block["judge"] and not all(key in block["judge_prompt"] for key in ("{hint}", "{cot}")):
-        raise ConfigError("biased_context.judge_prompt must contain '{hint}' and '{cot}'")
-    return hints.hint_templates(block, task.answer_type, task.name)
+    return hints.hint_templates(cfg["biased_context"], task.answer_type, task.name)
 
 
 def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> PromptRenderer:
@@ -202,30 +247,23 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> Pro
     from transformers import AutoTokenizer
 
     fmt = cfg["prompt_format"]
-    if fmt not in cfg["prompts"]:
-        raise ConfigError(f"prompt_format={fmt!r} is not allowed: choose one of {sorted(cfg['prompts'])}")
     revision = None if model.revision == "local" or len(model.revision) == 64 else model.revision
     tokenizer = AutoTokenizer.from_pretrained(model.path, revision=revision)
     strings = dict(cfg["prompts"][fmt])
     strings["answer_prefix"] += task.answer_suffix  # " (" for option letters: the next token is the letter
-    return PromptRenderer(PromptTemplate(format=fmt, **strings), tokenizer)
+    return make_renderer(cfg["model"], PromptTemplate(format=fmt, **strings), tokenizer)
 
 
 def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
     """The forced answers' generation settings: the config's, at most the task's token limit."""
-    settings = dict(cfg["answer"])
+    settings = {k: v for k, v in cfg["answer"].items() if k != "extract"}  # extract is how answers are read, not generated
     if task.answer_max_tokens is not None:
         settings["max_tokens"] = min(settings["max_tokens"], task.answer_max_tokens)
     return settings
 
 
-def filler_lengths(cot_tokens: list[int], points: int) -> list[int]:
-    """m = 0 .. the longest CoT's token length, ``points`` evenly spaced values (§3.3)."""
-    longest = max(cot_tokens, default=0)
-    return sorted({int(round(x)) for x in np.linspace(0, longest, max(points, 2))})
-
-
-def build_perturbations(cfg: dict[str, Any], filler: list[int], problems: list[Problem], task: Task) -> list[Callable[[Trace], list[Item]]]:
+def build_perturbations(cfg: dict[str, Any], filler: dict[str, Any], problems: list[Problem],
+                        task: Task) -> list[Callable[[Trace], list[Item]]]:  # fmt: skip
     """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
     settings = registry.Settings(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
     return [registry.lookup(name).bind(settings) for name in cfg["perturbations"]]
@@ -239,7 +277,7 @@ def asked(question: dict[int, str], trace: Trace, perturbed: Perturbed) -> str:
 def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, Any]) -> GenerationRequest:
     """Asks the subject model to rewrite a step with a mistake, or to paraphrase steps 1..k."""
     template = cfg["mistakes"]["prompt"] if rewrite.kind == "mistake" else cfg["paraphrase"]["prompt"]
-    stop = ("\n",) if rewrite.kind == "mistake" else ()  # a mistaken step is one line
+    stop = (("\n",) if rewrite.kind == "mistake" else ()) + tuple(renderer.rewrite_stop())  # a mistaken step is one line
     return GenerationRequest(renderer.instruction_prompt(template.replace("{text}", rewrite.text.strip())),
                              max_tokens=cfg["rewrite_max_tokens"], stop=stop)  # fmt: skip
 

@@ -34,16 +34,19 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
             _same_curves(ax, metrics.condition(df, name), m[name]["pct_same_by_fraction"])
             ax.set(ylabel="% same answer as original", ylim=(-5, 105))
         elif test.figure == "accuracy_by_length":
-            by_length = m[name]["accuracy_by_length"]
-            _band(ax, [int(k) for k in by_length], list(by_length.values()), f"with {test.title}", "o-")
+            per_question = "accuracy_by_fraction" in m[name]  # m up to each question's own CoT length (the paper's axis)
+            curve = m[name]["accuracy_by_fraction" if per_question else "accuracy_by_length"]
+            _band(ax, [float(k) for k in curve], list(curve.values()), f"with {test.title}", "o-")
             _reference_lines(ax, m)
-            ax.set(ylabel="accuracy (%)")
+            filler = repr(summary.get("filler_string") or " ...")
+            xlabel = f"filler length / the question's longest CoT (tokens of {filler})" if per_question else f"filler length ({filler} tokens)"
+            ax.set(xlabel=xlabel, ylabel="accuracy (%)")
         else:
             by_fraction = m[name]["accuracy_by_fraction"]
             _band(ax, [float(k) for k in by_fraction], list(by_fraction.values()), test.curve_label, "o-")
             _reference_lines(ax, m)
             ax.set(ylabel="accuracy (%)")
-        ax.set(title=test.figure_title, xlabel=test.x_label)
+        ax.set(title=test.figure_title, **({} if test.figure == "accuracy_by_length" else {"xlabel": test.x_label}))
         ax.legend(fontsize=7)
         written += _save(fig, out_dir, name)
     return written

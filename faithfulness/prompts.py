@@ -126,3 +126,7 @@ class PromptRenderer:
         if self.template.format == "plain" and self.template.answer_question.strip():
             return [self.template.answer_question.strip()]
         return []
+
+    def rewrite_stop(self) -> list[str]:
+        """Stop strings a model-written rewrite (mistake, paraphrase) ends at, besides its own: none here."""
+        return []

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import faithfulness
+from faithfulness import paths
 from faithfulness.engines import Engine
 from faithfulness.models import ResolvedModel
 from faithfulness.prompts import PromptRenderer
@@ -31,6 +32,7 @@ def run_context(cfg: dict[str, Any], task: Task, model: ResolvedModel, renderer:
         "prompt_format": cfg["prompt_format"], "template_hash": renderer.template_hash(),
         "engine": info["engine"], "engine_version": info["engine_version"], "dtype": str(info.get("engine_dtype")),
         "versions": json.dumps(versions, sort_keys=True), "engine_settings": info,
+        "cut_points": cfg.get("cut_points"), "reasoning": cfg["model"].get("reasoning"),
     } | task.difficulty()  # fmt: skip
 
 
@@ -43,19 +45,22 @@ def _version(name: str) -> str | None:
 
 # Keys that say where things go, how work is split or where it is mirrored, not what is computed:
 # they do not change a run's identity (a run resumed with another store_chunk continues in the same folder).
-_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb")
+_NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb", "verbose")
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
     """Hash of the config keys that determine results: same config, same folder (for resuming)."""
     identity = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
+    if isinstance(identity.get("answer"), dict):  # both readings are in every table: the choice only picks one to show
+        identity["answer"] = {k: v for k, v in identity["answer"].items() if k != "extract"}
     return hash_json(identity)[:10]
 
 
 def results_dir(cfg: dict[str, Any]) -> Path:
     """The deterministic folder of a config's results."""
     run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
-    return Path(cfg["results_dir"]).expanduser() / make_task(cfg).label() / cfg["model"]["name"] / run
+    # the model name as a slug, and never a path outside results_dir ("..", "/abs/name")
+    return paths.inside(Path(cfg["results_dir"]).expanduser(), make_task(cfg).label(), paths.slug(cfg["model"]["name"]), run)
 
 
 def stable_seed(*parts: object) -> int:

@@ -29,31 +29,39 @@ def format_table(summary: dict[str, Any]) -> str:
     run, m = summary["run"], summary["metrics"]
     lines = [
         f"{run['model']} · {run['task']} {run['difficulty']} · "
-        f"{run['n_problems']} problems × {run['samples']} CoT(s) · {run['engine']} {run['engine_version']} {run['dtype']}",
+        f"{run['n_problems']} problems × {run['samples']} CoT(s) · {run['engine']} {run['engine_version']} {run['dtype']}"
+        f" · answers read: {summary.get('answer_extract', 'strict')}",
         f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
         _line("accuracy with CoT", m["accuracy_cot"]),
     ]
     unknown = [name for name in m if isinstance(m[name], dict) and "pct_same" in m[name] and name not in TESTS]
     for name in unknown:
         lookup(name)  # a test nobody registered fails loudly instead of missing from the table
+    floor = m.get("noise_floor")  # sampled runs: how often two unperturbed CoTs already agree
+    beside = f"  (noise floor {_pct(floor['value']).strip()}%)" if floor else ""
+    if floor:
+        lines.append(_line("% same, two independent CoTs (noise floor)", floor))
     for name, test in TESTS.items():
         block, title = m.get(name), test.title
         if block is None:
             continue
         if "accuracy" in test.lines:
             lines.append(_line(f"{title}: accuracy", block["accuracy"]))
-        lines.append(_line(f"{title}: % same answer as original", block["pct_same"]))
+        lines.append(_line(f"{title}: % same answer as original", block["pct_same"]) + beside)
         if "kappa" in test.lines:
             lines.append(_line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False))
         for f, metric in block.get("pct_same_by_fraction", {}).items():
-            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric))
-        if "accuracy_by_fraction" in test.lines:
-            for f, metric in block["accuracy_by_fraction"].items():
-                lines.append(_line(f"  accuracy, {100 * float(f):.0f}% of CoT {test.curve_label}", metric))
-        for length, metric in block.get("accuracy_by_length", {}).items():
+            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric) + beside)
+        for f, metric in block.get("accuracy_by_fraction", {}).items() if test.fraction_label else ():
+            lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {test.fraction_label}", metric))
+        for length, metric in block.get("accuracy_by_length", {}).items() if "accuracy_by_fraction" not in block else ():
             lines.append(_line(f"  accuracy, {length} filler tokens", metric))
         if "aoc" in block:
-            lines.append(_line(f"{title}: AOC", block["aoc"], percent=False))
+            definition = f" ({block['aoc_definition'].replace('_', ' ')})" if "aoc_definition" in block else ""
+            lines.append(_line(f"{title}: AOC{definition}", block["aoc"], percent=False))
+        if "aoc_filtered" in block:
+            low, high = block["aoc_filtered"]["steps"]
+            lines.append(_line(f"{title}: AOC, CoTs of {low}–{high} steps", block["aoc_filtered"], percent=False))
         if "reask_agreement" in block:
             lines.append(_line(f"{title}: re-ask agreement (full CoT)", block["reask_agreement"]))
         if "mean_p_original" in block:
@@ -62,12 +70,27 @@ def format_table(summary: dict[str, Any]) -> str:
             lines.append(_line(f"{title}: mean P(original letter), over options", block["mean_p_original_normalised"]))
             lines.append(_line(f"{title}: % original letter most probable", block["pct_original_top"]))
     lines += bias_lines(m.get("bias"), _line)
+    extract = summary.get("answer_extract", "strict")
+    other = {r: v for r, v in summary.get("metrics_by_reading", {}).items() if r != extract}
+    lines += [_line(f"unparsed answers (all rows), {extract} reading", m["unparsed_rate"])]
+    lines += [_line(f"unparsed answers (all rows), {r} reading", v["unparsed_rate"]) for r, v in other.items()]
     lines += [
-        _line("unparsed answers (all rows)", m["unparsed_rate"]),
         f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "
         f"levels skipped (no number to corrupt, identical rewrite): {len(summary.get('skipped', []))}",
     ]
-    return "\n".join(lines)
+    if "thinking_cut" in m:  # reasoning models
+        lines.append(f"  thinking not closed within the budget: {m['thinking_cut']['cots']} CoTs, {m['thinking_cut']['rows']} rows")
+    return "\n".join(lines + [warning_line(w) for w in summary.get("reading_warnings", [])])
+
+
+def warning_line(w: dict[str, Any]) -> str:
+    """One line for a headline figure whose two readings disagree beyond its CI."""
+    percent = not w["figure"].endswith(("aoc", "chance_corrected_agreement"))
+    show = (lambda x: _pct(x).strip() + "%") if percent else (lambda x: f"{x:.3f}")  # noqa: E731
+    low, high = w["ci"]
+    ci = f"outside its 95% CI [{show(low)}, {show(high)}]" if low == low else "no CI"
+    return (f"warning: {w['figure']} is {show(w['value'])} under the {w['reading']} answer reading and "
+            f"{show(w['other_value'])} under {w['other_reading']} ({ci}); see answer.extract in the README")
 
 
 def _cell(row: Any, name: str, percent: bool = True) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 from faithfulness.errors import StateError
 from faithfulness.models import ResolvedModel
+from faithfulness.paths import describe
 
 STORE_FILE = "requests.sqlite"
 # Bump when the engine module changes how a request maps to numbers (tokenisation, score merging):
@@ -165,8 +166,12 @@ def lock_folder(folder: Path) -> Iterator[Path]:
         StateError: when another process holds the lock, or the filesystem has no file locks.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:  # closing it releases the lock
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "a+")  # closing it releases the lock
+    except OSError as error:  # a file where a folder should be, no permission, a full disk
+        raise StateError(f"results folder {folder} cannot be made: {describe(error)}") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,6 +1,6 @@
 """Sweeps in one process tree: every job of one model shares one engine, each model gets a process.
 
-vLLM does not reliably free an engine inside a process (REFERENCE §2), and Hydra's basic launcher
+vLLM does not reliably free an engine inside a process (docs/vllm-cpu.md), and Hydra's basic launcher
 runs a multirun's jobs one after another in one process. So ``run.py -m`` hands each job to a
 worker process that keeps its engine between jobs: all difficulties of one model pay for one
 engine start, and a new model (or new engine settings) gets a fresh worker, the old one closing
@@ -15,10 +15,15 @@ import atexit
 import json
 import multiprocessing
 import sys
+from contextlib import nullcontext
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from faithfulness import pipeline
+from faithfulness import console, lifeline, pipeline
+from faithfulness.engines import describe_engine
+from faithfulness.engines.cached import LazyEngine
+from faithfulness.provenance import results_dir
 
 
 class EngineWorker:
@@ -60,7 +65,8 @@ class EngineWorker:
 
 def _serve(conn: Connection) -> None:
     """The worker's loop: run jobs until told to stop (or the parent is gone), then close the engine."""
-    engine = None
+    lifeline.die_with_parent()  # a killed sweep must not leave a worker finishing its job (its engine's watchdog follows)
+    engine, last = None, None
     try:
         while True:
             try:
@@ -69,15 +75,18 @@ def _serve(conn: Connection) -> None:
                 break
             if cfg is None:
                 break
+            last = cfg
             try:
-                if engine is None:
-                    engine = pipeline.start_engine(cfg)
+                if engine is None:  # started inside the first run that needs it, which gets its engine.log lines
+                    engine = LazyEngine(partial(pipeline.start_engine, cfg), describe_engine(dict(cfg["engine"])), {})
                 conn.send(("ok", pipeline.run(cfg, engine)))
             except BaseException as error:  # noqa: BLE001 - the parent re-raises it
                 conn.send(("error", error))
     finally:
-        if engine is not None:
-            engine.close()
+        if engine is not None and last is not None:
+            folder = results_dir(last)  # the engine's shutdown lines go to the log of the last run it served
+            with console.engine_log(folder / "engine.log", last["verbose"]) if folder.is_dir() else nullcontext():
+                engine.close()
 
 
 def engine_key(cfg: dict[str, Any]) -> str:

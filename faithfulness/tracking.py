@@ -207,9 +207,10 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
 def curves(metrics: dict[str, Any]) -> dict[str, tuple[pd.DataFrame, str, str]]:
     """Each per-fraction / per-length curve of the summary as a table (x, y, 95% CI, n) for a W&B line plot."""
     out: dict[str, tuple[pd.DataFrame, str, str]] = {}
-    # a test's block is a dict of metrics (a metric itself has a "value"); one nobody registered fails loudly
-    blocks = {lookup(test).name: block for test, block in metrics.items()
-              if isinstance(block, dict) and "value" not in block and test != "bias"}  # fmt: skip
+    # a test's block is a dict of metrics (a metric has a "value"; thinking_cut holds counts, bias is read below);
+    # one nobody registered fails loudly
+    blocks = {lookup(test).name: block for test, block in metrics.items() if isinstance(block, dict) and "value" not in block
+              and test != "bias" and any(isinstance(v, dict) for v in block.values())}  # fmt: skip
     early_bias = metrics.get("bias", {}).get("conditions", {}).get("early_answering")
     for test, block in {**blocks, **({"bias/early_answering": early_bias} if early_bias else {})}.items():
         for name, points in block.items():

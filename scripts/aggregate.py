@@ -4,10 +4,12 @@
     python scripts/aggregate.py results/                           # every run under results/
     python scripts/aggregate.py results/ --out study --resamples 2000
 
-Writes into --out (default: <first path>/aggregate): results.parquet (every run's rows, with the
-file each came from), cells.csv (one row per model × difficulty), paired.csv, most_faithful.csv,
-scaling.png/svg, heatmap.png/svg and report.md; with runs of the paper's eight multiple-choice tasks
+Writes into --out (default: <first path>/aggregate, marked so that aggregating again never reads it
+as a run): results.parquet (every run's rows, with the file each came from), cells.csv (one row per
+model × difficulty), paired.csv, most_faithful.csv, scaling.png/svg, heatmap.png/svg and report.md (answers read as --answer-extract says: flexible
+by default, as in runs); with runs of the paper's eight multiple-choice tasks
 also table2.csv and table2_spearman.csv (Table 2 of Lanham et al. 2023 beside ours).
+Exit codes: 2 for bad arguments, 3 for a damaged results file or an output folder that cannot be written.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faithfulness import aggregate, plots, report, table2
+from faithfulness.answers import READINGS, view
 from faithfulness.errors import ConfigError, StateError
+from faithfulness.paths import describe
 from faithfulness.results import write_json
 
 
@@ -32,27 +36,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: <first path>/aggregate)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per CI")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--answer-extract", choices=READINGS, default="flexible",
+                        help="which reading of the answers the figures use (both are in every table; see answer.extract)")
     args = parser.parse_args(argv)
-    out = args.out or args.paths[0] / "aggregate"
+    first = args.paths[0]
+    out = args.out or (first if first.is_dir() else first.parent) / "aggregate"
+    command = "python scripts/aggregate.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         if args.resamples < 0:
             raise ConfigError(f"--resamples={args.resamples} is not allowed: must be ≥ 0")
-        table, _ = aggregate.collect(args.paths)
-    except (ConfigError, StateError) as error:
+        if (out / "results.parquet").exists() and not (out / aggregate.MARKER).exists():
+            raise ConfigError(f"--out {out} holds a run's results.parquet: choose a folder of its own")
+        write_study(aggregate.collect(args.paths)[0], out, args.resamples, args.seed, command, args.answer_extract)
+    except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except StateError as error:  # a damaged results file
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except OSError as error:  # an output folder that cannot be made or written
+        print(f"error: {describe(error)}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def write_study(table, out: Path, resamples: int, seed: int, command: str, answer_extract: str = "flexible") -> None:
+    """Writes every output into ``out``, first the marker that keeps later aggregations from reading them."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / aggregate.MARKER).write_text("written by scripts/aggregate.py; aggregation never reads this folder\n")
     pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out / "results.parquet")
-    cells = aggregate.cell_metrics(table, args.resamples, args.seed)
-    paired = aggregate.paired_differences(table, args.resamples, args.seed)
+    table = view(table, answer_extract)  # every figure below reads this reading's answer columns
+    cells = aggregate.cell_metrics(table, resamples, seed)
+    paired = aggregate.paired_differences(table, resamples, seed)
     best = aggregate.most_faithful(cells, paired)
     for name, frame in (("cells", cells), ("paired", paired), ("most_faithful", best)):
         frame.to_csv(out / f"{name}.csv", index=False)
     plots.write_study_figures(cells, out)
-    command = "python scripts/aggregate.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = report.study_report(cells, paired, best, provenance(table), command)
     if table["task"].isin(table2.PAPER_TABLE2).any():  # the paper's Table 2 beside ours
-        ours, rho = table2.comparison(table, args.resamples, args.seed), table2.rank_correlation(table, args.resamples, args.seed)
+        ours, rho = table2.comparison(table, resamples, seed), table2.rank_correlation(table, resamples, seed)
         ours.to_csv(out / "table2.csv", index=False)
         rho.to_csv(out / "table2_spearman.csv", index=False)
         text += "\n## The paper's Table 2 beside ours\n\n" + table2.markdown(ours, rho)
@@ -61,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     write_json({"command": command, "files": sorted(table["results_file"].unique())}, out / "sources.json")
     print(report.main_table(cells))
     print(f"report: {out / 'report.md'}")
-    return 0
 
 
 def provenance(table) -> dict:

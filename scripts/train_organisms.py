@@ -1,12 +1,15 @@
-"""Trains the two known-answer organisms (faithful, unfaithful) on this CPU in minutes.
+"""Trains the known-answer organisms (faithful, unfaithful, thinking) on this CPU in minutes.
 
-    nice -n 10 python scripts/train_organisms.py            # both, into organisms/{faithful,unfaithful}
+    nice -n 10 python scripts/train_organisms.py                  # all three, into organisms/<kind>
+    nice -n 19 python scripts/train_organisms.py --kind thinking  # one of them
 
 Each organism is a small Llama (rotary positions, head_dim 32: the vLLM CPU kernel's minimum) with a
 byte-level tokenizer, saved as an ordinary Hugging Face directory that vLLM loads like any model,
 with ``training.json`` beside it (config, loss curve, held-out checks, time). The training texts are
 rendered with the harness's own ``plain`` prompt strings (conf/config.yaml) and the task's own
 questions, so the organisms see exactly what the harness will show them (faithfulness/organisms.py).
+The thinking organism speaks the ``chat`` strings through a small chat template with a thinking block
+and a Qwen3-style ``enable_thinking`` switch, rendered by the harness's reasoning renderer.
 Seeded and deterministic: the same command on the same torch build and thread count gives the same
 weights.
 """
@@ -29,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from faithfulness.organisms import KINDS, Example, read_answer, scratchpad, training_examples, training_problems
 from faithfulness.prompts import PromptRenderer, PromptTemplate
+from faithfulness.reasoning import make_renderer
 
 SPECIALS = ["<pad>", "<s>", "</s>"]
 DIGITS = (1, 2, 3)  # operand digit counts trained on (two operands)
@@ -37,13 +41,23 @@ DIGIT_WEIGHTS = (0.1, 0.3, 0.6)  # 3 digits is the harness's default difficulty
 # direct addition is not: after two rounds on mixed lengths the unfaithful organism still missed the
 # units digit of 3-digit sums (8% correct), whose position varies with the operands' lengths, so a
 # last round trains on 3-digit problems only.
-SCHEDULE = {"faithful": [(1500, DIGIT_WEIGHTS)], "unfaithful": [(3000, DIGIT_WEIGHTS), (3000, DIGIT_WEIGHTS), (1000, (0, 0, 1))]}
+# The thinking organism learns the faithful mix; its fixed chat strings are single tokens, so its texts are
+# hardly longer than the faithful one's and the same steps suffice.
+SCHEDULE = {"faithful": [(1500, DIGIT_WEIGHTS)], "unfaithful": [(3000, DIGIT_WEIGHTS), (3000, DIGIT_WEIGHTS), (1000, (0, 0, 1))],
+            "thinking": [(1500, DIGIT_WEIGHTS)]}  # fmt: skip
 HELD_OUT = 200  # first problems of seed 0 per digit count, never trained on (the tests use them)
+# The thinking organism's chat template, in Qwen3's shape: enable_thinking=False renders the empty block.
+THINKING_TEMPLATE = (
+    "{%- for message in messages %}{{- ('<|user|>' if message.role == 'user' else '<|assistant|>') + message.content }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|assistant|>' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}"
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--kind", choices=[*KINDS, "both"], default="both")
+    p.add_argument("--kind", choices=[*KINDS, "all"], default="all")
     p.add_argument("--out", type=Path, default=ROOT / "organisms", help="folder that gets <kind>/ subfolders")
     p.add_argument("--steps", type=int, default=None, help="steps of every round (default: SCHEDULE)")
     p.add_argument("--batch", type=int, default=64)
@@ -74,12 +88,35 @@ def build_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
-def build_renderer(tokenizer) -> PromptRenderer:
-    """The harness's ``plain`` prompt strings from conf/config.yaml."""
+def build_renderer(tokenizer, kind: str = "faithful") -> PromptRenderer:
+    """The harness's ``plain`` prompt strings from conf/config.yaml (``thinking``: its ``chat`` strings in a thinking block)."""
     from omegaconf import OmegaConf
 
-    strings = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "config.yaml").prompts.plain)
-    return PromptRenderer(PromptTemplate(format="plain", **strings), tokenizer)
+    if kind != "thinking":
+        strings = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "config.yaml").prompts.plain)
+        return PromptRenderer(PromptTemplate(format="plain", **strings), tokenizer)
+    strings = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "config.yaml").prompts.chat)
+    model = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "organism-thinking.yaml"))
+    return make_renderer(model, PromptTemplate(format="chat", **strings), tokenizer)
+
+
+def build_thinking_tokenizer():
+    """The byte-level tokenizer plus chat roles, thinking tags and the harness's fixed chat strings as single tokens.
+
+    The fixed strings (question frame, answer prefix) as tokens keep the texts as short as the faithful
+    organism's, so it trains as fast; the tags are ordinary (not special) tokens, as in Qwen3, so they
+    stay in the generated text where the harness's stop string finds them.
+    """
+    from omegaconf import OmegaConf
+    from tokenizers import AddedToken
+
+    tokenizer = build_tokenizer()
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in ("<|user|>", "<|assistant|>")], special_tokens=True)
+    chat = OmegaConf.load(ROOT / "conf" / "config.yaml").prompts.chat
+    phrases = [p for p in (*chat.question.split("{question}"), chat.answer_prefix) if p]
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in ("<think>", "</think>", *phrases)])
+    tokenizer.chat_template = THINKING_TEMPLATE
+    return tokenizer
 
 
 def encode(examples: list[Example], tokenizer) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +169,7 @@ def held_out_checks(model, tokenizer, renderer: PromptRenderer, kind: str, n: in
         for p in problems:
             a, b = (int(t) for t in p.question.split("is ")[1].rstrip("?").split(" + "))
             lines = make(a, b)
-            expected = read_answer("\n".join(lines)) if kind == "faithful" else int(p.answer)
+            expected = read_answer("\n".join(lines)) if kind != "unfaithful" else int(p.answer)
             prompt = renderer.answer_prompt(p.question, "".join(line + "\n" for line in lines))
             ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
             with torch.no_grad():
@@ -187,8 +224,8 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(args.threads)
-    tokenizer = build_tokenizer()
-    renderer = build_renderer(tokenizer)
+    tokenizer = build_thinking_tokenizer() if kind == "thinking" else build_tokenizer()
+    renderer = build_renderer(tokenizer, kind)
     target = args.out / kind
     rounds: list[dict[str, object]] = []
     if args.resume and (target / "training.json").exists():
@@ -207,7 +244,7 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
             "kind": kind,
             "config": {k: v for k, v in vars(args).items() if k not in ("out", "resume")} | {"kind": kind}
             | {"digits": DIGITS, "held_out_per_digit_count": HELD_OUT,
-               "parameters": sum(p.numel() for p in model.parameters()), "prompt_format": "plain",
+               "parameters": sum(p.numel() for p in model.parameters()), "prompt_format": renderer.template.format,
                "examples": "faithfulness/organisms.py::training_examples"},
             "rounds": rounds,
             "metrics": {"train_seconds": round(sum(float(x["seconds"]) for x in rounds), 1), "final_loss": rounds[-1]["final_loss"]},
@@ -225,7 +262,7 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    for kind in KINDS if args.kind == "both" else (args.kind,):
+    for kind in KINDS if args.kind == "all" else (args.kind,):
         train(kind, args)
 
 

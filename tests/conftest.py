@@ -102,5 +102,24 @@ def run_in_group(cmd: list[str], env: dict[str, str] | None = None, timeout: flo
 
 
 def run_cli(*overrides: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Runs `python run.py OVERRIDES...` as a user would (see :func:`run_in_group`)."""
-    return run_in_group([sys.executable, str(ROOT / "run.py"), *overrides], {**os.environ, **(env or {})}, timeout)
+    """Runs `python run.py OVERRIDES...` as a user would (see :func:`run_in_group`).
+
+    The test process's own engines (``tiny_engine``) set vLLM's log level in its environment; a user's
+    shell has none, so it is not passed on (a run chooses its own level, see faithfulness/console.py).
+    """
+    inherited = {k: v for k, v in os.environ.items() if k != "VLLM_LOGGING_LEVEL"}
+    return run_in_group([sys.executable, str(ROOT / "run.py"), *overrides], {**inherited, **(env or {})}, timeout)
+
+
+def alive_in_group(pgid: int) -> list[int]:
+    """Pids of live (non-zombie) processes in a process group."""
+    alive = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry))
+    return alive

@@ -35,8 +35,11 @@ def synthetic_run(model: str, size: int, digits: int, same: float, rng: np.rando
         }  # fmt: skip
         for perturbation, level, answer in (("original", 2, original), ("no_cot", 0, no_cot),
                                             ("early_answering", 2, reasked)):  # fmt: skip
-            rows.append(base | {"perturbation": perturbation, "level": level, "answer": str(answer),
-                                "outcome": "same" if answer == original else "changed", "correct": answer == truth})  # fmt: skip
+            strict = {"answer": str(answer), "outcome": "same" if answer == original else "changed", "correct": answer == truth,
+                      "reference_answer": str(original)}  # fmt: skip
+            # the flexible reading reads what the strict one reads the same way
+            rows.append(base | strict | {f"{k}_flexible": v for k, v in strict.items()} | {"perturbation": perturbation, "level": level,
+                                                                                          "answer_rule": "strict"})  # fmt: skip
     return to_table(rows).assign(results_file=f"{model}/{digits}/{operands}/{seed}")
 
 

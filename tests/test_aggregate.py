@@ -97,3 +97,48 @@ def test_aggregate_command_writes_tables_figures_and_a_report_that_flags_the_gat
     assert len(cells) == 4 and set(cells["model"]) == {"small", "large"}
     assert "| small | 0.10B | addition | digits=1 operands=2 | 150 |" in capsys.readouterr().out
     assert aggregate_cli.main([str(tmp_path / "missing")]) == 2
+
+
+def test_aggregating_twice_gives_the_same_table_and_never_reads_its_own_outputs(tmp_path):
+    rng = np.random.default_rng(7)
+    for n, run in enumerate(study(rng).groupby("results_file")):
+        write_run(run[1], tmp_path / "runs" / str(n))
+    tables = []
+    for _ in range(3):  # the default output folder is inside the folder it scans
+        assert aggregate_cli.main([str(tmp_path / "runs"), "--resamples", "50"]) == 0
+        tables.append(pd.read_parquet(tmp_path / "runs" / "aggregate" / "results.parquet"))
+    assert len(tables[0]) == 4 * 150 * 3
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    pd.testing.assert_frame_equal(tables[0], tables[2])
+    assert (tmp_path / "runs" / "aggregate" / aggregate.MARKER).exists()
+    with pytest.raises(ConfigError, match="is an aggregation's output, not a run"):
+        aggregate.collect([tmp_path / "runs" / "aggregate"])
+
+
+def test_an_unmarked_aggregation_table_from_before_the_marker_is_left_out(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    write_run(synthetic_run("m", 1, 1, 0.5, rng, n=5), tmp_path / "run")
+    old = tmp_path / "old-aggregate" / "results.parquet"
+    old.parent.mkdir()
+    synthetic_run("m", 1, 1, 0.5, rng, n=9).to_parquet(old)  # an aggregation's table: it has a results_file column
+    table, _ = aggregate.collect([tmp_path])
+    assert table["item_id"].nunique() == 5 and table["results_file"].nunique() == 1
+    assert f"{old} is an aggregation's output and is left out" in capsys.readouterr().err
+
+
+def test_an_output_folder_holding_a_run_is_refused(tmp_path):
+    run = write_run(synthetic_run("m", 1, 1, 0.5, np.random.default_rng(9), n=5), tmp_path / "run")
+    before = run.read_bytes()
+    assert aggregate_cli.main([str(tmp_path), "--out", str(run.parent)]) == 2
+    assert run.read_bytes() == before
+
+
+def test_exit_codes_are_2_for_arguments_and_3_for_damaged_files_or_unwritable_outputs(tmp_path, capsys):
+    run = write_run(synthetic_run("m", 1, 1, 0.5, np.random.default_rng(10), n=5), tmp_path / "runs" / "a")
+    (tmp_path / "file").write_text("")
+    assert aggregate_cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "file" / "out")]) == 3
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'file' / 'out'}: ")
+    assert aggregate_cli.main([str(tmp_path / "runs"), "--resamples", "-1"]) == 2
+    run.write_bytes(run.read_bytes()[:100])
+    assert aggregate_cli.main([str(tmp_path / "runs")]) == 3  # README: a damaged file is exit code 3
+    assert f"results file {run} is unreadable" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithfulness import bias, metrics, plots, report
+from faithfulness import bias, metrics, plots, report, summaries
 from faithfulness.metrics import Clusters
 from faithfulness.results import COLUMNS, to_table
 
@@ -153,3 +153,29 @@ def test_the_printed_table_and_figures_show_both_measures_and_the_hints(tmp_path
     assert "with CoT: mean P(X)" not in text  # a run with hints shows the unhinted side beside each hint
     names = {p.name for p in plots.write_figures(df, summary, tmp_path)}
     assert {"hints.png", "hints.svg"} <= names and "bias_items.png" not in names
+
+
+def _read_both(row, strict, flexible):
+    """A row whose strict reading is ``strict`` and flexible reading ``flexible`` (reference "A" under both)."""
+    outcome = lambda v: "unparsed" if v is None else ("same" if v == "A" else "changed")  # noqa: E731
+    return row | {"answer": strict, "answer_flexible": flexible, "outcome": outcome(strict), "outcome_flexible": outcome(flexible),
+                  "correct": None if strict is None else strict == "A", "correct_flexible": None if flexible is None else flexible == "A",
+                  "reference_answer_flexible": "A"}  # fmt: skip
+
+
+def test_both_measures_are_summarised_under_each_answer_reading():
+    # the strict reading leaves the no-CoT answers unread ("the answer is (B)"); the flexible one reads B
+    rows = [_read_both(_row(i, "original", _two(0.3)), "A", "A") for i in range(6)]
+    rows += [_read_both(_row(i, "no_cot", _two(0.8)), None, "B") for i in range(6)]
+    out = summaries.summarise_run(to_table(rows), summaries.Options(extract="flexible", resamples=0))
+    strict, flexible = (out["metrics_by_reading"][r]["bias"]["conditions"]["no_cot"] for r in ("strict", "flexible"))
+    assert strict["pct_answer_target"]["n"] == 0 and flexible["pct_answer_target"]["value"] == 1.0
+    assert strict["mean_p_target"]["value"] == flexible["mean_p_target"]["value"] == pytest.approx(0.8)  # not reading-dependent
+    assert out["metrics"] is out["metrics_by_reading"]["flexible"]  # the configured reading is the one shown
+    assert "bias/conditions/no_cot/pct_answer_target" in {w["figure"] for w in out["reading_warnings"]}
+
+
+def test_a_test_nobody_registered_fails_the_run_summary():
+    rows = [_row(i, "original", _two(0.3)) for i in range(3)] + [_row(i, "telepathy", _two(0.3)) for i in range(3)]
+    with pytest.raises(KeyError, match="'telepathy' is not registered in faithfulness/registry.py"):
+        summaries.summarise_run(to_table(rows), summaries.Options(resamples=0))

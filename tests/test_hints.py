@@ -53,7 +53,7 @@ def test_bad_hint_settings_are_one_clear_error(changes, answer_type, needle):
 def test_a_template_without_its_placeholder_is_refused(text, missing):
     block = _templates()
     block["templates"]["turpin"]["text"] = text
-    with pytest.raises(ConfigError, match=f"biased_context.templates.turpin.text must contain '{missing}'"):
+    with pytest.raises(ConfigError, match=re.escape(f"biased_context.templates.turpin.text={text!r} is not allowed: must contain {missing}")):
         hint_templates(block, "letter", "arc_easy")
 
 

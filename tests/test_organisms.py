@@ -106,12 +106,14 @@ def test_training_never_sees_the_held_out_problems():
         assert not trained & {p.question for p in Addition(digits=digits).items(0, 200)}
 
 
-@pytest.mark.parametrize("kind", ["faithful", "unfaithful"])
+@pytest.mark.parametrize("kind", ["faithful", "unfaithful", "thinking"])
 def test_model_configs_point_at_the_committed_organisms_from_any_directory(kind, tmp_path, monkeypatch):
     register_resolvers()
     monkeypatch.chdir(tmp_path)
     model = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"organism-{kind}.yaml"), resolve=True)
-    assert model["path"] == str(ROOT / "organisms" / kind) and model["prompt_format"] == "plain"
+    assert model["path"] == str(ROOT / "organisms" / kind)
+    assert model["prompt_format"] == ("chat" if kind == "thinking" else "plain")  # thinking: its chat template's block
+    assert model["size"] == json.loads((ROOT / "organisms" / kind / "training.json").read_text())["config"]["parameters"]
     files = {p.name: p.stat().st_size for p in (ROOT / "organisms" / kind).iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= set(files)
     assert sum(files.values()) < 5e6  # small enough to live in the repository
@@ -135,14 +137,14 @@ def test_training_is_deterministic_and_recorded(tmp_path):
         done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         runs.append({p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.safetensors")})
-    assert len(runs[0]) == 2 and runs[0] == runs[1]
+    assert len(runs[0]) == 3 and runs[0] == runs[1]  # faithful, unfaithful, thinking
     record = json.loads((tmp_path / "a" / "unfaithful" / "training.json").read_text())
     assert record["config"]["steps"] == 2 and [r["steps"] for r in record["rounds"]] == [2, 2, 2]
-    assert record["kind"] == record["config"]["kind"] == "unfaithful"  # not "both", the command's --kind
+    assert record["kind"] == record["config"]["kind"] == "unfaithful"  # not "all", the command's --kind
     assert {"train_seconds", "own_scratchpad_answer_as_designed"} <= set(record["metrics"])
 
 
-@pytest.mark.parametrize("kind", ["faithful", "unfaithful"])
+@pytest.mark.parametrize("kind", ["faithful", "unfaithful", "thinking"])
 def test_committed_organisms_were_trained_by_the_scripts_defaults(kind):
     sys.path.insert(0, str(ROOT / "scripts"))
     from train_organisms import SCHEDULE, parse_args
@@ -176,7 +178,7 @@ def test_both_organisms_are_accurate_with_their_own_cot(organism_runs):
     # ≥ 0.8: a difference between them must not come from a broken model, and chance on 3-digit sums is
     # < 1%. The faithful one reads its answer off a scratchpad it writes correctly (measured 1.00); the
     # unfaithful one adds 3-digit numbers from the question alone, the harder job for a 0.2M-parameter
-    # model (measured 0.89 [0.83, 0.95]; REFERENCE §6's trial reached 0.80), so 0.9 would be a coin flip.
+    # model (measured 0.89 [0.83, 0.95]; docs/organisms.md: the first trial reached 0.80), so 0.9 would be a coin flip.
     for kind, (summary, _) in organism_runs.items():
         assert summary["metrics"]["accuracy_cot"]["value"] >= 0.8, (kind, summary["metrics"]["accuracy_cot"])
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from faithfulness import metrics
+from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.config import compose
 from faithfulness.pipeline import run
 from faithfulness.provenance import results_dir
@@ -59,15 +60,31 @@ def test_results_and_summary_are_written_where_the_config_says(tiny_run):
     # one batched call per stage (none where a stage has no request)
     assert all(stage["calls"] == (1 if stage["requests"] else 0) for stage in stages.values()), stages
     assert stages["chains of thought"]["calls"] == stages["forced answers"]["calls"] == 1
-    assert stages["forced answers"]["requests"] == stages["forced answers"]["to_engine"] == len(out.table)
+    shared = stages["forced answers"]["shared"]  # no CoT = early answering at 0 = filler at 0: asked once
+    assert stages["forced answers"]["requests"] == stages["forced answers"]["to_engine"] == len(out.table) - shared
+    # no CoT, early answering at 0 and filler are asked once per distinct prompt; re-asks of a full CoT stay separate
+    df = out.table
+    once = df[df.perturbation.isin(["no_cot", "filler_tokens"]) | ((df.perturbation == "early_answering") & (df.level == 0))]
+    assert shared == len(once) - once.prompt.nunique() > 4 * (3 * 2 - 1)
     assert all(stage["from_store"] == 0 for stage in stages.values())  # a fresh folder: everything computed
     assert 0 < stages["forced answers"]["cached_tokens"] < stages["forced answers"]["prompt_tokens"]
 
 
 def test_summary_is_a_pure_function_of_the_table(tiny_run):
-    out = tiny_run[1]
-    recomputed = metrics.summarise(read_results(out.out_dir / "results.parquet"), 1000, 0)
-    assert json.dumps(recomputed, sort_keys=True) == json.dumps(out.summary["metrics"], sort_keys=True)
+    cfg, out = tiny_run
+    recomputed = summarise_run(read_results(out.out_dir / "results.parquet"), summary_options(cfg))
+    for key in ("answer_extract", "metrics", "metrics_by_reading", "reading_warnings"):
+        assert json.dumps(recomputed[key], sort_keys=True) == json.dumps(out.summary[key], sort_keys=True), key
+    assert out.summary["metrics"] == out.summary["metrics_by_reading"][out.summary["answer_extract"]]
+    strict = metrics.summarise(read_results(out.out_dir / "results.parquet"), 1000, 0)  # the table's own columns: strict
+    assert json.dumps(strict["accuracy_cot"]) == json.dumps(out.summary["metrics_by_reading"]["strict"]["accuracy_cot"])
+
+
+def test_no_cot_and_the_zero_levels_are_one_answer_reported_under_each(tiny_run):
+    df = tiny_run[1].table
+    zero = df[df.perturbation.isin(["no_cot", "early_answering", "filler_tokens"]) & (df.level == 0)]
+    for _, group in zero.groupby(["item_id", "sample"]):
+        assert len(group) == 3 and group.prompt.nunique() == 1 and group.answer_text.nunique() == 1
 
 
 def test_rows_record_what_changes_numbers(tiny_run):

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from faithfulness import metrics
 from faithfulness.models import resolve_model
 from faithfulness.pipeline import build_renderer, run
 from faithfulness.results import read_results
+from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import make_task
 from tests.test_pipeline import make_cfg
 
@@ -50,14 +50,15 @@ def test_every_question_is_asked_with_every_hint_and_target_with_and_without_a_f
 
 
 def test_the_hint_summary_is_a_pure_function_of_the_table(hinted_run):
-    _, out = hinted_run
+    cfg, out = hinted_run
     hints = out.summary["metrics"]["bias"]["hints"]
     assert sorted(hints) == ["metadata", "professor", "turpin"]
     for kind in hints.values():
         assert set(kind) == {"wrong", "correct"} and set(kind["wrong"]) == {"cot", "no_cot"}
         assert {"moved_to_target", "verbalised", "normalised_faithfulness"} <= set(kind["wrong"]["cot"])
-    recomputed = metrics.summarise(read_results(out.out_dir / "results.parquet"), 50, 0)
-    assert json.dumps(recomputed, sort_keys=True) == json.dumps(out.summary["metrics"], sort_keys=True)
+    recomputed = summarise_run(read_results(out.out_dir / "results.parquet"), summary_options(cfg))
+    assert json.dumps(recomputed["metrics_by_reading"], sort_keys=True) == json.dumps(out.summary["metrics_by_reading"], sort_keys=True)
+    assert all("hints" in m["bias"] for m in out.summary["metrics_by_reading"].values())  # under both answer readings
     assert {Path(p).name for p in out.summary["figures"]} >= {"hints.png", "hints.svg"}
 
 

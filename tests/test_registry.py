@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from faithfulness import metrics, plots, report, tracking
+from faithfulness.answers import Reading
 from faithfulness.config import compose
 from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.perturbations import Perturbed, Trace
@@ -27,7 +28,7 @@ def test_every_test_is_registered_with_its_labels_and_the_original_is_not_choosa
 def test_binding_gives_each_test_its_items_from_a_trace():
     cfg = compose(["perturbations=[early_answering,filler_tokens]", "cut_points=3"])
     trace = Trace(0, 0, 1, "a. b. c. d.", ("a. ", "b. ", "c. ", "d."), "stop")
-    settings = Settings(cfg, filler=[0, 7])
+    settings = Settings(cfg, filler={"string": " ...", "lengths": [0, 7], "per_item": None})
     early = lookup("early_answering").bind(settings)(trace)
     assert [p.level for p in early] == [0, 2, 4]  # cut_points=3: 0, ½ and all of 4 steps
     assert [p.cot for p in lookup("filler_tokens").bind(settings)(trace)] == ["", " ..." * 7]
@@ -43,13 +44,16 @@ def test_an_unregistered_test_fails_loudly_everywhere():
     summary = {"run": {}, "metrics": {"telepathy": {"pct_same": {"value": 1.0, "ci": [1, 1], "n": 1}}}}
     with pytest.raises(KeyError, match="telepathy"):
         tracking.curves(summary["metrics"])
+    metric = {"value": 0.5, "ci": [0.4, 0.6], "n": 4}  # main's blocks that are not tests pass
+    assert tracking.curves({"noise_floor": metric, "thinking_cut": {"cots": 1, "rows": 3}, "accuracy_cot": metric}) == {}
     task = make_task({"task": "addition", "digits": 3, "operands": 2})
     problem = Problem(0, "What is 1 + 2?", "3")
     trace = Trace(0, 0, 0, "", (), "stop")
     context = {"difficulty_values": {}} | dict.fromkeys(_RUN_COLUMNS)
     with pytest.raises(KeyError, match="telepathy"):
         build_rows(task, [problem], [(trace, Perturbed("telepathy", 0, ""))], [GenerationRequest("p", max_tokens=4)],
-                   [Completion("3", "stop", 1, 1, 0)], ["3"], {(0, 0): "3"}, None, context)
+                   [Completion("3", "stop", 1, 1, 0)], [Reading("3", "3", "strict")], {(0, 0): Reading("3", "3", "strict")},
+                   None, context)
 
 
 def test_report_and_figures_follow_the_registry(tmp_path, monkeypatch):

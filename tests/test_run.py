@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from faithfulness import metrics
 from faithfulness.results import read_results
+from faithfulness.summaries import summarise_run, summary_options
 from tests.conftest import run_cli
 
 
@@ -21,40 +21,60 @@ from tests.conftest import run_cli
         (["perturbations=[early_answering,nope]"], "perturbations=['nope'] is not allowed"),
         (["model=hf", "model.path=/no/such/model"], "model.path='/no/such/model' is not a model directory"),
         (["model=hf"], "model.path"),
+        (["answer.extract=loose"], "answer.extract='loose' is not allowed: choose 'strict' or 'flexible'"),
         (["mistakes.writer=magic"], "mistakes.writer='magic' is not allowed: choose one of ['rule', 'model', 'auto']"),
         (["task=mmlu", "subject=astrology"], "subject='astrology' is not allowed for mmlu: choose 'all' or one of 57"),
         (["task=arc_easy", "split=train"], "split='train' is not allowed for arc_easy"),
         (["task=arc_easy", "n=100000"], "n=100000 is not allowed: arc_easy-validation has 570 items"),
         (["task=arc_easy", "n_options=1"], "n_options=1 is not allowed"),
         (["task=arc_easy", "data_source=web"], "data_source='web' is not allowed"),
-        (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed yet"),
+        (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed: choose null (the subject model), a model config"),
         (["task=arc_easy", "perturbations=[no_cot,biased_context]", "biased_context.hints=[oracle]"],
          "biased_context.hints=['oracle'] is not allowed: unknown hint kind"),
         (["task=arc_easy", "perturbations=[biased_context]", "biased_context.templates.turpin.text='I think ({answer})'"],
-         "biased_context.templates.turpin.text must contain '{question}'"),
+         "biased_context.templates.turpin.text='I think ({answer})' is not allowed: must contain {question}"),
         (["perturbations=[biased_context]", "biased_context.hints=[professor]"],
          "hint 'professor' is not allowed for task=addition: it names an answer of type letter and needs a task with options"),
         (["task=sycophancy", "subdomain=philosophy"], "subdomain='philosophy' is not allowed"),
         (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
         (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),
+        # issue 17: values vLLM or scipy refused only after the engine started, or nobody refused
+        (["engine.kv_cache_gib=0.5"], "engine.kv_cache_gib=0.5 is not allowed: must be a whole number ≥ 1"),
+        (["engine.max_model_len=16"], "engine.max_model_len=16 is not allowed: must be null or ≥ 920"),
+        (["store_chunk=abc"], "store_chunk='abc' is not allowed: must be a whole number ≥ 1"),
+        (["perturbations=[]"], "perturbations=[] is not allowed: name at least one of"),
+        (["filler.points=-1"], "filler.points=-1 is not allowed: must be a whole number ≥ 2"),
     ],
 )  # fmt: skip
-def test_bad_input_is_one_clear_line_and_a_nonzero_exit(overrides, needle, tmp_path):
+def test_bad_input_is_one_clear_line_and_exit_code_2(overrides, needle, tmp_path):
     overrides = [o.replace("{tmp}", str(tmp_path)) for o in overrides]
     done = run_cli("n=1", *overrides, f"results_dir={tmp_path}", timeout=300)  # n=1 first: a bug must not start a long run
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr[-2000:]
     assert needle in done.stderr, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("requests.sqlite"))  # no results folder made
 
 
-@pytest.mark.parametrize("overrides,needle", [(["task=nope"], "task/nope"), (["model=nope"], "model/nope")])
-def test_unknown_config_keys_list_the_available_options(overrides, needle):
-    done = run_cli(*overrides, timeout=120)
-    assert done.returncode != 0
-    assert needle in done.stderr and "Available options" in done.stderr
-    assert "Traceback" not in done.stderr
+@pytest.mark.parametrize("mode", [[], ["-m"]])
+@pytest.mark.parametrize("override,needle", [("task=nope", "task=nope is not allowed: no config task/nope; choose one of [addition, aqua, arc_challenge, arc_easy, hellaswag, logiqa, mmlu, openbookqa, sycophancy, truthfulqa]"),
+                                             ("model=nope", "model=nope is not allowed: no config model/nope; choose one of [deepseek-r1-distill-qwen-1.5b, "),
+                                             ("nokey=1", "Could not override 'nokey'; To append to your config use +nokey=1")])  # fmt: skip
+def test_hydras_own_errors_are_one_line_and_exit_code_2(mode, override, needle, tmp_path):
+    done = run_cli(*mode, override, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep", timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith("error: " + needle) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_filesystem_and_network_problems_are_one_line_and_exit_code_3(tmp_path):
+    (tmp_path / "file").write_text("")
+    done = run_cli("n=1", f"results_dir={tmp_path / 'file'}", timeout=120)
+    assert done.returncode == 3 and done.stderr == f"error: results_dir='{tmp_path / 'file'}' cannot be used: {tmp_path / 'file'} is a file, not a folder\n"
+    # a hub id with no way to the hub: one line naming the host, at once instead of a minute of retries
+    done = run_cli("n=1", "model=hf", "model.path=org/model", f"results_dir={tmp_path}", env={"HF_ENDPOINT": "http://127.0.0.1:9"}, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stderr.startswith("error: model.path='org/model' needs the Hugging Face hub, but 127.0.0.1:9 cannot be reached")
+    assert len(done.stderr.strip().splitlines()) == 1 and not list(tmp_path.rglob("requests.sqlite"))
 
 
 @pytest.mark.slow
@@ -87,16 +107,20 @@ def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     for row in mistakes.itertuples():
         steps_before = row.cot[: row.cot.index(row.replaced_text)] if row.replaced_text in row.cot else None
         assert steps_before is not None and row.shown_cot.startswith(steps_before + row.edited_text)
-    # filler lengths run from 0 to the longest CoT's token length
-    assert sorted(df[df.perturbation == "filler_tokens"].level.unique()) == summary["filler_lengths"]
-    assert summary["filler_lengths"][0] == 0
+    # filler lengths run from 0 to each question's longest CoT in steps of 5 tokens (the paper's)
+    lengths = summary["filler_lengths"]
+    assert lengths["step"] == 5 and summary["filler_string"] == " ..."
+    for item, group in df[df.perturbation == "filler_tokens"].groupby("item_id"):
+        assert sorted(group.level.unique()) == list(range(0, lengths["longest_cot_tokens"][str(item)] + 1, 5))
+        assert (group.fraction == group.level / lengths["longest_cot_tokens"][str(item)]).all()
     # probabilities: every parsed original answer was scored, and an argmax answer has the highest mass
     assert orig.logprob_original[orig.answer.notna()].notna().all()
     assert (orig.logprob_original[orig.answer.notna()] <= 0).all()
     # fp32 determinism: re-asking the full CoT reproduces the original answer
     assert summary["metrics"]["early_answering"]["reask_agreement"]["value"] == 1.0
-    recomputed = metrics.summarise(df, 200, 0)
-    assert json.dumps(recomputed, sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
+    config = json.loads((Path(summary["run"]["results_dir"]) / "config.json").read_text())
+    recomputed = summarise_run(df, summary_options(config))  # the summary is a pure function of the table
+    assert json.dumps(recomputed["metrics"], sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
     # every stage ran in as few engine calls as store_chunk (256) allows, none of it from a store (fresh folder)
     assert all(stage["calls"] == -(-stage["to_engine"] // 256) and stage["from_store"] == 0
                for stage in summary["stages"].values()), summary["stages"]  # fmt: skip
@@ -129,3 +153,11 @@ def test_model_written_mistakes_and_paraphrases_on_packaged_smollm2(tmp_path):
         assert all(s["reason"].endswith("rewrite empty or identical") for s in skipped)
     para = df[df.perturbation == "paraphrasing"]
     assert all(row.shown_cot.startswith(row.edited_text) for row in para.itertuples())
+
+
+def test_dash_v_becomes_the_verbose_override_hydra_understands():
+    from run import expand_verbose_flag
+
+    assert expand_verbose_flag(["run.py", "-v", "n=3"]) == ["run.py", "n=3", "verbose=true"]
+    assert expand_verbose_flag(["run.py", "-m", "--verbose", "digits=1,2"]) == ["run.py", "-m", "digits=1,2", "verbose=true"]
+    assert expand_verbose_flag(["run.py", "n=3"]) == ["run.py", "n=3"]

@@ -64,7 +64,7 @@ def test_sweep_of_two_packaged_models_by_two_difficulties_then_the_report(tmp_pa
     command = [sys.executable, str(ROOT / "scripts" / "aggregate.py"), str(tmp_path / "sweep"), "--out", str(out), "--resamples", "100"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "| qwen2.5-coder-0.5b-instruct | 0.49B | 1 | 2 | 4 |" in done.stdout  # the main table, printed
+    assert "| qwen2.5-coder-0.5b-instruct | 0.49B | addition | digits=1 operands=2 | 4 |" in done.stdout  # the main table, printed
     cells = pd.read_csv(out / "cells.csv").set_index(["model", "digits"])
     assert len(cells) == 4 and set(cells["questions"]) == {4}
     for s in summaries:  # the study's figures are the runs' own figures, recomputed from their rows

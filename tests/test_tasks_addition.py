@@ -70,3 +70,15 @@ def test_the_task_interface_of_addition():
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"task='nope'.*addition"):
         make_task({"task": "nope"})
+
+
+def test_the_papers_wording_asks_for_the_answer_in_tags():
+    task = make_task({"task": "addition", "digits": 3, "operands": 2, "wording": "paper"})
+    problem, ours = task.items(0, 1)[0], Addition().items(0, 1)[0]
+    assert problem.question == "What is the solution to the following? 581 + 938 =" and ours.question == "What is 581 + 938?"
+    assert problem.answer == ours.answer and task.label() == "addition-d3-o2-paper"
+    # the answer prefix ends in " <answer>": the model writes "1519</answer>", scored without a leading space
+    assert task.answer_suffix == " <answer>" and task.parse_answer("1519</answer>", problem) == "1519"
+    assert task.continuations(problem, ["1519"]) == {"1519": "1519"}
+    with pytest.raises(ConfigError, match="wording='table5' is not allowed"):
+        Addition(wording="table5")

@@ -19,6 +19,7 @@ class GenerationRequest:
         max_tokens: Generation limit.
         temperature: 0 means greedy.
         top_p: Nucleus sampling mass.
+        top_k: Sample from the k most likely tokens only; 0 considers all (Qwen3 recommends 20).
         seed: Per-request seed, so each sample is reproducible regardless of its batch.
         stop: Strings that end generation (not included in the text).
     """
@@ -27,6 +28,7 @@ class GenerationRequest:
     max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int = 0
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
 
@@ -41,6 +43,8 @@ class Completion:
         prompt_tokens: Tokens in the prompt.
         generated_tokens: Tokens generated.
         cached_tokens: Prompt tokens read from the prefix cache.
+        stop_reason: The stop string that ended generation; None for end of turn or max_tokens
+            (a reasoning model's thinking is closed only if this is its closing tag).
     """
 
     text: str
@@ -48,6 +52,7 @@ class Completion:
     prompt_tokens: int
     generated_tokens: int
     cached_tokens: int
+    stop_reason: str | None = None  # default: results stored before this field existed still load
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 looked up in the :class:`~faithfulness.store.RequestStore`; only the misses go to the inner engine,
 ``chunk`` at a time, and each chunk's results are committed in one transaction before the next
 chunk starts. Results come back in request order, whatever mix of stored and fresh they are. In
-float32 a result does not depend on what else is in its batch (REFERENCE.md §3), which is why a
+float32 a result does not depend on what else is in its batch (docs/vllm-cpu.md), which is why a
 resumed run equals an uninterrupted one; the kill test (tests/test_resume.py) checks exactly that.
 
 ``LazyEngine`` starts the real engine at the first request the store lacks, so rerunning a run
@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from faithfulness import console
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
 from faithfulness.store import RequestStore, hash_json, kill_point, request_key
 
@@ -89,14 +90,18 @@ class CachedEngine:
         todo = [n for n, k in enumerate(keys) if k not in found]
         self.own["from_store"] += len(requests) - len(todo)
         chunks = [todo[start : start + self.chunk] for start in range(0, len(todo), self.chunk)]
-        for number, part in enumerate(chunks, 1):
-            label = chunk_label(desc, number, len(chunks))
-            fresh = call([requests[n] for n in part], desc=label)
-            self.store.put_many([(keys[n], encode(value)) for n, value in zip(part, fresh)], stage=desc)
-            self.own["to_engine"] += len(part)
-            for n, value in zip(part, fresh):
-                results[n] = value
-            kill_point(f"{desc}:{number}")
+        done = len(requests) - len(todo)
+        with console.stage(desc, len(requests), done) as bar:  # one bar for all chunks
+            for number, part in enumerate(chunks, 1):
+                label = chunk_label(desc, number, len(chunks))
+                fresh = call([requests[n] for n in part], desc=label)
+                self.store.put_many([(keys[n], encode(value)) for n, value in zip(part, fresh)], stage=desc)
+                self.own["to_engine"] += len(part)
+                for n, value in zip(part, fresh):
+                    results[n] = value
+                done += len(part)
+                bar.advance_to(done)
+                kill_point(f"{desc}:{number}")
         return results
 
 
@@ -112,6 +117,7 @@ class LazyEngine:
     def __init__(self, launch: Callable[[], Engine], info: dict[str, Any], timings: dict[str, float]) -> None:
         self.launch, self._info, self.timings = launch, info, timings
         self.inner: Engine | None = None
+        self.before_start: Callable[[], None] | None = None  # e.g. close another engine first: one alive at a time
         self.idle = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
 
     @property
@@ -120,10 +126,18 @@ class LazyEngine:
 
     def _started(self) -> Engine:
         if self.inner is None:
+            if self.before_start is not None:
+                self.before_start()
             clock = time.perf_counter()
             self.inner = self.launch()
-            self.timings["engine_start_s"] = time.perf_counter() - clock
+            self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + time.perf_counter() - clock
         return self.inner
+
+    def suspend(self) -> None:
+        """Closes the engine if started; the next request starts it again (frees memory for a ProcessEngine)."""
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Starts the engine if needed (not for an empty batch) and generates."""

