@@ -6,4 +6,4 @@ engine pass → parsed answers → results table → summary.
 """
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = 4  # bump when a results column changes meaning (3: any task, string answers; 4: two readings, reasoning models)
+SCHEMA_VERSION = 5  # bump when results columns change (3: any task, string answers; 4: two readings, reasoning models; 5: hints and bias targets)

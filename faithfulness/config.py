@@ -40,14 +40,14 @@ def to_plain(cfg: DictConfig) -> dict[str, Any]:
 
 
 def expand_tests(plain: dict[str, Any]) -> dict[str, Any]:
-    """``perturbations=all`` → every test by name, so that the stored config says what ran."""
-    from faithfulness.perturbations import PERTURBATIONS
+    """``perturbations=all`` → every registered test by name, so that the stored config says what ran."""
+    from faithfulness.registry import TESTS, choosable
 
     names = plain.get("perturbations")
     if names == "all":
-        plain["perturbations"] = list(PERTURBATIONS)
+        plain["perturbations"] = [name for name in TESTS if name != "original"]  # the registry's order
     elif isinstance(names, str):
-        raise ConfigError(f"perturbations={names!r} is not allowed: 'all' or a list of tests from {sorted(PERTURBATIONS)}, "
+        raise ConfigError(f"perturbations={names!r} is not allowed: 'all' or a list of tests from {choosable()}, "
                           f"e.g. perturbations=[{names}]")
     return plain
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from faithfulness import metrics
 from faithfulness.errors import ConfigError
+from faithfulness.registry import lookup
 from faithfulness.prompts import PromptRenderer
 
 MODES = ("per_question", "run")
@@ -106,9 +107,9 @@ def check_settings(filler: dict[str, Any]) -> None:
 
 
 def set_fractions(rows: list[dict[str, Any]], longest: dict[int, int]) -> None:
-    """Per-question filler rows get ``fraction`` = m / the question's longest CoT (in tokens)."""
+    """Filler rows (the registry's ``by_length`` tests) get ``fraction`` = m / the question's longest CoT (tokens)."""
     for row in rows:
-        if row["perturbation"] == "filler_tokens" and longest.get(row["item_id"]):
+        if lookup(row["perturbation"]).by_length and longest.get(row["item_id"]):
             row["fraction"] = row["level"] / longest[row["item_id"]]
 
 

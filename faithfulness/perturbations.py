@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 
@@ -39,6 +39,27 @@ class Trace:
 
 
 @dataclass(frozen=True)
+class Hint:
+    """A hint put into the question (``biased_context``): the question is asked again with it.
+
+    Attributes:
+        kind: The hint template's name (``turpin``, ``professor``, ``metadata``, ``wrong_sum``).
+        target: The answer the hint points to (a seeded wrong answer, or the correct one as a control).
+        question: The hinted question the model is asked.
+        text: The hint as inserted (the rendered template without the question).
+        verbalised: Whether the hinted CoT mentions the hint (rule matcher); None before the CoT exists.
+        judged: The judge model's verdict on the same question; None when no judge ran.
+    """
+
+    kind: str
+    target: str
+    question: str
+    text: str
+    verbalised: bool | None = None
+    judged: bool | None = None
+
+
+@dataclass(frozen=True)
 class Perturbed:
     """One CoT to force an answer after.
 
@@ -48,7 +69,8 @@ class Perturbed:
         cot: The CoT text shown; when ``regenerate`` is set, the prefix the model continues from.
         regenerate: The subject model writes the rest of the CoT after ``cot`` before answering.
         replaced: The original text that was changed (a step, or steps 1..k), if any.
-        edited: What replaced it, if anything.
+        edited: What replaced it, if anything (for a hint: the hint's text).
+        hint: The hint the question is asked with (``biased_context``): its CoT is written fresh.
     """
 
     perturbation: str
@@ -57,6 +79,7 @@ class Perturbed:
     regenerate: bool = False
     replaced: str | None = None
     edited: str | None = None
+    hint: Hint | None = None
 
 
 @dataclass(frozen=True)
@@ -228,11 +251,3 @@ def with_continuation(perturbed: Perturbed, continuation: str) -> Perturbed:
 
 
 MISTAKE_WRITERS = ("rule", "model", "auto")
-
-PERTURBATIONS: dict[str, Callable[..., list]] = {
-    "no_cot": no_cot,
-    "early_answering": early_answering,
-    "adding_mistakes": adding_mistakes,
-    "filler_tokens": filler_tokens,
-    "paraphrasing": paraphrasing,
-}

@@ -1,7 +1,7 @@
 """The pipeline, top to bottom (each engine stage is one batched call):
 
-task → CoTs → perturbations (pure) → model rewrites → regenerated CoT rests → forced answers →
-answer scores → rows → summary.
+task → CoTs → perturbations (pure) → model rewrites → regenerated CoT rests (and hinted questions'
+fresh CoTs) → forced answers → answer scores → rows → summary.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ import os
 import platform
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
-from faithfulness import console, metrics
+from faithfulness import console, hints, registry
 from faithfulness.answers import read_answers, view
 from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
@@ -27,7 +26,7 @@ from faithfulness.filler import longest_per_question, plan, set_fractions
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
-    MISTAKE_WRITERS, PERTURBATIONS, Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
+    Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
 )  # fmt: skip
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
@@ -105,7 +104,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # 2. perturbations: pure functions of each trace
     longest = longest_per_question([t.item_id for t in traces], [c.generated_tokens for c in cots])
     filler = plan(cfg, renderer, problems[0].question, longest)  # the string is checked against the tokenizer
-    perturb = build_perturbations(cfg, filler)
+    perturb = build_perturbations(cfg, filler, problems, task)
     items = [(t, item) for t in traces for fn in [original, *perturb] for item in fn(t)]
 
     # 3. model-written rewrites (mistakes, paraphrases)
@@ -118,28 +117,35 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # originals are computed (a few engine steps) the rest read their prefixes from the cache
     perturbed = sorted(((t, p) for t, p in items if isinstance(p, Perturbed)), key=lambda tp: tp[1].perturbation != "original")
 
-    # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT
+    # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT, and writes a
+    # fresh one for every hinted question (its verbalisation verdict read right after)
     todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
     rests = _stage(engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages)
+    templates = {t.name: t for t in hint_templates(cfg, task)}
     for n, rest in zip(todo, rests):
-        perturbed[n] = (perturbed[n][0], with_continuation(perturbed[n][1], rest.text))
+        perturbed[n] = (perturbed[n][0], hints.mark_verbalised(with_continuation(perturbed[n][1], rest.text), templates))
     rest_cut = {n: thinking_cut(rest, tags) for n, rest in zip(todo, rests)}
-    # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model)
-    row_cut = [None if tags is None else bool(cut[(t.item_id, t.sample)] or rest_cut.get(n))
-               for n, (t, _) in enumerate(perturbed)]  # fmt: skip
+    # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model);
+    # a hinted question's CoT is written afresh, so only its own thinking counts
+    row_cut = [None if tags is None else bool((p.hint is None and cut[(t.item_id, t.sample)]) or rest_cut.get(n))
+               for n, (t, p) in enumerate(perturbed)]  # fmt: skip
+    if templates and cfg["biased_context"]["judge"]:
+        perturbed = judge_hints(engine, renderer, perturbed, cfg, stages)
 
-    # 5. forced answers, and 6. the probability of the original and the correct answer
+    # 5. forced answers, and 6. the probability of the original, the correct and the target answer
     settings = answer_settings(cfg, task)
-    answer_requests = [GenerationRequest(renderer.answer_prompt(question[t.item_id], p.cot), **settings) for t, p in perturbed]
+    answer_requests = [GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), **settings) for t, p in perturbed]
     # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
     # CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of the
     # full CoT) stay requests of their own: they measure batch noise.
-    shared = [(not p.cot or p.perturbation == "filler_tokens") and r.temperature == 0 for (_, p), r in zip(perturbed, answer_requests)]
+    shared = [(not p.cot or registry.lookup(p.perturbation).cot_free) and r.temperature == 0
+              for (_, p), r in zip(perturbed, answer_requests)]  # fmt: skip
     answers = _stage_once(engine, answer_requests, shared, "forced answers", stages)
     readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
-    to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer])
-                for t, _ in perturbed]  # fmt: skip
+    to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer,
+                                                        p.hint.target if p.hint else problem[t.item_id].target])
+                for t, p in perturbed]  # fmt: skip
     scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
 
     context = run_context(cfg, task, model, renderer, engine)
@@ -225,7 +231,15 @@ def _stage_once(engine: Engine, requests: list[GenerationRequest], share: list[b
 def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
     """Builds the task (which checks its own keys; ``validate`` checked the rest) and its problems."""
     task = make_task(cfg)
-    return task, task.items(cfg["seed"], cfg["n"])
+    problems = task.items(cfg["seed"], cfg["n"])
+    return task, hints.with_targets(problems, cfg["seed"]) if "biased_context" in cfg["perturbations"] else problems
+
+
+def hint_templates(cfg: dict[str, Any], task: Task) -> list[hints.HintTemplate]:
+    """The configured hints when ``biased_context`` runs (checked against the task), else none."""
+    if "biased_context" not in cfg["perturbations"]:
+        return []
+    return hints.hint_templates(cfg["biased_context"], task.answer_type, task.name)
 
 
 def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> PromptRenderer:
@@ -248,18 +262,16 @@ def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
     return settings
 
 
-def build_perturbations(cfg: dict[str, Any], filler: dict[str, Any]) -> list[Callable[[Trace], list[Item]]]:
-    """Binds each configured test to its settings; randomness is seeded per trace, not per batch."""
-    rng = lambda t: np.random.default_rng([cfg["seed"], t.item_id, t.sample])  # noqa: E731
-    points = cfg.get("cut_points")
-    bound: dict[str, Callable[[Trace], list[Item]]] = {
-        "early_answering": partial(PERTURBATIONS["early_answering"], points=points),
-        "adding_mistakes": lambda t: PERTURBATIONS["adding_mistakes"](t, rng(t), cfg["mistakes"]["writer"], points),
-        "paraphrasing": partial(PERTURBATIONS["paraphrasing"], points=points),
-        "filler_tokens": lambda t: PERTURBATIONS["filler_tokens"](
-            t, filler["per_item"][t.item_id] if filler["per_item"] else filler["lengths"], filler["string"]),
-    }
-    return [bound.get(name, PERTURBATIONS[name]) for name in cfg["perturbations"]]
+def build_perturbations(cfg: dict[str, Any], filler: dict[str, Any], problems: list[Problem],
+                        task: Task) -> list[Callable[[Trace], list[Item]]]:  # fmt: skip
+    """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
+    settings = registry.Settings(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
+    return [registry.lookup(name).bind(settings) for name in cfg["perturbations"]]
+
+
+def asked(question: dict[int, str], trace: Trace, perturbed: Perturbed) -> str:
+    """The question a perturbed CoT answers: the problem's own, or its hinted version."""
+    return perturbed.hint.question if perturbed.hint else question[trace.item_id]
 
 
 def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, Any]) -> GenerationRequest:
@@ -272,8 +284,9 @@ def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, A
 
 def regenerate_request(renderer: PromptRenderer, question: dict[int, str], trace: Trace, perturbed: Perturbed, cfg: dict[str, Any]) -> GenerationRequest:
     """Continues a perturbed CoT prefix with the CoT sampling settings and a seed of its own."""
-    seed = stable_seed(cfg["seed"], trace.item_id, trace.sample, perturbed.perturbation, perturbed.level)
-    return GenerationRequest(renderer.continuation_prompt(question[trace.item_id], perturbed.cot),
+    hint = (perturbed.hint.kind, perturbed.hint.target) if perturbed.hint else ()  # each hinted question its own seed
+    seed = stable_seed(cfg["seed"], trace.item_id, trace.sample, perturbed.perturbation, perturbed.level, *hint)
+    return GenerationRequest(renderer.continuation_prompt(asked(question, trace, perturbed), perturbed.cot),
                              stop=tuple(renderer.cot_stop()), seed=seed, **cfg["sampling"])  # fmt: skip
 
 
@@ -288,3 +301,16 @@ def score_answers(engine: Engine, answer_requests: list[GenerationRequest], to_s
             unique.setdefault((request.prompt, text), len(unique))
     logprobs = _stage(engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True)
     return [{answer: logprobs[unique[(r.prompt, text)]] for answer, text in wanted.items()} for r, wanted in zip(answer_requests, to_score)]
+
+
+def judge_hints(engine: Engine, renderer: PromptRenderer, perturbed: list[tuple[Trace, Perturbed]], cfg: dict[str, Any],
+                stages: dict[str, dict[str, float]]) -> list[tuple[Trace, Perturbed]]:  # fmt: skip
+    """Asks the judge (the subject model, with the fixed ``biased_context.judge_prompt``) whether each hinted CoT mentions its hint."""
+    todo = [n for n, (_, p) in enumerate(perturbed) if p.hint and p.level == 1]
+    prompt = cfg["biased_context"]["judge_prompt"]
+    requests = [GenerationRequest(renderer.instruction_prompt(hints.judge_prompt(prompt, perturbed[n][1])), max_tokens=3) for n in todo]
+    out = list(perturbed)
+    for n, verdict in zip(todo, _stage(engine, requests, "hint judge", stages)):
+        trace, p = out[n]
+        out[n] = (trace, replace(p, hint=replace(p.hint, judged=hints.parse_judgement(verdict.text))))  # type: ignore[arg-type]
+    return out

@@ -10,11 +10,7 @@ import pandas as pd
 
 from faithfulness import metrics
 from faithfulness.aggregate import difficulty_order
-
-_TITLES = {
-    "early_answering": ("Early answering (Lanham et al. 2023, Fig. 3)", "fraction of CoT steps shown"),
-    "adding_mistakes": ("Adding mistakes (Fig. 4)", "fraction of CoT before the mistake"),
-}
+from faithfulness.registry import TESTS
 MAX_LENGTH_LINES = 6  # the most common CoT lengths get their own line; more would be unreadable
 
 
@@ -26,26 +22,31 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
     import matplotlib.pyplot as plt
 
     m, written = summary["metrics"], []
-    for name in ("early_answering", "adding_mistakes", "filler_tokens", "paraphrasing"):
-        if name not in m:
+    if "bias" in m:  # sycophancy and hints: P(X) per item against the ½ line
+        from faithfulness.bias_report import write_bias_figures
+
+        written += write_bias_figures(df, out_dir)
+    for name, test in TESTS.items():
+        if name not in m or test.figure in (None, "hints"):  # "hints": drawn with the bias figures
             continue
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        if name in _TITLES:
+        if test.figure == "same_by_fraction":
             _same_curves(ax, metrics.condition(df, name), m[name]["pct_same_by_fraction"])
-            ax.set(title=_TITLES[name][0], xlabel=_TITLES[name][1], ylabel="% same answer as original", ylim=(-5, 105))
-        elif name == "filler_tokens":
+            ax.set(ylabel="% same answer as original", ylim=(-5, 105))
+        elif test.figure == "accuracy_by_length":
             per_question = "accuracy_by_fraction" in m[name]  # m up to each question's own CoT length (the paper's axis)
             curve = m[name]["accuracy_by_fraction" if per_question else "accuracy_by_length"]
-            _band(ax, [float(k) for k in curve], list(curve.values()), "with filler", "o-")
+            _band(ax, [float(k) for k in curve], list(curve.values()), f"with {test.title}", "o-")
             _reference_lines(ax, m)
             filler = repr(summary.get("filler_string") or " ...")
             xlabel = f"filler length / the question's longest CoT (tokens of {filler})" if per_question else f"filler length ({filler} tokens)"
-            ax.set(title="Filler tokens (Fig. 5)", xlabel=xlabel, ylabel="accuracy (%)")
+            ax.set(xlabel=xlabel, ylabel="accuracy (%)")
         else:
             by_fraction = m[name]["accuracy_by_fraction"]
-            _band(ax, [float(k) for k in by_fraction], list(by_fraction.values()), "paraphrased", "o-")
+            _band(ax, [float(k) for k in by_fraction], list(by_fraction.values()), test.curve_label, "o-")
             _reference_lines(ax, m)
-            ax.set(title="Paraphrasing (Fig. 6)", xlabel="fraction of CoT paraphrased", ylabel="accuracy (%)")
+            ax.set(ylabel="accuracy (%)")
+        ax.set(title=test.figure_title, **({} if test.figure == "accuracy_by_length" else {"xlabel": test.x_label}))
         ax.legend(fontsize=7)
         written += _save(fig, out_dir, name)
     return written

@@ -5,14 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from faithfulness.aggregate import REASK_GATE, difficulty_order
-
-_NAMES = {
-    "no_cot": "no CoT",
-    "early_answering": "early answering",
-    "adding_mistakes": "adding mistakes",
-    "paraphrasing": "paraphrasing",
-    "filler_tokens": "filler tokens",
-}
+from faithfulness.bias_report import bias_lines
+from faithfulness.registry import TESTS, lookup
 
 
 def _pct(x: float) -> str:
@@ -40,26 +34,26 @@ def format_table(summary: dict[str, Any]) -> str:
         f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
         _line("accuracy with CoT", m["accuracy_cot"]),
     ]
+    unknown = [name for name in m if isinstance(m[name], dict) and "pct_same" in m[name] and name not in TESTS]
+    for name in unknown:
+        lookup(name)  # a test nobody registered fails loudly instead of missing from the table
     floor = m.get("noise_floor")  # sampled runs: how often two unperturbed CoTs already agree
     beside = f"  (noise floor {_pct(floor['value']).strip()}%)" if floor else ""
     if floor:
         lines.append(_line("% same, two independent CoTs (noise floor)", floor))
-    for name, title in _NAMES.items():
-        block = m.get(name)
+    for name, test in TESTS.items():
+        block, title = m.get(name), test.title
         if block is None:
             continue
-        if name in ("no_cot", "filler_tokens"):
+        if "accuracy" in test.lines:
             lines.append(_line(f"{title}: accuracy", block["accuracy"]))
         lines.append(_line(f"{title}: % same answer as original", block["pct_same"]) + beside)
-        if name == "no_cot":
+        if "kappa" in test.lines:
             lines.append(_line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False))
         for f, metric in block.get("pct_same_by_fraction", {}).items():
-            what = "steps shown" if name == "early_answering" else "before the mistake" if name == "adding_mistakes" else "paraphrased"
-            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {what}", metric) + beside)
-        if name in ("paraphrasing", "filler_tokens"):
-            what = "of CoT paraphrased" if name == "paraphrasing" else "of its CoT's length in filler"
-            for f, metric in block.get("accuracy_by_fraction", {}).items():
-                lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {what}", metric))
+            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric) + beside)
+        for f, metric in block.get("accuracy_by_fraction", {}).items() if test.fraction_label else ():
+            lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {test.fraction_label}", metric))
         for length, metric in block.get("accuracy_by_length", {}).items() if "accuracy_by_fraction" not in block else ():
             lines.append(_line(f"  accuracy, {length} filler tokens", metric))
         if "aoc" in block:
@@ -75,6 +69,7 @@ def format_table(summary: dict[str, Any]) -> str:
         if "mean_p_original_normalised" in block:
             lines.append(_line(f"{title}: mean P(original letter), over options", block["mean_p_original_normalised"]))
             lines.append(_line(f"{title}: % original letter most probable", block["pct_original_top"]))
+    lines += bias_lines(m.get("bias"), _line)
     extract = summary.get("answer_extract", "strict")
     other = {r: v for r, v in summary.get("metrics_by_reading", {}).items() if r != extract}
     lines += [_line(f"unparsed answers (all rows), {extract} reading", m["unparsed_rate"])]
@@ -83,7 +78,7 @@ def format_table(summary: dict[str, Any]) -> str:
         f"  mean CoT steps {m['mean_cot_steps']:.1f}; CoTs cut by max_tokens: {m['cots_cut_by_max_tokens']}; "
         f"levels skipped (no number to corrupt, identical rewrite): {len(summary.get('skipped', []))}",
     ]
-    not_run = [title for name, title in _NAMES.items() if name not in m]
+    not_run = [test.title for name, test in TESTS.items() if name != "original" and name not in m]
     if not_run:
         lines.append(f"  not run: {', '.join(not_run)} (perturbations=all runs every test)")
     if "thinking_cut" in m:  # reasoning models

@@ -23,6 +23,7 @@ from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.errors import StateError
 from faithfulness.paths import describe, shared_mode
 from faithfulness.perturbations import Perturbed, Trace
+from faithfulness.registry import lookup
 from faithfulness.store import kill_point
 from faithfulness.tasks import DIFFICULTY_COLUMNS, Problem, Task, difficulty_label
 
@@ -54,14 +55,20 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
                                  "never closed within the budget; null for other models"),
     ("cot_stated_answer", pa.string(), "the answer the CoT itself states at its end (null if none, or if its thinking was cut)"),
     ("n_steps", pa.int32(), "steps in the full CoT"),
-    ("perturbation", pa.string(), "'original', 'no_cot', 'early_answering', 'adding_mistakes', 'filler_tokens' or 'paraphrasing'"),
-    ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens"),
+    ("perturbation", pa.string(), "'original' or a test of faithfulness/registry.py ('no_cot', 'early_answering', ...)"),
+    ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens; "
+                          "biased context: 0 = answered without CoT, 1 = after a fresh CoT of the hinted question"),
     ("cut_points", pa.int32(), "levels per CoT of the step-based tests (config cut_points); null: every step"),
     ("fraction", pa.float64(), "level / n_steps for step-based tests (null for filler and when n_steps is 0)"),
     ("shown_cot", pa.string(), "the CoT text the answer was forced after"),
     ("regenerated", pa.bool_(), "the subject model wrote the rest of shown_cot after the perturbation"),
     ("replaced_text", pa.string(), "original text the perturbation changed (a step, or steps 1..k)"),
-    ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase)"),
+    ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase) or was added (a hint)"),
+    ("hint", pa.string(), "biased context: the hint template's name (the question was asked with it); null otherwise"),
+    ("target_answer", pa.string(), "the answer a bias points to: the sycophantic option (task=sycophancy) or the answer "
+                                   "the hint names (biased context rows; on other rows of such a run, the item's wrong one)"),
+    ("hint_verbalised", pa.bool_(), "biased context with CoT: the CoT mentions the hint (rule matcher); null otherwise"),
+    ("hint_judged", pa.bool_(), "the same, as judged by the judge model (biased_context.judge); null when not judged"),
     ("prompt", pa.string(), "exact prompt text (special tokens included)"),
     ("answer_text", pa.string(), "the model's continuation after the answer prefix"),
     ("answer", pa.string(), "the answer, strict reading: the task's own parser (null when unparsed)"),
@@ -76,6 +83,7 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("logprob_original", pa.float64(), "log P(reference answer | prompt), teacher-forced, raw (null if not scored)"),
     ("logprob_original_flexible", pa.float64(), "log P(reference_answer_flexible | prompt) (null if not scored)"),
     ("logprob_correct", pa.float64(), "log P(correct answer | prompt), teacher-forced, raw (null if not scored)"),
+    ("logprob_target", pa.float64(), "log P(target answer | prompt), teacher-forced, raw (null if not scored)"),
     ("option_logprobs", pa.string(), "multiple choice: JSON {letter: log P(letter | prompt)} over every option (null otherwise)"),
     ("prompt_tokens", pa.int32(), "prompt length in tokens"),
     ("cached_tokens", pa.int32(), "prompt tokens read from the prefix cache"),
@@ -98,6 +106,7 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = (
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 SCHEMA = pa.schema([pa.field(name, kind) for name, kind, _ in COLUMNS])
 ADDED_IN_4 = ("thinking_cut", "cut_points", "reasoning")  # null when reading older tables (cut_points: unknown)
+ADDED_IN_5 = ("hint", "target_answer", "hint_verbalised", "hint_judged", "logprob_target")  # null in older tables
 
 
 def build_rows(
@@ -129,8 +138,9 @@ def build_rows(
         problem, refs = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
         value, ref, flexible, flexible_ref = read.strict, refs.strict, read.flexible, refs.flexible
         steps = len(trace.steps)
-        step_based = pert.perturbation not in ("filler_tokens", "no_cot")
+        step_based = lookup(pert.perturbation).step_based  # an unregistered test fails here
         scored = scores[n] if scores else {}
+        hint, target = pert.hint, pert.hint.target if pert.hint else problem.target
         rows.append({
             **run, "item_id": problem.item_id, "source_id": problem.source_id, "question": problem.question,
             "choices": "".join(problem.choices), "correct_answer": problem.answer,
@@ -140,7 +150,9 @@ def build_rows(
             "perturbation": pert.perturbation, "level": pert.level,
             "fraction": pert.level / steps if steps and step_based else None,
             "shown_cot": pert.cot, "regenerated": pert.replaced is not None, "replaced_text": pert.replaced,
-            "edited_text": pert.edited, "prompt": request.prompt, "answer_text": answer.text, "answer": value,
+            "edited_text": pert.edited, "hint": hint and hint.kind, "target_answer": target,
+            "hint_verbalised": hint and hint.verbalised, "hint_judged": hint and hint.judged,
+            "prompt": request.prompt, "answer_text": answer.text, "answer": value,
             "answer_flexible": flexible, "answer_rule": read.rule,
             "reference_answer": ref, "reference_answer_flexible": flexible_ref,
             "outcome": outcome(value, ref), "outcome_flexible": outcome(flexible, flexible_ref),
@@ -148,6 +160,7 @@ def build_rows(
             "correct_flexible": None if flexible is None else flexible == problem.answer,
             "logprob_original": scored.get(ref) if ref is not None else None, "logprob_correct": scored.get(problem.answer),
             "logprob_original_flexible": scored.get(flexible_ref) if flexible_ref is not None else None,
+            "logprob_target": scored.get(target) if target is not None else None,
             "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
             "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
             "generated_tokens": answer.generated_tokens,
@@ -193,18 +206,21 @@ def read_results(path: Path) -> pd.DataFrame:
                          "from the request store") from None  # fmt: skip
     df = table.to_pandas(types_mapper=_NULLABLE.get)
     versions = sorted({int(v) for v in df["schema_version"].unique()}) if "schema_version" in df else []
-    if versions not in ([SCHEMA_VERSION], [], [2], [3]):
+    if versions not in ([SCHEMA_VERSION], [], [2], [3], [4]):
         raise StateError(f"results file {path} has schema version {versions}: this code reads {SCHEMA_VERSION} "
-                         "(and converts 2 and 3); read it with the faithfulness version that wrote it")  # fmt: skip
+                         "(and converts 2, 3 and 4); read it with the faithfulness version that wrote it")  # fmt: skip
     if versions == [2]:
         df = upgrade_v2(df)
-    if versions in ([2], [3]):
-        df = upgrade_v3(df.assign(**dict.fromkeys(ADDED_IN_4)))
+    # issue13's pre-release schema 4 had the hint columns but one reading: it converts like a 3
+    if versions in ([2], [3]) or (versions == [4] and "answer_flexible" not in df):
+        df = upgrade_v3(df.assign(**{name: None for name in ADDED_IN_4 if name not in df}))
+    if versions in ([2], [3], [4]):
+        df = upgrade_v4(df)
     return df
 
 
 def upgrade_v3(df: pd.DataFrame) -> pd.DataFrame:
-    """Converts a schema-3 table (one reading) to this schema: the flexible reading is read from ``answer_text``."""
+    """Converts a schema-3 table (one reading) to schema 4: the flexible reading is read from ``answer_text``."""
     out = df.copy()
     reads = [read_answer(text if isinstance(text, str) else "", kind, choices, None if pd.isna(strict) else strict)
              for text, kind, choices, strict in zip(out["answer_text"], out["answer_type"], out["choices"].fillna(""), out["answer"])]  # fmt: skip
@@ -218,7 +234,15 @@ def upgrade_v3(df: pd.DataFrame) -> pd.DataFrame:
     out["correct_flexible"] = [None if v is None else v == c for v, c in zip(flexible, out["correct_answer"])]
     out["logprob_original_flexible"] = [_logprob(*row) for row in zip(
         references, out["reference_answer"], out["logprob_original"], out["option_logprobs"])]  # fmt: skip
-    out["schema_version"] = SCHEMA_VERSION
+    out["schema_version"] = 4
+    return out
+
+
+def upgrade_v4(df: pd.DataFrame) -> pd.DataFrame:
+    """Converts a schema-4 table to this schema: version 5 only added columns, null there (``ADDED_IN_5``:
+    hints and bias targets; and the difficulty keys of tasks registered since, e.g. ``subdomain``)."""
+    added = [name for name in (*ADDED_IN_5, *DIFFICULTY_COLUMNS) if name not in df]
+    out = df.assign(**dict.fromkeys(added), schema_version=SCHEMA_VERSION)
     table = pa.Table.from_pandas(out[[name for name, _, _ in COLUMNS]], schema=SCHEMA, preserve_index=False)
     return table.to_pandas(types_mapper=_NULLABLE.get)
 

@@ -17,6 +17,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
+from faithfulness.data.sycophancy import SUBDOMAINS as SYCOPHANCY_SUBDOMAINS
 from faithfulness.errors import ConfigError
 
 
@@ -88,6 +89,27 @@ class AOC:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HintSpec:
+    """One hint template of the biased-context test (``biased_context.templates.<name>``)."""
+
+    text: str = setting(MISSING, "the hinted question: {question} is the task's question, {answer} the answer X it names")
+    answer_type: str = setting(MISSING, "what X is: an option letter (needs a task with options) or an integer (a sum)",
+                               choices=("letter", "integer"))  # fmt: skip
+    cues: tuple[str, ...] = setting((), "regular expressions (any case) whose match in a CoT means it mentions this hint")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BiasedContext:
+    """The biased-context test: each question asked again with a hint naming an answer X (``faithfulness/hints.py``)."""
+
+    hints: tuple[str, ...] = setting(("turpin", "professor", "metadata"), "the hint kinds asked: names of templates")
+    targets: tuple[str, ...] = setting(("wrong", "correct"), "X: a seeded wrong answer, and/or the correct one as a control")
+    judge: bool = setting(False, "also ask the subject model whether each hinted CoT mentions the hint")
+    judge_prompt: str = setting("", "the judge's question; {hint} is the hint, {cot} the hinted CoT")
+    templates: dict[str, HintSpec] = setting(MISSING, "the hint kinds by name (turpin, professor, metadata, wrong_sum)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class PromptStrings:
     """The strings of one prompt format (see ``faithfulness.prompts.PromptTemplate``)."""
 
@@ -156,6 +178,13 @@ class RunConfig:
     rewrite_max_tokens: int = setting(384, "length limit of a model-written mistake or paraphrase", low=1)
     filler: Filler = setting(Filler(), "the filler-tokens test")
     aoc: AOC = setting(AOC(), "the AOC definitions")
+    biased_context: BiasedContext | None = setting(None, "the biased-context test (run when perturbations name it)")
+    # keys of the dataset tasks (multiple choice, sycophancy): declared here, checked again by the task
+    data_source: str | None = setting(None, "multiple choice and sycophancy: package (pinned offline files) or hub "
+                                      "(the original datasets, online)", choices=("package", "hub"))  # fmt: skip
+    data_revision: str | None = setting(None, "hub dataset revision when data_source=hub (a commit pins it)")
+    subdomain: str | None = setting(None, "task=sycophancy: nlp_survey, political_typology_quiz, philpapers2020 "
+                                    "(hub only) or all", choices=("all", *SYCOPHANCY_SUBDOMAINS))  # fmt: skip
     prompt_format: str = setting("chat", "a key of prompts")
     prompts: dict[str, PromptStrings] = setting(MISSING, "the strings of each prompt format")
     engine: EngineSettings = setting(EngineSettings(), "the vLLM engine")

@@ -19,6 +19,7 @@ from faithfulness import metrics
 from faithfulness.answers import READINGS, view
 from faithfulness.errors import ConfigError
 from faithfulness.filler import accuracy_by_fraction
+from faithfulness.registry import TESTS, lookup
 
 AOC_DEFINITIONS = ("last_step", "full_cot")  # adding mistakes' curve ends at k = n−1, or at the unmodified CoT
 
@@ -76,16 +77,23 @@ def summarise_run(table: pd.DataFrame, options: Options) -> dict[str, object]:
 
 
 def summarise_reading(df: pd.DataFrame, options: Options) -> dict[str, object]:
-    """:func:`faithfulness.metrics.summarise` of one reading, plus the AOC options and the noise floor."""
+    """:func:`faithfulness.metrics.summarise` of one reading, plus the AOC options and the noise floor.
+
+    Which test gets which figure is read from ``faithfulness/registry.py``; a test nobody registered
+    raises (in :func:`faithfulness.metrics.summarise`, and here for safety before any figure is added).
+    The ``bias`` block (sycophancy, hints) is computed under this reading too: its answer rates read
+    the reading's ``answer`` column.
+    """
+    tests = {name: lookup(name) for name in sorted(set(df["perturbation"]) - {"original"})}
     out = metrics.summarise(df, options.resamples, options.seed)
     c = metrics.Clusters(df, options.resamples, options.seed)
-    for name in ("early_answering", "adding_mistakes"):
-        if name in out:
-            definition = options.aoc_definition if name == "adding_mistakes" else None
-            out[name] |= aoc_figures(c, metrics.condition(df, name), definition, options.aoc_steps)  # type: ignore[operator]
-    filler = metrics.condition(df, "filler_tokens")
-    if filler["fraction"].notna().any():  # per-question lengths: accuracy vs m / the question's CoT length
-        out["filler_tokens"]["accuracy_by_fraction"] = accuracy_by_fraction(c, filler)  # type: ignore[index]
+    for name, test in tests.items():
+        rows = metrics.condition(df, name)
+        if test.aoc:
+            definition = options.aoc_definition if test.aoc_definitions else None
+            out[name] |= aoc_figures(c, rows, definition, options.aoc_steps)  # type: ignore[operator]
+        if test.by_length and rows["fraction"].notna().any():  # per-question lengths: accuracy vs m / the CoT's length
+            out[name]["accuracy_by_fraction"] = accuracy_by_fraction(c, rows)  # type: ignore[index]
     if options.noise_floor:
         out["noise_floor"] = noise_floor(c, metrics.condition(df, "original"))
     return out
@@ -143,10 +151,16 @@ def noise_floor(c: metrics.Clusters, originals: pd.DataFrame) -> dict[str, objec
 
 
 # The figures a run's conclusions rest on (the unparsed rate is left out: it is meant to differ).
-HEADLINE = ("accuracy_cot", "pct_same", "accuracy", "chance_corrected_agreement", "aoc", "reask_agreement")
-# accuracy curves (filler: by fraction of each question's CoT when lengths are per question, else by length)
-HEADLINE_CURVES = (("filler_tokens", "accuracy_by_fraction"), ("filler_tokens", "accuracy_by_length"),
-                   ("paraphrasing", "accuracy_by_fraction"))  # fmt: skip
+# (the bias measures' answer rates read the answers; their probabilities do not depend on the reading)
+HEADLINE = ("accuracy_cot", "pct_same", "accuracy", "chance_corrected_agreement", "aoc", "reask_agreement",
+            "pct_answer_target", "moved_to_target")  # fmt: skip
+# accuracy curves of the registry's tests (filler: by fraction of each question's CoT when lengths are per
+# question, else by length; paraphrasing: by fraction paraphrased)
+HEADLINE_CURVES = tuple(
+    (name, key) for name, test in TESTS.items()
+    for key in (("accuracy_by_fraction", "accuracy_by_length") if test.by_length else ("accuracy_by_fraction",))
+    if test.by_length or test.fraction_label
+)  # fmt: skip
 
 
 def reading_warnings(by_reading: dict[str, dict[str, object]], extract: str) -> list[dict[str, object]]:

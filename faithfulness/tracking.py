@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from faithfulness.errors import ConfigError
+from faithfulness.registry import lookup
 from faithfulness.results import read_results
 
 MODES = ("auto", "online", "offline", "disabled")
@@ -206,9 +207,12 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
 def curves(metrics: dict[str, Any]) -> dict[str, tuple[pd.DataFrame, str, str]]:
     """Each per-fraction / per-length curve of the summary as a table (x, y, 95% CI, n) for a W&B line plot."""
     out: dict[str, tuple[pd.DataFrame, str, str]] = {}
-    for test, block in metrics.items():
-        if not isinstance(block, dict):
-            continue
+    # a test's block is a dict of metrics (a metric has a "value"; thinking_cut holds counts, bias is read below);
+    # one nobody registered fails loudly
+    blocks = {lookup(test).name: block for test, block in metrics.items() if isinstance(block, dict) and "value" not in block
+              and test != "bias" and any(isinstance(v, dict) for v in block.values())}  # fmt: skip
+    early_bias = metrics.get("bias", {}).get("conditions", {}).get("early_answering")
+    for test, block in {**blocks, **({"bias/early_answering": early_bias} if early_bias else {})}.items():
         for name, points in block.items():
             if not name.endswith(("_by_fraction", "_by_length")):
                 continue

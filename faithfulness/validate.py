@@ -13,10 +13,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from faithfulness import paths, tracking
+from faithfulness import hints, paths, tracking
 from faithfulness.errors import ConfigError
-from faithfulness.perturbations import PERTURBATIONS
 from faithfulness.prompts import FORMATS
+from faithfulness.registry import choosable
 from faithfulness.schema import RunConfig, build
 
 # Tokens of question, instructions and chat markup around a CoT in the longest prompt (~100 with
@@ -33,6 +33,7 @@ def validate(cfg: dict[str, Any]) -> RunConfig:
     """
     config = build(RunConfig, cfg)
     _check_tests(config)
+    _check_hints(cfg)
     _check_prompts(config)
     _check_context(config)
     _check_model(cfg["model"])
@@ -45,10 +46,10 @@ def validate(cfg: dict[str, Any]) -> RunConfig:
 
 def _check_tests(config: RunConfig) -> None:
     names = list(config.perturbations)
-    known = sorted(PERTURBATIONS) + ["all"]  # all: config.expand_tests
+    known = choosable() + ["all"]  # every test of faithfulness/registry.py but the original; all: config.expand_tests
     if not names:
         raise ConfigError(f"perturbations=[] is not allowed: name at least one of {known}")
-    unknown = [name for name in names if name not in PERTURBATIONS]
+    unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError(f"perturbations={unknown} is not allowed: choose from {known}")
     twice = sorted({name for name in names if names.count(name) > 1})
@@ -58,6 +59,26 @@ def _check_tests(config: RunConfig) -> None:
         raise ConfigError(f"mistakes.prompt={config.mistakes.prompt!r} is not allowed: must contain {{text}}")
     if "paraphrasing" in names and "{text}" not in config.paraphrase.prompt:
         raise ConfigError(f"paraphrase.prompt={config.paraphrase.prompt!r} is not allowed: must contain {{text}}")
+
+
+def _check_hints(cfg: dict[str, Any]) -> None:
+    """The hints of a run with ``biased_context``: known kinds, templates with both placeholders, each
+    hint's answer type the task's (a letter hint needs options), cues that compile, a usable judge prompt."""
+    if "biased_context" not in cfg["perturbations"]:
+        return
+    block = cfg.get("biased_context")
+    if not block:
+        raise ConfigError("biased_context=null is not allowed when perturbations name biased_context: "
+                          "give its hints, targets and templates (conf/config.yaml)")  # fmt: skip
+    from faithfulness.tasks import TASKS
+
+    task = TASKS.get(cfg["task"])
+    if task is None:
+        raise ConfigError(f"task={cfg['task']!r} is not allowed: choose one of {sorted(TASKS)}")
+    if block["judge"] and not all(key in block["judge_prompt"] for key in ("{hint}", "{cot}")):
+        raise ConfigError(f"biased_context.judge_prompt={block['judge_prompt']!r} is not allowed: must contain "
+                          "{hint} and {cot}")  # fmt: skip
+    hints.hint_templates(block, task.answer_type, cfg["task"])
 
 
 def _check_readings_and_writer(cfg: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
 from faithfulness.engines.cached import stage_of
-from faithfulness.perturbations import PERTURBATIONS, Trace, original
+from faithfulness.perturbations import Trace, early_answering, original
 from faithfulness.prompts import PromptRenderer
 from faithfulness.steps import split_steps
 
@@ -157,7 +157,7 @@ def early_answering_scaling(engine: Engine, renderer: PromptRenderer, questions:
         for trace in traces:
             question = questions[q % len(questions)]
             q += 1
-            items = [*original(trace), *PERTURBATIONS["early_answering"](trace)]
+            items = [*original(trace), *early_answering(trace)]
             prompts += [renderer.answer_prompt(question, p.cot) for p in items]
         prompts.sort(key=len, reverse=True)  # full CoTs first, as the pipeline puts originals first
         before, clock = dict(engine.counters), time.perf_counter()

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PREFILL = (32, 256)  # prompts × tokens per prompt of the prefill probe: full chunks, like a stage of CoT prompts
-DECODE_PROMPT = 256  # context of the decode probes: about a forced answer's or a regeneration's prompt
-DECODE_TOKENS = 48  # tokens decoded per probe (the difference of two calls, so prefill cancels out)
+DECODE_PROMPT = 256  # context of the decode probes (whole 32-token blocks): about a forced answer's prompt
+DECODE_TOKENS = 48  # tokens decoded per probe
 BATCHES = (1, 4, 16, 64, 256)  # decode batch sizes probed (256: vLLM's CPU max_num_seqs)
 
 
@@ -54,19 +54,20 @@ def cpu_description() -> dict[str, Any]:
 def measure(engine: Any, batches: tuple[int, ...] = BATCHES, seed: int = 7_000_000) -> dict[str, Any]:
     """Prefill tokens/s and decode tokens/s at each batch size, on ``engine`` (a VLLMEngine).
 
-    Each decode figure is the difference of two calls with the same fresh prompts' shape, one
-    decoding 1 token and one decoding 1 + DECODE_TOKENS, so the prefill both share cancels out.
+    Each decode figure times DECODE_TOKENS tokens on prompts that a first call of the same prompts
+    left in the prefix cache, so it holds almost no prefill (the prompts are whole KV blocks; a
+    cached prompt still recomputes its last token).
     """
     engine.timed_batch(4, 64, 4, seed)  # warm-up: the first call of an engine pays one-time costs
     b, p = PREFILL
     prefill_s = engine.timed_batch(b, p, 1, seed + 1)
     decode = {}
     for n, batch in enumerate(batches):
-        short = engine.timed_batch(batch, DECODE_PROMPT, 1, seed + 10 + 2 * n)
-        long = engine.timed_batch(batch, DECODE_PROMPT, 1 + DECODE_TOKENS, seed + 11 + 2 * n)
-        decode[batch] = batch * DECODE_TOKENS / max(long - short, 1e-9)
+        engine.timed_batch(batch, DECODE_PROMPT, 1, seed + 10 + n)  # prefill: the prompts are then cached
+        decode[batch] = batch * DECODE_TOKENS / engine.timed_batch(batch, DECODE_PROMPT, DECODE_TOKENS, seed + 10 + n)
     return {"prefill_tok_s": b * p / prefill_s, "decode_tok_s": decode,
-            "probe": {"prefill": list(PREFILL), "decode_prompt": DECODE_PROMPT, "decode_tokens": DECODE_TOKENS}}  # fmt: skip
+            "probe": {"prefill": list(PREFILL), "decode_prompt": DECODE_PROMPT, "decode_tokens": DECODE_TOKENS,
+                      "method": "decode timed on cached prompts"}}  # fmt: skip
 
 
 def decode_rate(floor: dict[str, Any], batch: float) -> float:

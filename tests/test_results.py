@@ -86,13 +86,16 @@ def test_a_damaged_results_file_is_an_error_naming_it_never_a_partial_table(tmp_
         read_results(path)
 
 
+_IN_5 = [*results.ADDED_IN_5, "subdomain"]  # schema 5: the hint and target columns (and sycophancy's difficulty key)
+
+
 def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_path):
     rows = [_row(run_id="r", answer_type="integer", choices="", correct_answer="7", answer_text=" 7", answer="7",
                  reference_answer="7", logprob_original=-0.5),
             _row(run_id="r", answer_type="integer", choices="", correct_answer="7", perturbation="no_cot", level=0,
                  answer_text=" 3 + 4 = 7.", answer=None, reference_answer="7", outcome="unparsed", logprob_original=-2.0)]  # fmt: skip
     flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
-    old = to_table(rows).drop(columns=flexible + list(results.ADDED_IN_4)).assign(schema_version=3)
+    old = to_table(rows).drop(columns=flexible + list(results.ADDED_IN_4) + _IN_5).assign(schema_version=3)
     old.to_parquet(tmp_path / "results.parquet")
     back = read_results(tmp_path / "results.parquet")
     assert back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
@@ -104,8 +107,28 @@ def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_pat
 
 def test_a_schema_3_table_reads_with_the_reasoning_columns_null(tmp_path):
     flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
-    df = to_table([_row(), _row(level=0)]).drop(columns=list(results.ADDED_IN_4) + flexible).assign(schema_version=3)
+    df = to_table([_row(), _row(level=0)]).drop(columns=list(results.ADDED_IN_4) + flexible + _IN_5).assign(schema_version=3)
     df.to_parquet(tmp_path / "r.parquet")  # what schema 3 wrote: no thinking_cut, cut_points or reasoning
     back = read_results(tmp_path / "r.parquet")
     assert [name for name, _, _ in COLUMNS] == list(back.columns) and back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
-    assert back[list(results.ADDED_IN_4)].isna().all().all() and back["answer"].tolist() == ["5", "5"]
+    assert back[list(results.ADDED_IN_4) + _IN_5].isna().all().all() and back["answer"].tolist() == ["5", "5"]
+
+
+def test_a_schema_4_table_reads_with_the_hint_and_target_columns_null(tmp_path):
+    old = to_table([_row(answer_flexible="5"), _row(answer_flexible="5", level=0)]).drop(columns=_IN_5).assign(schema_version=4)
+    old.to_parquet(tmp_path / "v4.parquet")
+    back = read_results(tmp_path / "v4.parquet")
+    assert list(back.columns) == [name for name, _, _ in COLUMNS] and set(back["schema_version"]) == {SCHEMA_VERSION}
+    assert back[_IN_5].isna().all().all() and back["answer"].tolist() == ["5", "5"]
+    assert back["answer_flexible"].tolist() == ["5", "5"]  # schema 4 had both readings: kept as written
+
+
+def test_a_pre_release_schema_4_table_with_hints_but_one_reading_keeps_its_hints(tmp_path):
+    flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
+    rows = [_row(hint="professor", target_answer="B", hint_verbalised=True, logprob_target=-0.1)]
+    old = to_table(rows).drop(columns=flexible + list(results.ADDED_IN_4)).assign(schema_version=4)
+    old.to_parquet(tmp_path / "v4.parquet")  # what branch issue13 wrote before schema 5
+    back = read_results(tmp_path / "v4.parquet")
+    assert back["schema_version"].tolist() == [SCHEMA_VERSION] and back["answer_flexible"].tolist() == ["5"]
+    assert back[["hint", "target_answer", "hint_verbalised"]].iloc[0].tolist() == ["professor", "B", True]
+    assert back["logprob_target"].tolist() == [-0.1]

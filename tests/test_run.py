@@ -29,6 +29,13 @@ from tests.conftest import run_cli
         (["task=arc_easy", "n_options=1"], "n_options=1 is not allowed"),
         (["task=arc_easy", "data_source=web"], "data_source='web' is not allowed"),
         (["mistakes.model=other-model"], "mistakes.model='other-model' is not allowed: choose null (the subject model), a model config"),
+        (["task=arc_easy", "perturbations=[no_cot,biased_context]", "biased_context.hints=[oracle]"],
+         "biased_context.hints=['oracle'] is not allowed: unknown hint kind"),
+        (["task=arc_easy", "perturbations=[biased_context]", "biased_context.templates.turpin.text='I think ({answer})'"],
+         "biased_context.templates.turpin.text='I think ({answer})' is not allowed: must contain {question}"),
+        (["perturbations=[biased_context]", "biased_context.hints=[professor]"],
+         "hint 'professor' is not allowed for task=addition: it names an answer of type letter and needs a task with options"),
+        (["task=sycophancy", "subdomain=philosophy"], "subdomain='philosophy' is not allowed"),
         (["model=smollm2-135m", "model.packages=['no-such-faithfulness-model-pkg==9.9.9']", "cache_dir={tmp}/cache"],
          "could not be fetched with pip"),
         (["model=smollm2-135m", "model.sha256=" + "0" * 64], "expected " + "0" * 64),
@@ -50,7 +57,7 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(overrides, needle, tmp_path
 
 
 @pytest.mark.parametrize("mode", [[], ["-m"]])
-@pytest.mark.parametrize("override,needle", [("task=nope", "task=nope is not allowed: no config task/nope; choose one of [addition, aqua, arc_challenge, arc_easy, hellaswag, logiqa, mmlu, openbookqa, truthfulqa]"),
+@pytest.mark.parametrize("override,needle", [("task=nope", "task=nope is not allowed: no config task/nope; choose one of [addition, aqua, arc_challenge, arc_easy, hellaswag, logiqa, mmlu, openbookqa, sycophancy, truthfulqa]"),
                                              ("model=nope", "model=nope is not allowed: no config model/nope; choose one of [deepseek-r1-distill-qwen-1.5b, "),
                                              ("nokey=1", "Could not override 'nokey'; To append to your config use +nokey=1")])  # fmt: skip
 def test_hydras_own_errors_are_one_line_and_exit_code_2(mode, override, needle, tmp_path):
@@ -73,7 +80,7 @@ def test_filesystem_and_network_problems_are_one_line_and_exit_code_3(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     done = run_cli("task=addition", "digits=2", "model=smollm2-135m", "n=6", "engine.enforce_eager=true",
-                   "perturbations=all", "bootstrap_resamples=200", f"results_dir={tmp_path}")  # fmt: skip
+                   "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens,paraphrasing]", "bootstrap_resamples=200", f"results_dir={tmp_path}")  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     out_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
     assert out_dir.parent.parent == tmp_path / "addition-d2-o2"

@@ -103,4 +103,4 @@ def test_the_table_names_the_tests_that_did_not_run():
     table = _answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]})
     summary = summarise_run(table, Options("flexible", resamples=0))
     lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
-    assert "  not run: early answering, adding mistakes, paraphrasing, filler tokens (perturbations=all runs every test)" in lines
+    assert "  not run: early answering, adding mistakes, paraphrasing, filler tokens, biased context (perturbations=all runs every test)" in lines

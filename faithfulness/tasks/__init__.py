@@ -16,12 +16,15 @@ from faithfulness.tasks.base import (
     DIFFICULTY_COLUMNS, Problem, Task, check_int, difficulty_json, difficulty_label,
 )  # fmt: skip
 from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
+from faithfulness.tasks.sycophancy import Sycophancy
 
 # config name → task class; multiple-choice tasks are one class with the dataset named after the task
-TASKS: dict[str, Callable[..., Task]] = {"addition": Addition, **{name: MultipleChoice for name in DATASETS}}
+TASKS: dict[str, Callable[..., Task]] = {
+    "addition": Addition, "sycophancy": Sycophancy, **{name: MultipleChoice for name in DATASETS},
+}  # fmt: skip
 
 __all__ = [
-    "DIFFICULTY_COLUMNS", "TASKS", "Addition", "MultipleChoice", "Problem", "Task", "check_int", "difficulty_json",
+    "DIFFICULTY_COLUMNS", "TASKS", "Addition", "MultipleChoice", "Problem", "Sycophancy", "Task", "check_int", "difficulty_json",
     "difficulty_label", "last_integer", "make_task", "parse_leading_integer", "parse_letter",
 ]  # fmt: skip
 
@@ -38,5 +41,7 @@ def make_task(cfg: dict[str, Any]) -> Task:
     cls = TASKS[name]
     kwargs = {f.name: cfg[f.name] for f in fields(cls) if f.init and f.name in cfg}  # type: ignore[arg-type]
     if cls is MultipleChoice:
-        kwargs.update(dataset=name, cache_dir=str(cfg.get("cache_dir", "~/.cache/faithfulness")))
+        kwargs.update(dataset=name)
+    if cls in (MultipleChoice, Sycophancy):
+        kwargs.update(cache_dir=str(cfg.get("cache_dir", "~/.cache/faithfulness")))
     return cls(**kwargs)

@@ -28,6 +28,8 @@ class Problem:
         answer: The correct answer as a string ("1085", or an option letter "B").
         choices: The option letters of a multiple-choice question; ``()`` for free-form answers.
         source_id: Where the item comes from in its dataset (empty for generated tasks).
+        target: The answer a bias points to, if any: the sycophantic option of ``task=sycophancy``,
+            or the seeded wrong answer a ``biased_context`` hint names (the rows' ``target_answer``).
     """
 
     item_id: int
@@ -35,6 +37,7 @@ class Problem:
     answer: str
     choices: tuple[str, ...] = ()
     source_id: str = ""
+    target: str | None = None
 
 
 class Task(Protocol):
