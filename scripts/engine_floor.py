@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PREFILL = (32, 256)  # prompts × tokens per prompt of the prefill probe: full chunks, like a stage of CoT prompts
-DECODE_PROMPT = 256  # context of the decode probes (whole 32-token blocks): about a forced answer's prompt
+DECODE_PROMPT = 128  # context of the decode probes (whole 32-token blocks); shorter than most prompts here: a floor
 DECODE_TOKENS = 48  # tokens decoded per probe
 BATCHES = (1, 4, 16, 64, 256)  # decode batch sizes probed (256: vLLM's CPU max_num_seqs)
 
