@@ -61,12 +61,12 @@ def evaluate(report: dict[str, Any]) -> dict[str, Any]:
         "early_answering_exponent": report["scaling"]["exponent_time"],
         "peak_rss_gib": max(report["peak_rss_gib"].values(), default=None),
     }  # fmt: skip
-    floor = report.get("engine_floor")  # reports before the floor was measured have none
+    summary["harness_over_engine_floor"] = None  # reports before the floor was measured have none
+    floor = report.get("engine_floor")
     if floor:
         summary["engine_floor"] = stage_floors(harness["stages"], floor, floor.get("max_num_seqs", 256))
         # the whole harness (its own overhead included) over the floor of all stages' token work
         summary["harness_over_engine_floor"] = harness["wall_s"] / summary["engine_floor"]["floor_s"]
-    summary["harness_over_engine_floor"] = summary.get("harness_over_engine_floor")
     summary["targets"] = {
         key: {"value": summary[key], "target": f"{op} {bound:g}",
               "met": summary[key] is not None and (summary[key] >= bound if op == ">=" else summary[key] <= bound)}
@@ -140,7 +140,7 @@ def markdown_line(report: dict[str, Any], json_path: Path) -> tuple[str, str]:
               "overhead / engine | early-answering exponent | peak RSS GiB | report | harness ÷ engine floor | CPU |\n"
               "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n")  # fmt: skip
     s, h, m = report["summary"], report["harness"], report["machine"]
-    ratio = "n/a" if s.get("harness_over_engine_floor") is None else f"{s['harness_over_engine_floor']:.2f}"
+    ratio = "n/a" if s["harness_over_engine_floor"] is None else f"{s['harness_over_engine_floor']:.2f}"
     c = m.get("cpu")
     cpu = f"{c['model']}, {c['cores']} cores, AVX-512 {'yes' if c['avx512'] else 'no'}" if c else "n/a"
     line = (f"| {report['when'][:16].replace('T', ' ')} | {report['model']} | {report['n']} × {report['samples']} | "

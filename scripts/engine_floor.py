@@ -72,8 +72,8 @@ def measure(engine: Any, batches: tuple[int, ...] = BATCHES, seed: int = 7_000_0
 
 def decode_rate(floor: dict[str, Any], batch: float) -> float:
     """Decode tokens/s at ``batch`` concurrent requests, interpolated in log batch size between probes."""
-    sizes = sorted(int(k) for k in floor["decode_tok_s"])
-    rates = [floor["decode_tok_s"][k] if k in floor["decode_tok_s"] else floor["decode_tok_s"][str(k)] for k in sizes]
+    points = sorted((int(k), rate) for k, rate in floor["decode_tok_s"].items())  # keys are str once read from JSON
+    sizes, rates = zip(*points)
     return float(np.interp(np.log(max(batch, 1.0)), np.log(sizes), rates))
 
 

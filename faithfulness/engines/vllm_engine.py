@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+import time
 from collections import OrderedDict
 from typing import Any, Sequence
 
@@ -222,8 +223,6 @@ class VLLMEngine:
         it. Prompts are random token ids drawn from ``seed`` (distinct per prompt, so no prefix
         cache hits unless the same seed was used before); EOS and stop strings are ignored.
         """
-        import time
-
         rng = np.random.default_rng(seed)
         vocab = min(len(self.tokenizer), 32000)  # ordinary tokens: the start of every vocabulary
         prompts = [self._vllm.TokensPrompt(prompt_token_ids=rng.integers(100, vocab, prompt_tokens).tolist()) for _ in range(batch)]
