@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -210,6 +211,9 @@ def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dic
     clock, before = time.perf_counter(), dict(engine.counters)
     results = engine.score(requests, desc=name) if score else engine.generate(requests, desc=name)
     stages[name] = {k: engine.counters[k] - before[k] for k in before} | {"seconds": time.perf_counter() - clock}
+    if not score and stages[name]["calls"] and not stages[name].get("from_store"):
+        # how many requests generated how many tokens: the engine floor's batch thins as they finish
+        stages[name]["generated_lengths"] = {str(k): v for k, v in sorted(Counter(c.generated_tokens for c in results).items())}
     return results
 
 

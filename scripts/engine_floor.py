@@ -4,19 +4,27 @@
 
 For a finished run (its ``summary.json``), starts the same model with the same engine settings and
 measures pure batched throughput on random prompts: prefill tokens/s for uncached prompt tokens,
-and decode tokens/s at the batch sizes the run's stages had. Each stage's floor is its uncached
-prompt tokens ÷ prefill rate + its generated tokens ÷ decode rate at its batch size; the script
-prints harness seconds ÷ floor per stage and overall, and writes ``engine_floor.json`` beside the
+and decode tokens/s at batch sizes 1 to 256. Each stage's floor is its uncached prompt tokens ÷
+prefill rate + its decode time: the stage's requests (``generated_lengths``: how many generated
+how many tokens) decode as vLLM schedules them, at most ``max_num_seqs`` at once, a finished one's
+place taken by the next, each step taking batch ÷ decode rate at that batch. The first token of a
+request comes out of its prefill, so a request of L tokens decodes L − 1 steps. The script prints
+harness seconds ÷ floor per stage and overall, and writes ``engine_floor.json`` beside the
 summary. Engine settings given after the folder (``engine.enforce_eager=true``) are probed instead
-of the run's (``engine_floor-enforce_eager=true.json``). ``scripts/bench.py`` measures the same floor on its own engine after the harness run.
+of the run's (``engine_floor-enforce_eager=true.json``). ``scripts/bench.py`` measures the same
+floor on its own engine after the harness run.
 
-The floor is a lower bound, not a prediction: it assumes every stage decodes at its full batch
-until its last token, while in a real stage requests finish at different times and the batch thins.
+The floor is a lower bound, not a prediction: longest requests are scheduled first (the batch then
+stays full longest), prefill and decode never share a step, and the probe's decode context (128
+tokens) is shorter than most real ones. Summaries written before ``generated_lengths`` existed get
+the older, looser floor: every generated token decoded at the stage's mean batch (``"decode":
+"mean batch"`` in the stage's entry).
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import platform
@@ -77,12 +85,36 @@ def decode_rate(floor: dict[str, Any], batch: float) -> float:
     return float(np.interp(np.log(max(batch, 1.0)), np.log(sizes), rates))
 
 
-def stage_floors(stages: dict[str, dict[str, float]], floor: dict[str, Any], max_num_seqs: int = 256) -> dict[str, Any]:
+def drain_seconds(lengths: dict[str, int], floor: dict[str, Any], max_num_seqs: int = 256) -> float:
+    """Decode seconds of one batched call whose requests generate ``lengths`` tokens (``{"L": count}``).
+
+    At most ``max_num_seqs`` requests run at once, longest first, a finished one's place taken by
+    the next; a step at batch b takes b ÷ ``decode_rate(b)`` seconds. A request of L tokens decodes
+    L − 1 steps: its first token comes from its prefill.
+    """
+    steps = sorted((int(n) - 1 for n, count in lengths.items() for _ in range(count) if int(n) > 1), reverse=True)
+    running: list[int] = []  # heap of the step at which each running request finishes
+    seconds, step, queued = 0.0, 0, iter(steps)
+    pending = len(steps)
+    while pending or running:
+        while pending and len(running) < max_num_seqs:
+            heapq.heappush(running, step + next(queued))
+            pending -= 1
+        batch, until = len(running), running[0]
+        seconds += (until - step) * batch / decode_rate(floor, batch)
+        step = until
+        while running and running[0] == step:
+            heapq.heappop(running)
+    return seconds
+
+
+def stage_floors(stages: dict[str, dict[str, Any]], floor: dict[str, Any], max_num_seqs: int = 256) -> dict[str, Any]:
     """Per stage and overall: the floor seconds for its token work and harness seconds ÷ floor.
 
     Args:
         stages: ``summary.json['stages']``: per stage ``calls``, ``requests``, ``prompt_tokens``,
-            ``cached_tokens``, ``generated_tokens`` and ``seconds``.
+            ``cached_tokens``, ``generated_tokens``, ``seconds`` and, for generation stages,
+            ``generated_lengths``.
         floor: :func:`measure`'s result.
         max_num_seqs: The most requests the engine runs at once.
     """
@@ -92,8 +124,15 @@ def stage_floors(stages: dict[str, dict[str, float]], floor: dict[str, Any], max
             continue  # answered from the request store: no engine work
         batch = min(st["requests"] / st["calls"], max_num_seqs)
         uncached = st["prompt_tokens"] - st["cached_tokens"]
-        seconds = uncached / floor["prefill_tok_s"] + st["generated_tokens"] / decode_rate(floor, batch)
+        if "generated_lengths" in st:
+            decode, how = drain_seconds(st["generated_lengths"], floor, max_num_seqs), "drain"
+        elif st["generated_tokens"] == st["requests"]:
+            decode, how = 0.0, "drain"  # one token per request (answer scores): all of it prefill
+        else:
+            decode, how = st["generated_tokens"] / decode_rate(floor, batch), "mean batch"
+        seconds = uncached / floor["prefill_tok_s"] + decode
         out[name] = {"batch": batch, "uncached_prompt_tokens": uncached, "generated_tokens": st["generated_tokens"],
+                     "prefill_floor_s": uncached / floor["prefill_tok_s"], "decode_floor_s": decode, "decode": how,
                      "floor_s": seconds, "harness_s": st["seconds"], "ratio": st["seconds"] / seconds if seconds else None}  # fmt: skip
     harness, total = sum(s["harness_s"] for s in out.values()), sum(s["floor_s"] for s in out.values())
     return {"stages": out, "harness_s": harness, "floor_s": total, "ratio": harness / total if total else None}
@@ -103,12 +142,13 @@ def format_floors(floors: dict[str, Any], floor: dict[str, Any]) -> str:
     """The per-stage table (markdown) and the probe's rates."""
     rates = ", ".join(f"{int(k)}: {v:.0f}" for k, v in sorted(floor["decode_tok_s"].items(), key=lambda kv: int(kv[0])))
     lines = [f"prefill {floor['prefill_tok_s']:.0f} tok/s; decode tok/s by batch size {rates}", "",
-             "| stage | batch | uncached prompt tok | generated tok | harness s | floor s | harness ÷ floor |",
-             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| stage | batch | uncached prompt tok | generated tok | harness s | prefill floor s | decode floor s | floor s | harness ÷ floor |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, s in floors["stages"].items():
+        decode = f"{s['decode_floor_s']:.1f}" + (" (mean batch)" if s["decode"] != "drain" else "")
         lines.append(f"| {name} | {s['batch']:.0f} | {s['uncached_prompt_tokens']:,} | {s['generated_tokens']:,} "
-                     f"| {s['harness_s']:.1f} | {s['floor_s']:.1f} | {s['ratio']:.2f} |")  # fmt: skip
-    lines.append(f"| all stages | | | | {floors['harness_s']:.1f} | {floors['floor_s']:.1f} | {floors['ratio']:.2f} |")
+                     f"| {s['harness_s']:.1f} | {s['prefill_floor_s']:.1f} | {decode} | {s['floor_s']:.1f} | {s['ratio']:.2f} |")  # fmt: skip
+    lines.append(f"| all stages | | | | {floors['harness_s']:.1f} | | | {floors['floor_s']:.1f} | {floors['ratio']:.2f} |")
     return "\n".join(lines)
 
 

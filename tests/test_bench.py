@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT, run_in_group
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from engine_floor import decode_rate, stage_floors  # noqa: E402
+from engine_floor import decode_rate, drain_seconds, stage_floors  # noqa: E402
 
 STAGES = ["chains of thought", "rewrites", "regenerations", "forced answers", "answer scores"]
 COUNTS = ["calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"]
@@ -140,14 +140,31 @@ def test_the_engine_floor_gives_every_stage_a_ratio(bench):
     for name, st in s["engine_floor"]["stages"].items():
         work = h["stages"][name]
         assert st["batch"] == min(work["requests"] / work["calls"], floor["max_num_seqs"])
-        expected = (work["prompt_tokens"] - work["cached_tokens"]) / floor["prefill_tok_s"] + work["generated_tokens"] / decode_rate(floor, st["batch"])
+        lengths = work.get("generated_lengths", {"1": work["requests"]})  # a stage without lengths is the one-token scores
+        assert sum(lengths.values()) == work["requests"] and sum(int(k) * v for k, v in lengths.items()) == work["generated_tokens"]
+        expected = (work["prompt_tokens"] - work["cached_tokens"]) / floor["prefill_tok_s"] + drain_seconds(lengths, floor, floor["max_num_seqs"])
         assert st["floor_s"] == pytest.approx(expected) and st["ratio"] == pytest.approx(work["seconds"] / expected)
     assert s["harness_over_engine_floor"] == pytest.approx(h["wall_s"] / s["engine_floor"]["floor_s"])
     assert f"÷ floor {s['engine_floor']['floor_s']:.1f} s = {s['harness_over_engine_floor']:.2f}" in stdout
     assert f"| {s['harness_over_engine_floor']:.2f} | " in (tmp / "bench.md").read_text().splitlines()[-1]
 
 
-def test_the_floor_of_a_stage_is_its_prefill_plus_its_decode_at_its_batch_size():
+def test_the_decode_floor_thins_the_batch_as_requests_finish():
+    constant = {"prefill_tok_s": 1.0, "decode_tok_s": {"1": 10.0, "256": 10.0}}
+    # 1-token requests decode nothing; steps 4, 2, 2 at most 2 at once: batch 2 throughout, 8 tokens at 10 tok/s
+    assert drain_seconds({"1": 5, "3": 2, "5": 1}, constant, max_num_seqs=2) == pytest.approx(0.8)
+    rising = {"prefill_tok_s": 1.0, "decode_tok_s": {"1": 10.0, "4": 40.0}}  # 25 tok/s at batch 2 (log interpolation)
+    # steps 4 and 2 together: 2 steps at batch 2 (2 × 2/25 s), then the longer one alone (2 × 1/10 s)
+    assert drain_seconds({"3": 1, "5": 1}, rising) == pytest.approx(0.16 + 0.2)
+    assert drain_seconds({"1": 7}, rising) == 0.0 and drain_seconds({}, rising) == 0.0
+    # at a mean batch of 2 the old floor would say 6 tokens / 25 tok/s = 0.24 s: thinning costs more
+    stages = {"cots": {"calls": 1, "requests": 2, "prompt_tokens": 10, "cached_tokens": 0, "generated_tokens": 8,
+                       "generated_lengths": {"3": 1, "5": 1}, "seconds": 1.0}}  # fmt: skip
+    out = stage_floors(stages, rising)["stages"]["cots"]
+    assert out["decode"] == "drain" and out["floor_s"] == pytest.approx(10 / 1.0 + 0.36)
+
+
+def test_a_summary_without_lengths_gets_the_floor_at_its_mean_batch_size():
     floor = {"prefill_tok_s": 1000.0, "decode_tok_s": {"1": 10.0, "16": 100.0, "256": 400.0}}
     assert decode_rate(floor, 4) == pytest.approx(55.0)  # halfway between 1 and 16 in log batch size
     assert decode_rate(floor, 0.5) == 10.0 and decode_rate(floor, 1000) == 400.0  # clamped at the probes
@@ -156,3 +173,4 @@ def test_the_floor_of_a_stage_is_its_prefill_plus_its_decode_at_its_batch_size()
     out = stage_floors(stages, floor, max_num_seqs=256)
     assert list(out["stages"]) == ["a"] and out["stages"]["a"]["batch"] == 16
     assert out["stages"]["a"]["floor_s"] == pytest.approx(2000 / 1000 + 500 / 100) and out["ratio"] == pytest.approx(9.0 / 7.0)
+    assert out["stages"]["a"]["decode"] == "mean batch"
