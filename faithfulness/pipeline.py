@@ -135,7 +135,12 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
 
     # 5. forced answers, and 6. the probability of the original, the correct and the target answer
     settings = answer_settings(cfg, task)
-    answer_requests = [GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), **settings) for t, p in perturbed]
+    # what will be scored and is known now (the correct answer and the target, or every option letter): the
+    # engine keeps those tokens' logprobs while it generates, so most answers need no score request of their own
+    known = [tuple(task.continuations(problem[t.item_id], [problem[t.item_id].answer, p.hint.target if p.hint else problem[t.item_id].target]).values())
+             if cfg["score_answers"] else () for t, p in perturbed]  # fmt: skip
+    answer_requests = [GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), score=s, **settings)
+                       for (t, p), s in zip(perturbed, known)]  # fmt: skip
     # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
     # CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of the
     # full CoT) stay requests of their own: they measure batch noise.

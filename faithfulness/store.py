@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from faithfulness.engines import NOT_IN_KEY
 from faithfulness.errors import StateError
 from faithfulness.models import ResolvedModel
 from faithfulness.paths import describe
@@ -143,7 +144,9 @@ def request_key(context_hash: str, kind: str, request: dict[str, Any], occurrenc
 
     ``occurrence`` numbers identical requests within one engine call: a repeated request (the
     early-answering re-ask of the full CoT) is asked again on purpose, so it is stored on its own.
+    Fields that change no result (``NOT_IN_KEY``) are left out.
     """
+    request = {k: v for k, v in request.items() if k not in NOT_IN_KEY}
     return hash_json({"context": context_hash, "kind": kind, "request": request, "occurrence": occurrence})
 
 

@@ -77,3 +77,27 @@ def test_scores_reuse_the_logprobs_of_the_models_own_generation(tiny_engine):
     fresh = tiny_engine.score(requests, desc="test")
     assert tiny_engine.counters["requests"] - before["requests"] > asked
     assert reused == pytest.approx(fresh, abs=1e-4)
+
+
+def test_continuations_named_in_a_generation_are_scored_from_it(tiny_engine):
+    """``GenerationRequest.score``: where the generation passed, its step already holds the continuation's logprob."""
+    from faithfulness.engines import ScoreRequest
+
+    prompts = [f"<|im_start|>user\nchoose {i}" + " please" * 30 for i in range(3)]
+    letters = ("A", "B", "C")
+    tiny_engine._memo.clear()
+    tiny_engine.generate([GenerationRequest(p, max_tokens=4, score=(*letters, " 12")) for p in prompts], desc="test")
+    single = [ScoreRequest(p, x) for p in prompts for x in letters]  # one token each: the generation's first step
+    double = [ScoreRequest(p, " 12") for p in prompts]  # three byte tokens: the first known, the rest asked
+    before = dict(tiny_engine.counters)
+    reused = tiny_engine.score(single, desc="test")
+    assert tiny_engine.counters["requests"] == before["requests"] and tiny_engine.counters["calls"] == before["calls"]
+    reused_double = tiny_engine.score(double, desc="test")
+    asked = tiny_engine.counters["requests"] - before["requests"]
+    tiny_engine._memo.clear()
+    before = dict(tiny_engine.counters)
+    fresh, fresh_double = tiny_engine.score(single, desc="test"), tiny_engine.score(double, desc="test")
+    # fresh: one request per prompt for the letters (same prefix) and one per token of " 12"; reused: at most its last two
+    assert tiny_engine.counters["requests"] - before["requests"] == len(prompts) * (1 + 3) and asked <= len(prompts) * 2
+    assert reused == pytest.approx(fresh, abs=1e-5) and reused_double == pytest.approx(fresh_double, abs=1e-5)
+    assert len(set(reused)) > 1  # three letters, different logprobs: not one value copied

@@ -63,6 +63,11 @@ def test_every_request_field_is_in_the_key(change):
     assert key(request=replace(REQUEST)) == key()
 
 
+def test_what_the_engine_may_score_later_is_no_part_of_the_key():
+    """``score`` only tells the engine which logprobs to keep: the completion, and its stored key, stay the same."""
+    assert key(request=replace(REQUEST, score=(" 4", " 5"))) == key()
+
+
 @pytest.mark.parametrize(
     "model,info",
     [

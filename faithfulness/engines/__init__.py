@@ -22,6 +22,10 @@ class GenerationRequest:
         top_k: Sample from the k most likely tokens only; 0 considers all (Qwen3 recommends 20).
         seed: Per-request seed, so each sample is reproducible regardless of its batch.
         stop: Strings that end generation (not included in the text).
+        score: Continuations that :meth:`Engine.score` may later be asked after this prompt (the
+            correct answer, every option letter). The engine keeps their tokens' log-probabilities
+            at each generated position, so scoring them later needs no request of its own as far
+            as the generation got. Changes no completion (and is no part of a request-store key).
     """
 
     prompt: str
@@ -31,6 +35,10 @@ class GenerationRequest:
     top_k: int = 0
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
+    score: tuple[str, ...] = field(default_factory=tuple)
+
+
+NOT_IN_KEY = ("score",)  # request fields that change no result: left out of request-store keys
 
 
 @dataclass(frozen=True)

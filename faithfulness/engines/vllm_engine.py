@@ -25,7 +25,7 @@ from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
 SCORE_CHUNK = 64  # requests whose scoring prompts stay in the KV cache together (64 × ~500 tokens)
 BATCH_LIMITS = ("max_num_seqs", "max_num_batched_tokens")
 UNSET_IS_DEFAULT = ("block_size", *BATCH_LIMITS)  # None: not passed, vLLM picks
-TOKEN_MEMO = 16384  # recent generations whose token logprobs `score` reuses (~30 MB: int32 ids, float32 logprobs)
+TOKEN_MEMO = 16384  # recent generations whose token logprobs `score` reuses (~30 MB: int32 ids, float32 logprobs, watched tokens' of answers)
 
 
 def is_cpu_build() -> bool:
@@ -105,25 +105,28 @@ class VLLMEngine:
         self._vllm = vllm
         self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
         # prompt token ids (bytes) -> (generated ids, their logprobs) of recent generations, oldest first
-        self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = OrderedDict()
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Runs every request in one ``LLM.generate`` call; completions come back in order."""
         if not requests:
             return []
+        watch = self._score_token_ids(requests)
         params = [
-            # logprobs=0: the sampled token's own logprob, which `score` reuses instead of recomputing it
+            # logprobs=0: the sampled token's own logprob, which `score` reuses instead of recomputing it;
+            # logprob_token_ids: those of the tokens `score` may be asked later (r.score), at every position
             self._vllm.SamplingParams(
-                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=r.seed, stop=list(r.stop), logprobs=0
+                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=r.seed, stop=list(r.stop),
+                logprobs=None if w else 0, logprob_token_ids=w or None,  # vLLM: logprobs unset or len(ids); the sampled one comes too
             )
-            for r in requests
+            for r, w in zip(requests, watch)
         ]
         # tokenise here without special tokens: rendered prompts already carry BOS/chat tokens
         ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         prompts = [self._vllm.TokensPrompt(prompt_token_ids=list(x)) for x in ids]
         outputs = self._generate(prompts, params, desc)
-        for x, o in zip(ids, outputs):
-            self._remember(x, o.outputs[0])
+        for x, o, w in zip(ids, outputs, watch):
+            self._remember(x, o.outputs[0], bool(w))
         return [
             Completion(
                 text=o.outputs[0].text,
@@ -148,15 +151,32 @@ class VLLMEngine:
         c["generated_tokens"] += sum(len(o.outputs[0].token_ids) for o in outputs)
         return outputs
 
-    def _remember(self, prompt_ids: list[int], output: Any) -> None:
-        """Keeps a generation's token ids and their logprobs for :meth:`score`, in a bounded memo."""
+    def _score_token_ids(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
+        """Per request, the token ids of its ``score`` continuations (none past vLLM's per-request limit)."""
+        texts = sorted({t for r in requests for t in r.score})
+        if not texts:
+            return [[] for _ in requests]
+        tokens = dict(zip(texts, self.tokenizer(texts, add_special_tokens=False)["input_ids"]))
+        watch = [sorted({i for t in r.score for i in tokens[t]}) for r in requests]
+        limit = getattr(self._vllm.sampling_params, "MAX_LOGPROB_TOKEN_IDS", 128)
+        return [w if len(w) <= limit else [] for w in watch]  # too many: `score` asks them itself
+
+    def _remember(self, prompt_ids: list[int], output: Any, watched: bool) -> None:
+        """Keeps a generation's token ids, their logprobs and the watched tokens' for :meth:`score`, in a bounded memo."""
         if not output.logprobs:
             return
         ids = np.asarray(output.token_ids, dtype=np.int32)
         lps = np.asarray([step[t].logprob for t, step in zip(output.token_ids, output.logprobs)], dtype=np.float32)
+        seen = None
+        if watched:  # per position, every token whose logprob came back (r.score's and the sampled one), -1 padded
+            width = max(len(step) for step in output.logprobs)
+            seen = (np.full((len(ids), width), -1, np.int32), np.zeros((len(ids), width), np.float32))
+            for j, step in enumerate(output.logprobs):
+                seen[0][j, : len(step)] = list(step)
+                seen[1][j, : len(step)] = [x.logprob for x in step.values()]
         key = np.asarray(prompt_ids, dtype=np.int32).tobytes()
         self._memo.pop(key, None)
-        self._memo[key] = (ids, lps)
+        self._memo[key] = (ids, lps, seen)
         while len(self._memo) > TOKEN_MEMO:
             self._memo.popitem(last=False)
 
@@ -165,15 +185,22 @@ class VLLMEngine:
 
         The model's own greedy answer usually is the answer being scored (the original, or the correct
         one): its tokens were produced with exactly the context the teacher-forced request would build.
+        Where the two part, the generation's step there had that same context too: if it kept the
+        logprob of ``cont``'s token (``GenerationRequest.score``), that one is known as well.
         """
         hit = self._memo.get(np.asarray(prompt, dtype=np.int32).tobytes())
         if hit is None:
             return 0, 0.0
-        ids, lps = hit
+        ids, lps, seen = hit
         m = 0
         while m < min(len(cont), len(ids)) and ids[m] == cont[m]:
             m += 1
-        return m, float(lps[:m].sum())
+        total = float(lps[:m].sum())
+        if seen is not None and m < min(len(cont), len(ids)):
+            where = np.flatnonzero(seen[0][m] == cont[m])
+            if where.size:
+                return m + 1, total + float(seen[1][m, where[0]])
+        return m, total
 
     def score(self, requests: Sequence[ScoreRequest], desc: str) -> list[float]:
         """Teacher-forces each continuation with one-token requests, all in one ``generate`` call.
