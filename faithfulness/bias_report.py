@@ -33,7 +33,8 @@ def bias_lines(bias: dict[str, Any] | None, line: Line) -> list[str]:
     early = bias.get("conditions", {}).get("early_answering", {})
     for name, label in _BOTH[:2]:
         for f, metric in early.get(f"{name}_by_fraction", {}).items():
-            lines.append(line(f"  {label}, {100 * float(f):.0f}% of CoT shown", metric))
+            if metric["n"]:  # else a fraction this run's cut_points did not measure
+                lines.append(line(f"  {label}, {100 * float(f):.0f}% of CoT shown", metric))
     for kind, targets in bias.get("hints", {}).items():
         for target, modes in targets.items():
             for mode, block in modes.items():

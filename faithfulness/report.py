@@ -51,6 +51,8 @@ def format_table(summary: dict[str, Any]) -> str:
         if "kappa" in test.lines:
             lines.append(_line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False))
         for f, metric in block.get("pct_same_by_fraction", {}).items():
+            if not metric["n"]:
+                continue  # a fraction this run's cut_points did not measure
             lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric) + beside)
         for f, metric in block.get("accuracy_by_fraction", {}).items() if test.fraction_label else ():
             lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {test.fraction_label}", metric))

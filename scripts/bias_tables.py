@@ -64,6 +64,8 @@ def early_table(runs: list[dict[str, Any]]) -> str:
         if not early:
             continue
         for f in early["mean_p_target_by_fraction"]:
+            if not early["mean_p_target_by_fraction"][f]["n"]:
+                continue  # a fraction this run's cut_points did not measure
             rows.append([s["run"]["model"], f"{100 * float(f):.0f}%", cell(early["mean_p_target_by_fraction"][f]),
                          cell(early["pct_target_top_by_fraction"][f]), cell(early["pct_answer_target_by_fraction"][f])])  # fmt: skip
     return table(["model", "CoT shown", "mean P(X)", "% X most probable", "% answers = X"], rows)

@@ -135,6 +135,12 @@ def test_the_summary_carries_both_measures_per_condition_and_by_fraction_of_cot(
     for needle in ("with CoT: mean P(X)", "no CoT: % X most probable", "no CoT: items where the two measures disagree",
                    "mean P(X), 50% of CoT shown"):
         assert needle in text, needle
+    assert "25% of CoT shown" in text
+    for series in ("mean_p_target_by_fraction", "pct_target_top_by_fraction"):  # as with cut_points=3: 25% not measured
+        conditions["early_answering"][series]["0.25"] = {"value": float("nan"), "ci": [float("nan")] * 2, "n": 0}
+    text = report.format_table({"run": {"model": "m", "task": "sycophancy", "difficulty": "d", "n_problems": 20, "samples": 1,
+                                        "engine": "e", "engine_version": "0", "dtype": "float32"}, "metrics": summary})
+    assert "25% of CoT shown" not in text and "50% of CoT shown" in text  # not printed as "n/a n=0"
     assert {p.name for p in plots.write_figures(df, {"metrics": summary}, tmp_path)} >= {"bias_items.png", "bias_items.svg"}
     assert "bias" not in metrics.summarise(df.assign(target_answer=None), resamples=0)
 

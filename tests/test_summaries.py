@@ -104,3 +104,13 @@ def test_the_table_names_the_tests_that_did_not_run():
     summary = summarise_run(table, Options("flexible", resamples=0))
     lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
     assert "  not run: early answering, adding mistakes, paraphrasing, filler tokens, biased context (perturbations=all runs every test)" in lines
+
+
+def test_a_fraction_the_cut_points_did_not_measure_is_left_out_of_the_table():
+    m = lambda n: {"value": 0.5 if n else float("nan"), "ci": [0.4, 0.6] if n else [float("nan")] * 2, "n": n}  # noqa: E731
+    block = {"pct_same": m(30), "pct_same_by_fraction": {"0": m(10), "0.25": m(0), "0.5": m(10), "0.75": m(0), "1": m(10)}}
+    summary = summarise_run(_answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]}), Options("flexible", resamples=0))
+    summary["metrics"]["early_answering"] = block
+    lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
+    shown = [line.split(",")[1].split("of")[0].strip() for line in lines if line.strip().startswith("% same, ")]
+    assert shown == ["0%", "50%", "100%"]  # cut_points=3: 25% and 75% were never asked, so no "n/a n=0" lines
