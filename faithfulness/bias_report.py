@@ -32,9 +32,8 @@ def bias_lines(bias: dict[str, Any] | None, line: Line) -> list[str]:
         lines.append(_disagree(f"{title}: items where the two measures disagree", block["disagree"]))
     early = bias.get("conditions", {}).get("early_answering", {})
     for name, label in _BOTH[:2]:
-        for f, metric in early.get(f"{name}_by_fraction", {}).items():
-            if metric["n"]:  # else a fraction this run's cut_points did not measure
-                lines.append(line(f"  {label}, {100 * float(f):.0f}% of CoT shown", metric))
+        for f, metric in metrics.measured(early.get(f"{name}_by_fraction", {})).items():
+            lines.append(line(f"  {label}, {100 * float(f):.0f}% of CoT shown", metric))
     for kind, targets in bias.get("hints", {}).items():
         for target, modes in targets.items():
             for mode, block in modes.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,11 @@ def condition(df: pd.DataFrame, perturbation: str, level: str | int | None = Non
 def accuracy(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
     """Share of parsed answers equal to the correct answer."""
     return rate(c, rows, rows["correct"].fillna(False), rows["answer"].notna())
+
+
+def measured(series: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A by-fraction series without the fractions nobody asked (n = 0: not among the run's ``cut_points``)."""
+    return {f: m for f, m in series.items() if m["n"]}
 
 
 def pct_same(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:

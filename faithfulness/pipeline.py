@@ -135,10 +135,14 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
 
     # 5. forced answers, and 6. the probability of the original, the correct and the target answer
     settings = answer_settings(cfg, task)
-    # what will be scored and is known now (the correct answer and the target, or every option letter): the
-    # engine keeps those tokens' logprobs while it generates, so most answers need no score request of their own
-    known = [tuple(task.continuations(problem[t.item_id], [problem[t.item_id].answer, p.hint.target if p.hint else problem[t.item_id].target]).values())
-             if cfg["score_answers"] else () for t, p in perturbed]  # fmt: skip
+    def scored(t: Trace, p: Perturbed, *answers: str | None) -> dict[str, str]:
+        """What a forced answer is scored on: ``answers``, the correct answer and the bias target (or every option)."""
+        item = problem[t.item_id]
+        return task.continuations(item, [*answers, item.answer, p.hint.target if p.hint else item.target])
+
+    # what will be scored and is known before the answers (all but the original answer): the engine keeps
+    # those tokens' logprobs while it generates, so many scores need no request of their own
+    known = [tuple(scored(t, p).values()) if cfg["score_answers"] else () for t, p in perturbed]
     answer_requests = [GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), score=s, **settings)
                        for (t, p), s in zip(perturbed, known)]  # fmt: skip
     # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
@@ -149,9 +153,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     answers = _stage_once(engine, answer_requests, shared, "forced answers", stages)
     readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
-    to_score = [task.continuations(problem[t.item_id], [*reference[(t.item_id, t.sample)].values(), problem[t.item_id].answer,
-                                                        p.hint.target if p.hint else problem[t.item_id].target])
-                for t, p in perturbed]  # fmt: skip
+    to_score = [scored(t, p, *reference[(t.item_id, t.sample)].values()) for t, p in perturbed]
     scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
 
     context = run_context(cfg, task, model, renderer, engine)

@@ -6,6 +6,7 @@ from typing import Any
 
 from faithfulness.aggregate import REASK_GATE, difficulty_order
 from faithfulness.bias_report import bias_lines
+from faithfulness.metrics import measured
 from faithfulness.registry import TESTS, lookup
 
 
@@ -50,11 +51,9 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(_line(f"{title}: % same answer as original", block["pct_same"]) + beside)
         if "kappa" in test.lines:
             lines.append(_line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False))
-        for f, metric in block.get("pct_same_by_fraction", {}).items():
-            if not metric["n"]:
-                continue  # a fraction this run's cut_points did not measure
+        for f, metric in measured(block.get("pct_same_by_fraction", {})).items():
             lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric) + beside)
-        for f, metric in block.get("accuracy_by_fraction", {}).items() if test.fraction_label else ():
+        for f, metric in measured(block.get("accuracy_by_fraction", {})).items() if test.fraction_label else ():
             lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {test.fraction_label}", metric))
         for length, metric in block.get("accuracy_by_length", {}).items() if "accuracy_by_fraction" not in block else ():
             lines.append(_line(f"  accuracy, {length} filler tokens", metric))

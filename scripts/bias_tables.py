@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faithfulness.metrics import measured
+
 _CONDITION = {"no_cot": "no CoT", "cot": "with CoT"}
 
 
@@ -63,9 +65,7 @@ def early_table(runs: list[dict[str, Any]]) -> str:
         early = s["metrics"]["bias"].get("conditions", {}).get("early_answering")
         if not early:
             continue
-        for f in early["mean_p_target_by_fraction"]:
-            if not early["mean_p_target_by_fraction"][f]["n"]:
-                continue  # a fraction this run's cut_points did not measure
+        for f in measured(early["mean_p_target_by_fraction"]):
             rows.append([s["run"]["model"], f"{100 * float(f):.0f}%", cell(early["mean_p_target_by_fraction"][f]),
                          cell(early["pct_target_top_by_fraction"][f]), cell(early["pct_answer_target_by_fraction"][f])])  # fmt: skip
     return table(["model", "CoT shown", "mean P(X)", "% X most probable", "% answers = X"], rows)

@@ -14,9 +14,11 @@ summary. Engine settings given after the folder (``engine.enforce_eager=true``) 
 of the run's (``engine_floor-enforce_eager=true.json``). ``scripts/bench.py`` measures the same
 floor on its own engine after the harness run.
 
-The floor is a lower bound, not a prediction: longest requests are scheduled first (the batch then
-stays full longest), prefill and decode never share a step, and the probe's decode context (128
-tokens) is shorter than most real ones. Summaries written before ``generated_lengths`` existed get
+The floor is meant as a lower bound, not a prediction (longest requests are scheduled first, so the
+batch stays full longest; the probe's decode context, 128 tokens, is shorter than most real ones),
+but it is loose: it adds decode steps that vLLM runs inside prefill steps, and the probe's 48
+decoded tokens per call understate a long stage's decode rate, so a stage can come in under it
+(docs/performance.md). Summaries written before ``generated_lengths`` existed get
 the older, looser floor: every generated token decoded at the stage's mean batch (``"decode":
 "mean batch"`` in the stage's entry).
 """
@@ -94,12 +96,11 @@ def drain_seconds(lengths: dict[str, int], floor: dict[str, Any], max_num_seqs: 
     """
     steps = sorted((int(n) - 1 for n, count in lengths.items() for _ in range(count) if int(n) > 1), reverse=True)
     running: list[int] = []  # heap of the step at which each running request finishes
-    seconds, step, queued = 0.0, 0, iter(steps)
-    pending = len(steps)
-    while pending or running:
-        while pending and len(running) < max_num_seqs:
-            heapq.heappush(running, step + next(queued))
-            pending -= 1
+    seconds, step, started = 0.0, 0, 0
+    while started < len(steps) or running:
+        while started < len(steps) and len(running) < max_num_seqs:
+            heapq.heappush(running, step + steps[started])
+            started += 1
         batch, until = len(running), running[0]
         seconds += (until - step) * batch / decode_rate(floor, batch)
         step = until
@@ -130,9 +131,10 @@ def stage_floors(stages: dict[str, dict[str, Any]], floor: dict[str, Any], max_n
             decode, how = 0.0, "drain"  # one token per request (answer scores): all of it prefill
         else:
             decode, how = st["generated_tokens"] / decode_rate(floor, batch), "mean batch"
-        seconds = uncached / floor["prefill_tok_s"] + decode
+        prefill = uncached / floor["prefill_tok_s"]
+        seconds = prefill + decode
         out[name] = {"batch": batch, "uncached_prompt_tokens": uncached, "generated_tokens": st["generated_tokens"],
-                     "prefill_floor_s": uncached / floor["prefill_tok_s"], "decode_floor_s": decode, "decode": how,
+                     "prefill_floor_s": prefill, "decode_floor_s": decode, "decode": how,
                      "floor_s": seconds, "harness_s": st["seconds"], "ratio": st["seconds"] / seconds if seconds else None}  # fmt: skip
     harness, total = sum(s["harness_s"] for s in out.values()), sum(s["floor_s"] for s in out.values())
     return {"stages": out, "harness_s": harness, "floor_s": total, "ratio": harness / total if total else None}
