@@ -16,9 +16,10 @@ floor on its own engine after the harness run.
 
 The floor is meant as a lower bound, not a prediction (longest requests are scheduled first, so the
 batch stays full longest; the probe's decode context, 128 tokens, is shorter than most real ones),
-but it is loose: it adds decode steps that vLLM runs inside prefill steps, and the probe's 48
-decoded tokens per call understate a long stage's decode rate, so a stage can come in under it
-(docs/performance.md). Summaries written before ``generated_lengths`` existed get
+but it is loose: it adds decode steps that vLLM runs inside prefill steps, so a prefill-heavy
+stage can come in under it (docs/performance.md). Floors measured before 2026-12-02 evening timed
+48 decoded tokens per call, whose fixed cost understated the decode rate (``probe`` in the JSON
+says which). Summaries written before ``generated_lengths`` existed get
 the older, looser floor: every generated token decoded at the stage's mean batch (``"decode":
 "mean batch"`` in the stage's entry).
 """
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 PREFILL = (32, 256)  # prompts × tokens per prompt of the prefill probe: full chunks, like a stage of CoT prompts
 DECODE_PROMPT = 128  # context of the decode probes (whole 32-token blocks); shorter than most prompts here: a floor
-DECODE_TOKENS = 48  # tokens decoded per probe
+DECODE_TOKENS = 128  # tokens decoded per probe: enough that a call's fixed cost (scheduling, the last prompt token) is small
 BATCHES = (1, 4, 16, 64, 256)  # decode batch sizes probed (256: vLLM's CPU max_num_seqs)
 
 
