@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -193,18 +193,21 @@ def convert_gguf(gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting {gguf.name} to safetensors in {target} (once)", flush=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # bf16 halves disk; fp32 compute re-widens
-    plain.load_state_dict(loaded.state_dict(), strict=True)
+    log = target.with_name(target.name + ".convert.log")  # transformers' progress bars, off a first run's console
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"converting {gguf.name} to safetensors in {target} (once; transformers' output in {log})", flush=True)
     tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with open(log, "w") as out, redirect_stderr(out):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # bf16 halves disk; fp32 compute re-widens
+        plain.load_state_dict(loaded.state_dict(), strict=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     (tmp / ".complete").write_text(gguf.name + "\n")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)

@@ -48,3 +48,21 @@ def test_local_model_folders_need_no_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "model_info", lambda *a, **k: pytest.fail("the hub was asked"))
     (tmp_path / "config.json").write_text("{}")
     assert resolve_model({"source": "hf", "path": str(tmp_path)}, "/tmp").revision == "local"
+
+
+def test_conversion_keeps_transformers_bars_off_the_console(smollm2_tokenizer, tmp_path, capfd):
+    import os
+    from pathlib import Path
+
+    from faithfulness.models import convert_gguf
+
+    cache = Path(os.path.expanduser(os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness")))
+    gguf = cache / "gguf" / "smollm2-135m-instruct.gguf"  # assembled when the fixture resolved the packaged model
+    capfd.readouterr()
+    convert_gguf(gguf, tmp_path / "model")
+    out, err = capfd.readouterr()
+    log = tmp_path / "model.convert.log"
+    assert out.strip() == f"converting {gguf.name} to safetensors in {tmp_path / 'model'} (once; transformers' output in {log})"
+    assert "de-quantizing" not in err and "de-quantizing" in log.read_text()  # transformers' bar went to the log
+    assert (tmp_path / "model" / ".complete").read_text() == gguf.name + "\n"
+    assert (tmp_path / "model" / "config.json").exists() and not (tmp_path / "model.partial").exists()
