@@ -180,7 +180,7 @@ def reprint(path: Path) -> dict[str, Any]:
     report = json.loads(path.read_text())
     cfg = compose(report["overrides"])
     table = pd.read_parquet(Path(report["harness"]["results_dir"]) / "results.parquet")
-    renderer = pipeline.build_renderer(cfg, resolve_model(cfg["model"], cfg["cache_dir"]))
+    renderer = pipeline.build_renderer(cfg, resolve_model(cfg["model"], cfg["cache_dir"]), pipeline.build_task(cfg)[0])
     block = report.get("forced_answer_cache", {}).get("block_size")
     report["forced_answer_cache"] = cache_breakdown(table, renderer, block)
     report["summary"] = evaluate(report)

@@ -147,6 +147,24 @@ def test_the_engine_floor_gives_every_stage_a_ratio(bench):
     assert s["harness_over_engine_floor"] == pytest.approx(h["wall_s"] / s["engine_floor"]["floor_s"])
     assert f"÷ floor {s['engine_floor']['floor_s']:.1f} s = {s['harness_over_engine_floor']:.2f}" in stdout
     assert f"| {s['harness_over_engine_floor']:.2f} | " in (tmp / "bench.md").read_text().splitlines()[-1]
+    # the speedup a harness exactly at the floor would show, per stage from the naive stage times
+    assert s["naive_over_engine_floor"] == pytest.approx(s["naive_s"] / s["engine_floor"]["floor_s"])
+    for name, st in s["engine_floor"]["stages"].items():
+        assert st["naive_over_floor"] == pytest.approx(s["stages"][name]["naive"]["seconds"] / st["floor_s"])
+    assert f"naive ÷ floor = {s['naive_over_engine_floor']:.1f}× (chains of thought " in stdout
+
+
+def test_a_saved_report_reprints_to_the_same_figures(bench):
+    report, stdout, tmp = bench
+    copy = tmp / "reprinted.json"
+    copy.write_text(json.dumps(report))
+    done = run_in_group([sys.executable, str(ROOT / "scripts" / "bench.py"), "--reprint", str(copy)], timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = json.loads(copy.read_text())
+    assert again["forced_answer_cache"] == report["forced_answer_cache"]  # recomputed from the results table
+    for key in ("speedup_excluding_engine_start", "harness_over_engine_floor", "naive_over_engine_floor"):
+        assert again["summary"][key] == pytest.approx(report["summary"][key])
+    assert stdout.split("targets:")[1].strip() in done.stdout  # the same targets, met or missed
 
 
 def test_the_decode_floor_thins_the_batch_as_requests_finish():
