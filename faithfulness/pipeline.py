@@ -214,10 +214,15 @@ def start_engine(cfg: dict[str, Any], model: ResolvedModel | None = None) -> Eng
 
 
 def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dict[str, float]], score: bool = False) -> list[Any]:
-    """One batched engine pass (``generate``, or ``score`` for ScoreRequests), its counts kept in ``stages[name]``."""
+    """One batched engine pass (``generate``, or ``score`` for ScoreRequests), its counts kept in ``stages[name]``.
+
+    ``seconds`` leaves out an engine start the pass caused (the engine starts at the first request the
+    store lacks): that time is ``timings['engine_start_s']``, and stage times are compared with the engine floor.
+    """
     clock, before = time.perf_counter(), dict(engine.counters)
     results = engine.score(requests, desc=name) if score else engine.generate(requests, desc=name)
-    stages[name] = {k: engine.counters[k] - before[k] for k in before} | {"seconds": time.perf_counter() - clock}
+    stages[name] = {k: engine.counters[k] - before[k] for k in before}
+    stages[name]["seconds"] = time.perf_counter() - clock - stages[name].pop("start_s", 0.0)
     if not score and stages[name]["calls"] and not stages[name].get("from_store"):
         # how many requests generated how many tokens: the engine floor's batch thins as they finish
         stages[name]["generated_lengths"] = {str(k): v for k, v in sorted(Counter(c.generated_tokens for c in results).items())}

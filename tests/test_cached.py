@@ -80,3 +80,25 @@ def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_f
     assert over_lazy.counters["calls"] == 0 and over_lazy.counters["from_store"] == 2
     over_lazy.generate(_requests("n"), desc="test")
     assert launch.count == 1 and timings["engine_start_s"] >= 0 and over_lazy.counters["to_engine"] == 1
+
+
+def test_a_stage_that_starts_the_engine_leaves_the_start_out_of_its_seconds(cached, tiny_engine, tiny_model_dir):
+    import time
+
+    from faithfulness.pipeline import _stage
+
+    def launch():  # a slow start, as vLLM's 1-2 minutes are: a stage's time must not hold it
+        time.sleep(1.0)
+        return tiny_engine
+
+    timings, stages = {"engine_start_s": 0.5}, {}  # 0.5 s: another engine's start (a writer's) shares the dict
+    lazy = LazyEngine(launch, describe_engine(ENGINE_SETTINGS), timings)
+    over_lazy = CachedEngine(lazy, cached.store, request_context(ResolvedModel(str(tiny_model_dir), "local"), lazy.info()), 3)
+    clock = time.perf_counter()
+    _stage(over_lazy, _requests(["start-a", "start-b"]), "first", stages)
+    elapsed = time.perf_counter() - clock
+    assert lazy.start_s >= 1.0 and timings["engine_start_s"] == pytest.approx(0.5 + lazy.start_s)
+    assert "start_s" not in stages["first"]  # (its counts start from the idle zeros: the shared engine's totals)
+    assert stages["first"]["seconds"] == pytest.approx(elapsed - lazy.start_s, abs=0.05)  # the stage's engine work only
+    _stage(over_lazy, _requests(["start-c"]), "second", stages)  # already started: nothing to leave out
+    assert lazy.start_s < 1.5 and stages["second"]["requests"] == 1

@@ -119,10 +119,12 @@ class LazyEngine:
         self.inner: Engine | None = None
         self.before_start: Callable[[], None] | None = None  # e.g. close another engine first: one alive at a time
         self.idle = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+        self.start_s = 0.0  # seconds spent starting the engine, so far
 
     @property
-    def counters(self) -> dict[str, int]:
-        return self.inner.counters if self.inner else self.idle
+    def counters(self) -> dict[str, float]:
+        """The engine's counters, plus ``start_s``: a stage that starts the engine can leave that time out."""
+        return {**(self.inner.counters if self.inner else self.idle), "start_s": self.start_s}
 
     def _started(self) -> Engine:
         if self.inner is None:
@@ -130,7 +132,9 @@ class LazyEngine:
                 self.before_start()
             clock = time.perf_counter()
             self.inner = self.launch()
-            self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + time.perf_counter() - clock
+            seconds = time.perf_counter() - clock
+            self.start_s += seconds
+            self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + seconds  # shared with a writer's engine
         return self.inner
 
     def suspend(self) -> None:
