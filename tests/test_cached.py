@@ -1,12 +1,14 @@
 """The caching and lazy engine wrappers on the real vLLM engine (tiny random model, shared engine)."""
 
 import math
+import time
 
 import pytest
 
 from faithfulness.engines import GenerationRequest, ScoreRequest, describe_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.models import ResolvedModel
+from faithfulness.pipeline import _stage
 from faithfulness.store import STORE_FILE, RequestStore, request_context
 from tests.conftest import ENGINE_SETTINGS
 
@@ -83,10 +85,6 @@ def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_f
 
 
 def test_a_stage_that_starts_the_engine_leaves_the_start_out_of_its_seconds(cached, tiny_engine, tiny_model_dir):
-    import time
-
-    from faithfulness.pipeline import _stage
-
     def launch():  # a slow start, as vLLM's 1-2 minutes are: a stage's time must not hold it
         time.sleep(1.0)
         return tiny_engine

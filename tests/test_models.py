@@ -1,11 +1,14 @@
-"""Hub models fail fast, in one line, when they cannot be fetched (no network, no such model)."""
+"""Models: hub models fail fast, in one line, when they cannot be fetched; packaged ones convert quietly."""
+
+import os
+from pathlib import Path
 
 import huggingface_hub
 import pytest
 from huggingface_hub import errors
 
 from faithfulness.errors import ConfigError, StateError
-from faithfulness.models import check_hub, resolve_model
+from faithfulness.models import check_hub, convert_gguf, resolve_model
 
 
 def _error(cls, message):
@@ -51,11 +54,6 @@ def test_local_model_folders_need_no_hub(tmp_path, monkeypatch):
 
 
 def test_conversion_keeps_transformers_bars_off_the_console(smollm2_tokenizer, tmp_path, capfd):
-    import os
-    from pathlib import Path
-
-    from faithfulness.models import convert_gguf
-
     cache = Path(os.path.expanduser(os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness")))
     gguf = cache / "gguf" / "smollm2-135m-instruct.gguf"  # assembled when the fixture resolved the packaged model
     capfd.readouterr()
