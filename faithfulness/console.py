@@ -142,8 +142,11 @@ class StageBar:
         tty = stream.isatty()
         redraw = 0.1 if tty else 30  # a console redraws often; a log file (Slurm's) gets a line every 30 s
         fits = tty and _columns(stream) > 0  # a pseudo-terminal without a size says 0 columns: a fixed bar then
+        # smoothing=0: the ETA from the stage's mean rate. Answers come in bursts (a chunk's requests finish
+        # together), and tqdm's moving average then swung between minutes and 36 hours within one stage
         self.bar = tqdm(total=total, initial=done, desc=name, file=stream, bar_format=BAR_FORMAT, disable=total == 0,
-                        dynamic_ncols=fits, postfix=f"{done} stored" if done else None, mininterval=redraw)  # fmt: skip
+                        dynamic_ncols=fits, postfix=f"{done} stored" if done else None, mininterval=redraw,
+                        smoothing=0)  # fmt: skip
 
     def advance_to(self, position: int) -> None:
         """Moves the bar to ``position`` requests (never back)."""

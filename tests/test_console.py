@@ -110,6 +110,16 @@ def test_vllm_progress_outside_a_stage_is_a_bar_of_its_own(capfd):
     assert "direct 2/2" in capfd.readouterr().err
 
 
+def test_the_eta_follows_the_stage_mean_rate_when_answers_come_in_bursts(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("tqdm.std.time", lambda: now[0])  # the bar's clock
+    with console.stage("forced answers", total=2402) as bar:
+        for now[0], done in ((54.0, 1), (63.0, 256)):  # as a default run's first chunk finished
+            bar.advance_to(done)
+        # 2,146 to go at 256 per 63 s: 528 s; a moving average of the two bursts said 32 hours
+        assert "ETA 08:48" in str(bar.bar)
+
+
 def test_a_terminal_that_reports_no_width_still_gets_its_bars(monkeypatch):
     master, slave = os.openpty()  # a pseudo-terminal nobody gave a size: it reports 0 columns
     stream = os.fdopen(slave, "w", buffering=1, encoding="utf-8")
