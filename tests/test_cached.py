@@ -100,3 +100,28 @@ def test_a_stage_that_starts_the_engine_leaves_the_start_out_of_its_seconds(cach
     assert stages["first"]["seconds"] == pytest.approx(elapsed - lazy.start_s, abs=0.05)  # the stage's engine work only
     _stage(over_lazy, _requests(["start-c"]), "second", stages)  # already started: nothing to leave out
     assert lazy.start_s < 1.5 and stages["second"]["requests"] == 1
+
+
+def test_the_lazy_engine_counts_on_across_a_suspend_and_restart():
+    class Counting:  # pure accounting: what the lazy engine adds up, not what an engine computes
+        def __init__(self):
+            self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+            self.closed = False
+
+        def generate(self, requests, desc):
+            self.counters["calls"] += 1
+            self.counters["requests"] += len(requests)
+            return [None] * len(requests)
+
+        def close(self):
+            self.closed = True
+
+    started = []
+    lazy = LazyEngine(lambda: started.append(Counting()) or started[-1], {}, {})
+    before = dict(lazy.counters)
+    lazy.generate(_requests("ab"), desc="test")
+    lazy.suspend()  # e.g. a separate mistake writer needs the memory
+    lazy.generate(_requests("cde"), desc="test")  # a fresh engine, counting from 0
+    spent = {k: lazy.counters[k] - before[k] for k in before}
+    assert len(started) == 2 and started[0].closed and not started[1].closed
+    assert spent["calls"] == 2 and spent["requests"] == 5 and min(spent.values()) >= 0

@@ -118,13 +118,18 @@ class LazyEngine:
         self.launch, self._info, self.timings = launch, info, timings
         self.inner: Engine | None = None
         self.before_start: Callable[[], None] | None = None  # e.g. close another engine first: one alive at a time
-        self.idle = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+        # counts of the engines closed by ``suspend``: a restarted engine counts from 0, these totals go on
+        self.retired = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
         self.start_s = 0.0  # seconds spent starting the engine, so far
 
     @property
     def counters(self) -> dict[str, float]:
-        """The engine's counters, plus ``start_s``: a stage that starts the engine can leave that time out."""
-        return {**(self.inner.counters if self.inner else self.idle), "start_s": self.start_s}
+        """Counts over every engine started so far, plus ``start_s`` (a stage that starts the engine leaves it out).
+
+        They only grow, so a stage's counts (after − before) hold across a suspend and restart inside it.
+        """
+        current = self.inner.counters if self.inner else {}
+        return {**current, **{k: v + current.get(k, 0) for k, v in self.retired.items()}, "start_s": self.start_s}
 
     def _started(self) -> Engine:
         if self.inner is None:
@@ -140,6 +145,8 @@ class LazyEngine:
     def suspend(self) -> None:
         """Closes the engine if started; the next request starts it again (frees memory for a ProcessEngine)."""
         if self.inner is not None:
+            for k in self.retired:
+                self.retired[k] += self.inner.counters.get(k, 0)
             self.inner.close()
             self.inner = None
 
