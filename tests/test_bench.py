@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from faithfulness.engines import COUNTERS
 from tests.conftest import ROOT, run_in_group
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from engine_floor import decode_rate, drain_seconds, stage_floors  # noqa: E402
 
 STAGES = ["chains of thought", "rewrites", "regenerations", "forced answers", "answer scores"]
-COUNTS = ["calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"]
+COUNTS = list(COUNTERS)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from faithfulness.engines import GenerationRequest, ScoreRequest, describe_engine
+from faithfulness.engines import GenerationRequest, ScoreRequest, describe_engine, zero_counters
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.models import ResolvedModel
 from faithfulness.pipeline import _stage
@@ -105,7 +105,7 @@ def test_a_stage_that_starts_the_engine_leaves_the_start_out_of_its_seconds(cach
 def test_the_lazy_engine_counts_on_across_a_suspend_and_restart():
     class Counting:  # pure accounting: what the lazy engine adds up, not what an engine computes
         def __init__(self):
-            self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+            self.counters = zero_counters()
             self.closed = False
 
         def generate(self, requests, desc):

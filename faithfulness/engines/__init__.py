@@ -76,6 +76,14 @@ class ScoreRequest:
     continuation: str
 
 
+COUNTERS = ("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens")  # Engine.counters' keys
+
+
+def zero_counters() -> dict[str, int]:
+    """An engine's ``counters`` before its first call."""
+    return dict.fromkeys(COUNTERS, 0)
+
+
 class Engine(Protocol):
     """A batched text generator.
 

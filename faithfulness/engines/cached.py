@@ -21,7 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from faithfulness import console
-from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
+from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, zero_counters
 from faithfulness.store import RequestStore, hash_json, kill_point, request_key
 
 
@@ -119,7 +119,7 @@ class LazyEngine:
         self.inner: Engine | None = None
         self.before_start: Callable[[], None] | None = None  # e.g. close another engine first: one alive at a time
         # counts of the engines closed by ``suspend``: a restarted engine counts from 0, these totals go on
-        self.retired = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+        self.retired = zero_counters()
         self.start_s = 0.0  # seconds spent starting the engine, so far
 
     @property

@@ -12,7 +12,7 @@ import multiprocessing
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
-from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
+from faithfulness.engines import Completion, GenerationRequest, ScoreRequest, zero_counters
 
 
 class ProcessEngine:
@@ -35,7 +35,7 @@ class ProcessEngine:
         self._process.start()
         child.close()
         self._info: dict[str, Any] = self._receive()
-        self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+        self.counters = zero_counters()
 
     def _receive(self) -> Any:
         try:

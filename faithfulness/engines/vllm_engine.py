@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from faithfulness import console, lifeline
-from faithfulness.engines import Completion, GenerationRequest, ScoreRequest
+from faithfulness.engines import Completion, GenerationRequest, ScoreRequest, zero_counters
 
 
 SCORE_CHUNK = 64  # requests whose scoring prompts stay in the KV cache together (64 × ~500 tokens)
@@ -103,7 +103,7 @@ class VLLMEngine:
             self.llm = vllm.LLM(model, **kwargs)
             self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
-        self.counters = dict.fromkeys(("calls", "requests", "prompt_tokens", "cached_tokens", "generated_tokens"), 0)
+        self.counters = zero_counters()
         # prompt token ids (bytes) -> (generated ids, their logprobs) of recent generations, oldest first
         self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = OrderedDict()
 
