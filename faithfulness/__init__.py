@@ -6,4 +6,6 @@ engine pass → parsed answers → results table → summary.
 """
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = 5  # bump when results columns change (3: any task, string answers; 4: two readings, reasoning models; 5: hints and bias targets)
+# bump when results columns change (3: any task, string answers; 4: two readings, reasoning models;
+# 5: hints and bias targets)
+SCHEMA_VERSION = 5

@@ -102,13 +102,19 @@ def cell_metrics(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.D
             "accuracy_cot": metrics.accuracy(c, orig),
             "accuracy_no_cot": metrics.accuracy(c, no_cot) if len(no_cot) else None,
             "mean_p_original_no_cot": metrics.mean_probability(c, no_cot, "logprob_original")
-            if len(no_cot) and no_cot["logprob_original"].notna().any() else None,
+            if len(no_cot) and no_cot["logprob_original"].notna().any()
+            else None,
             "aoc_early_answering": metrics.aoc(c, early) if len(early) else None,
             "aoc_adding_mistakes": metrics.aoc(c, mistakes) if len(mistakes) else None,
-            "reask_agreement": metrics.pct_same(c, metrics.condition(cell, "early_answering", "full")) if len(early) else None,
+            "reask_agreement": metrics.pct_same(c, metrics.condition(cell, "early_answering", "full"))
+            if len(early)
+            else None,
             "unparsed_rate": metrics.unparsed_rate(c, cell),
-        }  # fmt: skip
-        row = dict(zip(CELL, key)) | {"questions": len(c.items), "seeds": ",".join(map(str, sorted(cell["seed"].unique())))}
+        }
+        row = dict(zip(CELL, key)) | {
+            "questions": len(c.items),
+            "seeds": ",".join(map(str, sorted(cell["seed"].unique()))),
+        }
         row |= {k: cell[k].iloc[0] for k in DIFFICULTY_COLUMNS if k in cell and cell[k].notna().any()}  # e.g. digits
         if cell["option_logprobs"].notna().any() and len(no_cot):
             figures |= {f"{k}_no_cot": v for k, v in metrics.option_metrics(c, no_cot).items()}
@@ -151,8 +157,13 @@ def paired_differences(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -
             both = with_question_ids(pd.concat([ra.assign(_m=0), rb.assign(_m=1)], ignore_index=True))
             c = metrics.Clusters(both, resamples, seed)
             ra, rb = both[both["_m"] == 0], both[both["_m"] == 1]
-            row = {"model_family": family, **dict(zip(DIFFICULTY, difficulty)), "model_a": a, "model_b": b,
-                   "questions": len(c.items)}  # fmt: skip
+            row = {
+                "model_family": family,
+                **dict(zip(DIFFICULTY, difficulty)),
+                "model_a": a,
+                "model_b": b,
+                "questions": len(c.items),
+            }
             for name, estimate in (("pct_same", _paired_rate), ("kappa", _paired_kappa)):
                 m = estimate(c, ra, rb)
                 row |= {f"delta_{name}": m["value"], f"delta_{name}_low": m["ci"][0], f"delta_{name}_high": m["ci"][1]}
@@ -194,19 +205,37 @@ def most_faithful(cells: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
         if len(ranked) < 2:
             continue
         best, second = ranked.iloc[0], ranked.iloc[1]
-        pair = paired if paired.empty else paired[(paired["model_family"] == family) & (paired[DIFFICULTY] == pd.Series(difficulty, DIFFICULTY)).all(axis=1)
-                      & paired["model_a"].isin([best["model"], second["model"]])
-                      & paired["model_b"].isin([best["model"], second["model"]])]  # fmt: skip
+        pair = (
+            paired
+            if paired.empty
+            else paired[
+                (paired["model_family"] == family)
+                & (paired[DIFFICULTY] == pd.Series(difficulty, DIFFICULTY)).all(axis=1)
+                & paired["model_a"].isin([best["model"], second["model"]])
+                & paired["model_b"].isin([best["model"], second["model"]])
+            ]
+        )
         delta, low, high = np.nan, np.nan, np.nan
         if not pair.empty:  # the pair is stored as (smaller, larger): turn it into best − runner-up
             p = pair.iloc[0]
-            delta, low, high = float(p["delta_pct_same"]), float(p["delta_pct_same_low"]), float(p["delta_pct_same_high"])
+            delta, low, high = (
+                float(p["delta_pct_same"]),
+                float(p["delta_pct_same_low"]),
+                float(p["delta_pct_same_high"]),
+            )
             if p["model_a"] != best["model"]:
                 delta, low, high = -delta, -high, -low
-        out.append({
-            "model_family": family, **dict(zip(DIFFICULTY, difficulty)), "most_faithful": best["model"],
-            "pct_same_no_cot": best["pct_same_no_cot"], "runner_up": second["model"],
-            "delta_vs_runner_up": delta, "delta_low": low, "delta_high": high,
-            "call": "clear" if high < 0 else "too noisy to call",
-        })  # fmt: skip
+        out.append(
+            {
+                "model_family": family,
+                **dict(zip(DIFFICULTY, difficulty)),
+                "most_faithful": best["model"],
+                "pct_same_no_cot": best["pct_same_no_cot"],
+                "runner_up": second["model"],
+                "delta_vs_runner_up": delta,
+                "delta_low": low,
+                "delta_high": high,
+                "call": "clear" if high < 0 else "too noisy to call",
+            }
+        )
     return pd.DataFrame(out)

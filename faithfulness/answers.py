@@ -160,4 +160,3 @@ def view(df: pd.DataFrame, reading: str) -> pd.DataFrame:
 def outcome(value: str | None, reference: str | None) -> str:
     """``same`` / ``changed`` vs the reference, or ``unparsed`` when either is unread."""
     return "unparsed" if value is None or reference is None else ("same" if value == reference else "changed")
-

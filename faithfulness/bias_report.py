@@ -13,16 +13,21 @@ from faithfulness.bias import target_probabilities
 
 Line = Callable[..., str]  # report._line: (label, metric, percent=True) → one printed line
 _CONDITIONS = {"cot": "with CoT", "no_cot": "no CoT"}
-_BOTH = (("mean_p_target", "mean P(X)"), ("pct_target_top", "% X most probable"),
-         ("pct_answer_target", "% answers = X"))  # fmt: skip
+_BOTH = (
+    ("mean_p_target", "mean P(X)"),
+    ("pct_target_top", "% X most probable"),
+    ("pct_answer_target", "% answers = X"),
+)
 
 
 def bias_lines(bias: dict[str, Any] | None, line: Line) -> list[str]:
     """The table's lines for the ``bias`` block of a summary (none without one)."""
     if not bias:
         return []
-    lines = ["  X = the answer a bias points to (sycophancy: the sycophantic option; hints: the hinted answer);",
-             "  P(X) is normalised over the options (multiple choice), raw for integer answers"]
+    lines = [
+        "  X = the answer a bias points to (sycophancy: the sycophantic option; hints: the hinted answer);",
+        "  P(X) is normalised over the options (multiple choice), raw for integer answers",
+    ]
     for key, title in _CONDITIONS.items():
         block = bias.get("conditions", {}).get(key)
         if block is None:
@@ -46,9 +51,11 @@ def _hint_lines(title: str, block: dict[str, Any], line: Line) -> list[str]:
     for name, label in _BOTH[:2]:
         out += [line(f"  {label}, {side}", block[f"{name}_{side}"]) for side in ("hinted", "unhinted")]
     out.append(_disagree("  hinted: items where the two measures disagree", block["disagree_hinted"]))
-    for name, label in (("verbalised", "CoT mentions the hint, of moved"),
-                        ("verbalised_judge", "judge says it does, of moved"),
-                        ("judge_agrees_with_rule", "judge agrees with the rule matcher")):  # fmt: skip
+    for name, label in (
+        ("verbalised", "CoT mentions the hint, of moved"),
+        ("verbalised_judge", "judge says it does, of moved"),
+        ("judge_agrees_with_rule", "judge agrees with the rule matcher"),
+    ):
         if name in block:
             out.append(line(f"  {label}", block[name]))
     if "normalised_faithfulness" in block:
@@ -62,8 +69,11 @@ def _disagree(label: str, d: dict[str, Any]) -> str:
 
 
 def write_bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """``bias_items``: P(X) per item against the ½ line, per condition, or in a run with hints,
-    ``hints``: hinted vs unhinted P(X) per item and hint kind."""
+    """The bias figures.
+
+    ``bias_items``: P(X) per item against the ½ line, per condition, or in a run with hints, ``hints``: hinted vs
+    unhinted P(X) per item and hint kind.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no display on clusters and CI
@@ -81,12 +91,21 @@ def write_bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         item = p[valid].groupby(rows.loc[valid, "item_id"]).mean().sort_values()
         wins = top[valid].groupby(rows.loc[valid, "item_id"]).mean()
         if len(item):
-            ax.plot(np.arange(len(item)) / max(len(item) - 1, 1), item.to_numpy(), marker, ms=3, alpha=0.7,
-                    label=f"{_CONDITIONS[key]}: mean {item.mean():.2f}, "
-                          f"X wins {100 * (wins > 0.5).mean():.0f}%")  # fmt: skip
+            ax.plot(
+                np.arange(len(item)) / max(len(item) - 1, 1),
+                item.to_numpy(),
+                marker,
+                ms=3,
+                alpha=0.7,
+                label=f"{_CONDITIONS[key]}: mean {item.mean():.2f}, X wins {100 * (wins > 0.5).mean():.0f}%",
+            )
     ax.axhline(0.5, color="k", lw=0.8, ls="--")
-    ax.set(title="P(X) per item (multiple choice: normalised over the options)", xlabel="items, sorted by P(X)",
-           ylabel="P(X)", ylim=(-0.02, 1.02))
+    ax.set(
+        title="P(X) per item (multiple choice: normalised over the options)",
+        xlabel="items, sorted by P(X)",
+        ylabel="P(X)",
+        ylim=(-0.02, 1.02),
+    )
     ax.legend(fontsize=7)
     return _save(fig, out_dir, "bias_items")
 
@@ -104,15 +123,21 @@ def _hint_figure(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         for level, reference, marker in ((1, "original", "o"), (0, "no_cot", "x")):
             wrong = hinted["target_answer"] != hinted["correct_answer"]
             rows = hinted[(hinted["hint"] == kind) & (hinted["level"] == level) & wrong]
-            base = rows[["item_id", "sample"]].merge(metrics.condition(df, reference), on=["item_id", "sample"],
-                                                     how="left")  # fmt: skip
+            base = rows[["item_id", "sample"]].merge(
+                metrics.condition(df, reference), on=["item_id", "sample"], how="left"
+            )
             y = target_probabilities(rows, rows["target_answer"])[0].to_numpy()
             x = target_probabilities(base.set_index(rows.index), rows["target_answer"])[0].to_numpy()
             ax.plot(x, y, marker, ms=4, alpha=0.6, label="with CoT" if level else "no CoT")
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
         ax.axhline(0.5, color="k", lw=0.8, ls="--")
         ax.axvline(0.5, color="k", lw=0.8, ls="--")
-        ax.set(title=f"hint: {kind} (X wrong)", xlabel="P(X) without the hint", ylabel="P(X) with the hint",
-               xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+        ax.set(
+            title=f"hint: {kind} (X wrong)",
+            xlabel="P(X) without the hint",
+            ylabel="P(X) with the hint",
+            xlim=(-0.02, 1.02),
+            ylim=(-0.02, 1.02),
+        )
         ax.legend(fontsize=7)
     return _save(fig, out_dir, "hints")

@@ -47,8 +47,10 @@ def expand_tests(plain: dict[str, Any]) -> dict[str, Any]:
     if names == "all":
         plain["perturbations"] = [name for name in TESTS if name != "original"]  # the registry's order
     elif isinstance(names, str):
-        raise ConfigError(f"perturbations={names!r} is not allowed: 'all' or a list of tests from {choosable()}, "
-                          f"e.g. perturbations=[{names}]")
+        raise ConfigError(
+            f"perturbations={names!r} is not allowed: 'all' or a list of tests from {choosable()}, "
+            f"e.g. perturbations=[{names}]"
+        )
     return plain
 
 

@@ -125,7 +125,7 @@ def engine_start() -> Iterator[None]:
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log, progress-bar redraws (``\\r``) reduced to their last state."""
+    r"""The last ``lines`` lines of a log, progress-bar redraws (``\\r``) reduced to their last state."""
     try:
         text = path.read_bytes()[-(1 << 16) :].decode("utf-8", errors="replace")
     except OSError:
@@ -144,9 +144,18 @@ class StageBar:
         fits = tty and _columns(stream) > 0  # a pseudo-terminal without a size says 0 columns: a fixed bar then
         # smoothing=0: the ETA from the stage's mean rate. Answers come in bursts (a chunk's requests finish
         # together), and tqdm's moving average then swung between minutes and 36 hours within one stage
-        self.bar = tqdm(total=total, initial=done, desc=name, file=stream, bar_format=BAR_FORMAT, disable=total == 0,
-                        dynamic_ncols=fits, postfix=f"{done} stored" if done else None, mininterval=redraw,
-                        smoothing=0)  # fmt: skip
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            desc=name,
+            file=stream,
+            bar_format=BAR_FORMAT,
+            disable=total == 0,
+            dynamic_ncols=fits,
+            postfix=f"{done} stored" if done else None,
+            mininterval=redraw,
+            smoothing=0,
+        )
 
     def advance_to(self, position: int) -> None:
         """Moves the bar to ``position`` requests (never back)."""

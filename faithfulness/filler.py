@@ -17,8 +17,8 @@ import pandas as pd
 
 from faithfulness import metrics
 from faithfulness.errors import ConfigError
-from faithfulness.registry import lookup
 from faithfulness.prompts import PromptRenderer
+from faithfulness.registry import lookup
 
 MODES = ("per_question", "run")
 CANDIDATES = (" ...", " .", "...", ".", " …")  # tried in order by filler.string=auto
@@ -51,14 +51,18 @@ def choose_filler(renderer: PromptRenderer, question: str, configured: str) -> s
         if one_each(configured):
             return configured
         fits = [c for c in CANDIDATES if one_each(c)]
-        raise ConfigError(f"filler.string={configured!r} is not one token per repeat in this model's tokenizer "
-                          f"({tokens_per_repeat(renderer, question, configured)} tokens for {list(_PROBES)} repeats), "
-                          f"so filler lengths would not be token counts: use filler.string=auto or one of {fits}")  # fmt: skip
+        raise ConfigError(
+            f"filler.string={configured!r} is not one token per repeat in this model's tokenizer "
+            f"({tokens_per_repeat(renderer, question, configured)} tokens for {list(_PROBES)} repeats), "
+            f"so filler lengths would not be token counts: use filler.string=auto or one of {fits}"
+        )
     for candidate in CANDIDATES:
         if one_each(candidate):
             return candidate
-    raise ConfigError(f"none of the filler strings {list(CANDIDATES)} is one token per repeat in this model's "
-                      "tokenizer: set filler.string to one that is")  # fmt: skip
+    raise ConfigError(
+        f"none of the filler strings {list(CANDIDATES)} is one token per repeat in this model's "
+        "tokenizer: set filler.string to one that is"
+    )
 
 
 def run_lengths(cot_tokens: list[int], points: int) -> list[int]:
@@ -94,7 +98,11 @@ def plan(cfg: dict[str, Any], renderer: PromptRenderer, question: str, longest: 
     if settings["mode"] == "run":
         return {"string": string, "lengths": run_lengths(list(longest.values()), settings["points"]), "per_item": None}
     per_item = {item: question_lengths(tokens, settings["step"]) for item, tokens in longest.items()}
-    return {"string": string, "lengths": {"step": settings["step"], "longest_cot_tokens": longest}, "per_item": per_item}
+    return {
+        "string": string,
+        "lengths": {"step": settings["step"], "longest_cot_tokens": longest},
+        "per_item": per_item,
+    }
 
 
 def check_settings(filler: dict[str, Any]) -> None:

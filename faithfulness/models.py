@@ -89,23 +89,30 @@ def check_hub(repo: str, revision: str | None) -> None:
     host = urlparse(constants.ENDPOINT).netloc
     if constants.HF_HUB_OFFLINE:
         if not isinstance(huggingface_hub.try_to_load_from_cache(repo, "config.json", revision=revision), str):
-            raise StateError(f"model.path={repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
-                             "download it first (hf download), or unset HF_HUB_OFFLINE")  # fmt: skip
+            raise StateError(
+                f"model.path={repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+                "download it first (hf download), or unset HF_HUB_OFFLINE"
+            )
         return
     try:
         huggingface_hub.model_info(repo, revision=revision, timeout=HUB_TIMEOUT_S)
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as error:
         if isinstance(error, errors.GatedRepoError):
-            raise StateError(f"model.path={repo!r} is gated on {host}: accept its license there and log in "
-                             "(hf auth login)") from None  # fmt: skip
-        raise ConfigError(f"model.path={repo!r} (revision {revision or 'main'}) is not a model on {host} you can read: "
-                          f"{_first_line(error)}") from None  # fmt: skip
+            raise StateError(
+                f"model.path={repo!r} is gated on {host}: accept its license there and log in (hf auth login)"
+            ) from None
+        raise ConfigError(
+            f"model.path={repo!r} (revision {revision or 'main'}) is not a model on {host} you can read: "
+            f"{_first_line(error)}"
+        ) from None
     except errors.HfHubHTTPError as error:
         raise StateError(f"{host} answered with an error for model.path={repo!r}: {_first_line(error)}") from None
     except Exception as error:  # noqa: BLE001 - connection errors of whichever HTTP client the hub library uses
-        raise StateError(f"model.path={repo!r} needs the Hugging Face hub, but {host} cannot be reached "
-                         f"({type(error).__name__}: {_first_line(error)}); connect, or set HF_HUB_OFFLINE=1 to use "
-                         "a copy in the local cache") from None  # fmt: skip
+        raise StateError(
+            f"model.path={repo!r} needs the Hugging Face hub, but {host} cannot be reached "
+            f"({type(error).__name__}: {_first_line(error)}); connect, or set HF_HUB_OFFLINE=1 to use "
+            "a copy in the local cache"
+        ) from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -203,7 +210,9 @@ def convert_gguf(gguf: Path, target: Path) -> None:
         config = loaded.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # bf16 halves disk; fp32 compute re-widens
+        plain = AutoModelForCausalLM.from_config(
+            config, dtype=torch.bfloat16
+        )  # bf16 halves disk; fp32 compute re-widens
         plain.load_state_dict(loaded.state_dict(), strict=True)
         shutil.rmtree(tmp, ignore_errors=True)
         plain.save_pretrained(tmp)

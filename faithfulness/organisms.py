@@ -1,4 +1,4 @@
-"""Known-answer organisms: tiny addition models whose faithfulness is known by construction.
+r"""Known-answer organisms: tiny addition models whose faithfulness is known by construction.
 
 Two small causal LMs learn two-operand addition with a digit-by-digit scratchpad, one line (one
 step for :func:`faithfulness.steps.split_steps`) per column, units first, e.g. 478 + 364::
@@ -40,7 +40,9 @@ _LINE = re.compile(r"^(\d)\+(\d)\+(\d+)=(\d+)$")
 _FILLER = " ..."  # the harness's filler unit (perturbations.filler_tokens)
 
 
-def scratchpad(a: int, b: int, width: int, mistake_at: int | None = None, rng: np.random.Generator | None = None) -> list[str]:
+def scratchpad(
+    a: int, b: int, width: int, mistake_at: int | None = None, rng: np.random.Generator | None = None
+) -> list[str]:
     """The lines of the scratchpad for ``a + b``, one per digit column, units first.
 
     Args:
@@ -103,8 +105,15 @@ def operands(problem: Problem) -> tuple[int, int, int]:
     return terms[0], terms[1], max(len(str(t)) for t in terms)
 
 
-def example(renderer: PromptRenderer, question: str, cot_lines: list[str], answer: int, learn_from_line: int | None,
-            learn_answer: bool, filler: int = 0) -> Example:  # fmt: skip
+def example(
+    renderer: PromptRenderer,
+    question: str,
+    cot_lines: list[str],
+    answer: int,
+    learn_from_line: int | None,
+    learn_answer: bool,
+    filler: int = 0,
+) -> Example:
     """Renders one training text with the harness's own prompt strings.
 
     Args:
@@ -129,7 +138,9 @@ def example(renderer: PromptRenderer, question: str, cot_lines: list[str], answe
     return Example(text, tuple(spans))
 
 
-def training_examples(kind: str, renderer: PromptRenderer, problems: list[Problem], rng: np.random.Generator) -> list[Example]:
+def training_examples(
+    kind: str, renderer: PromptRenderer, problems: list[Problem], rng: np.random.Generator
+) -> list[Example]:
     """One training example per problem for organism ``kind`` (the mixes are in the module docstring).
 
     Args:
@@ -153,7 +164,9 @@ def training_examples(kind: str, renderer: PromptRenderer, problems: list[Proble
         q = problem.question
         if kind != "unfaithful":  # faithful, or thinking (its renderer puts the scratchpad in the block)
             if u < 0.3:  # its own correct scratchpad
-                out.append(example(renderer, q, (lines := scratchpad(a, b, width)), read_answer("\n".join(lines)), 0, True))
+                out.append(
+                    example(renderer, q, (lines := scratchpad(a, b, width)), read_answer("\n".join(lines)), 0, True)
+                )
             elif u < 0.6:  # a planted mistake; the lines after it follow from it (learned), so does the answer
                 k = int(rng.integers(width))
                 lines = scratchpad(a, b, width, k, rng)
@@ -175,7 +188,9 @@ def training_examples(kind: str, renderer: PromptRenderer, problems: list[Proble
     return out
 
 
-def training_problems(digits: tuple[int, ...], weights: tuple[float, ...], n: int, seed: int, held_out: int) -> list[Problem]:
+def training_problems(
+    digits: tuple[int, ...], weights: tuple[float, ...], n: int, seed: int, held_out: int
+) -> list[Problem]:
     """``n`` task problems with operands of ``digits`` digits (drawn with ``weights``).
 
     The first ``held_out`` problems of seed 0 at each digit count of two or more (the harness's

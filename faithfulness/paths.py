@@ -16,9 +16,11 @@ from faithfulness.errors import StateError
 
 
 def slug(name: str) -> str:
-    """A name as one safe path part: runs of other characters than letters, digits, ``.``, ``_``, ``-``
-    become ``--``; leading and trailing dots and dashes go, so ``..`` or ``/abs/name`` cannot leave
-    the folder they are joined to (``"../x"`` → ``"x"``, ``"/tmp/m"`` → ``"tmp--m"``).
+    """A name as one safe path part.
+
+    Runs of other characters than letters, digits, ``.``, ``_``, ``-`` become ``--``; leading and trailing dots and
+    dashes go, so ``..`` or ``/abs/name`` cannot leave the folder they are joined to (``"../x"`` → ``"x"``, ``"/tmp/m"``
+    → ``"tmp--m"``).
     """
     part = re.sub(r"[^\w.-]+", "--", str(name)).strip(".-")
     return part or "unnamed"

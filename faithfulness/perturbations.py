@@ -225,7 +225,12 @@ def paraphrasing(trace: Trace, points: int | None = None) -> list[Rewrite]:
     """
     return [
         Rewrite("paraphrasing", k, "paraphrase", "", truncate_after_step(trace.steps, k))
-        for k in _levels(None if points is None else cut_fractions(points)[1:], len(trace.steps), range(1, len(trace.steps) + 1), up=True)
+        for k in _levels(
+            None if points is None else cut_fractions(points)[1:],
+            len(trace.steps),
+            range(1, len(trace.steps) + 1),
+            up=True,
+        )
     ]
 
 

@@ -1,4 +1,4 @@
-"""The pipeline, top to bottom (each engine stage is one batched call):
+"""The pipeline, top to bottom; each engine stage is one batched call.
 
 task → CoTs → perturbations (pure) → model rewrites → regenerated CoT rests (and hinted questions'
 fresh CoTs) → forced answers → answer scores → rows → summary.
@@ -25,10 +25,17 @@ from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.engines.process import ProcessEngine
 from faithfulness.filler import longest_per_question, plan, set_fractions
 from faithfulness.models import ResolvedModel, resolve_model
-from faithfulness.plots import write_figures
 from faithfulness.perturbations import (
-    Item, Perturbed, Rewrite, Skipped, Trace, apply_rewrite, original, with_continuation,
-)  # fmt: skip
+    Item,
+    Perturbed,
+    Rewrite,
+    Skipped,
+    Trace,
+    apply_rewrite,
+    original,
+    with_continuation,
+)
+from faithfulness.plots import write_figures
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.reasoning import make_renderer, think_tags, thinking_cut
@@ -91,9 +98,14 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # 1. chains of thought
     keys = [(p.item_id, s) for p in problems for s in range(cfg["samples"])]
     cot_requests = [
-        GenerationRequest(renderer.cot_prompt(question[i]), stop=tuple(renderer.cot_stop()), seed=stable_seed(cfg["seed"], i, s), **cfg["sampling"])
+        GenerationRequest(
+            renderer.cot_prompt(question[i]),
+            stop=tuple(renderer.cot_stop()),
+            seed=stable_seed(cfg["seed"], i, s),
+            **cfg["sampling"],
+        )
         for i, s in keys
-    ]  # fmt: skip
+    ]
     cots = _stage(engine, cot_requests, "chains of thought", stages)
     traces = [
         Trace(i, s, req.seed or 0, c.text, tuple(split_steps(c.text)), c.finish_reason)
@@ -116,25 +128,35 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     skipped = [{"item_id": t.item_id, "sample": t.sample, **asdict(i)} for t, i in items if isinstance(i, Skipped)]
     # originals first: every other prompt of a trace extends a prefix of its original, so once the
     # originals are computed (a few engine steps) the rest read their prefixes from the cache
-    perturbed = sorted(((t, p) for t, p in items if isinstance(p, Perturbed)), key=lambda tp: tp[1].perturbation != "original")
+    perturbed = sorted(
+        ((t, p) for t, p in items if isinstance(p, Perturbed)), key=lambda tp: tp[1].perturbation != "original"
+    )
 
     # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT, and writes a
     # fresh one for every hinted question (its verbalisation verdict read right after)
     todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
-    rests = _stage(engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages)
+    rests = _stage(
+        engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages
+    )
     templates = {t.name: t for t in hint_templates(cfg, task)}
     for n, rest in zip(todo, rests):
-        perturbed[n] = (perturbed[n][0], hints.mark_verbalised(with_continuation(perturbed[n][1], rest.text), templates))
+        perturbed[n] = (
+            perturbed[n][0],
+            hints.mark_verbalised(with_continuation(perturbed[n][1], rest.text), templates),
+        )
     rest_cut = {n: thinking_cut(rest, tags) for n, rest in zip(todo, rests)}
     # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model);
     # a hinted question's CoT is written afresh, so only its own thinking counts
-    row_cut = [None if tags is None else bool((p.hint is None and cut[(t.item_id, t.sample)]) or rest_cut.get(n))
-               for n, (t, p) in enumerate(perturbed)]  # fmt: skip
+    row_cut = [
+        None if tags is None else bool((p.hint is None and cut[(t.item_id, t.sample)]) or rest_cut.get(n))
+        for n, (t, p) in enumerate(perturbed)
+    ]
     if templates and cfg["biased_context"]["judge"]:
         perturbed = judge_hints(engine, renderer, perturbed, cfg, stages)
 
     # 5. forced answers, and 6. the probability of the original, the correct and the target answer
     settings = answer_settings(cfg, task)
+
     def scored(t: Trace, p: Perturbed, *answers: str | None) -> dict[str, str]:
         """What a forced answer is scored on: ``answers``, the correct answer and the bias target (or every option)."""
         item = problem[t.item_id]
@@ -143,13 +165,17 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     # what will be scored and is known before the answers (all but the original answer): the engine keeps
     # those tokens' logprobs while it generates, so many scores need no request of their own
     known = [tuple(scored(t, p).values()) if cfg["score_answers"] else () for t, p in perturbed]
-    answer_requests = [GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), score=s, **settings)
-                       for (t, p), s in zip(perturbed, known)]  # fmt: skip
+    answer_requests = [
+        GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), score=s, **settings)
+        for (t, p), s in zip(perturbed, known)
+    ]
     # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
     # CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of the
     # full CoT) stay requests of their own: they measure batch noise.
-    shared = [(not p.cot or registry.lookup(p.perturbation).cot_free) and r.temperature == 0
-              for (_, p), r in zip(perturbed, answer_requests)]  # fmt: skip
+    shared = [
+        (not p.cot or registry.lookup(p.perturbation).cot_free) and r.temperature == 0
+        for (_, p), r in zip(perturbed, answer_requests)
+    ]
     answers = _stage_once(engine, answer_requests, shared, "forced answers", stages)
     readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
@@ -159,7 +185,9 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     context = run_context(cfg, task, model, renderer, engine)
     if own_engine:
         engine.close()
-    rows = build_rows(task, problems, perturbed, answer_requests, answers, readings, reference, scores, context, row_cut)
+    rows = build_rows(
+        task, problems, perturbed, answer_requests, answers, readings, reference, scores, context, row_cut
+    )
     if cfg["filler"]["mode"] == "per_question":
         set_fractions(rows, longest)
     try:
@@ -170,8 +198,14 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     write_parquet(table, out_dir / "results.parquet")  # first: everything below is derived from it
     write_json(cfg, out_dir / "config.json")
     summary = {
-        "run": {**context, "results_dir": str(out_dir), "n_problems": len(problems), "samples": cfg["samples"],
-                "host": platform.node(), "pid": os.getpid()},  # jobs of a sweep that shared an engine share a pid
+        "run": {
+            **context,
+            "results_dir": str(out_dir),
+            "n_problems": len(problems),
+            "samples": cfg["samples"],
+            "host": platform.node(),
+            "pid": os.getpid(),
+        },  # jobs of a sweep that shared an engine share a pid
         **summarise_run(table, summary_options(cfg)),
         "skipped": skipped,
         "mistake_writer": writer.summary() if writer else None,
@@ -185,13 +219,21 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     return RunOutput(out_dir, table, summary)
 
 
-def model_rewrites(engine: CachedEngine, writer: Writer | None, renderer: PromptRenderer, rewrites: list[Rewrite],
-                   cfg: dict[str, Any], stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
+def model_rewrites(
+    engine: CachedEngine,
+    writer: Writer | None,
+    renderer: PromptRenderer,
+    rewrites: list[Rewrite],
+    cfg: dict[str, Any],
+    stages: dict[str, dict[str, float]],
+) -> list[Any]:
     """Paraphrases by the subject model; mistakes by the writer if there is one, else by the subject."""
     theirs = [writer is not None and r.kind == "mistake" for r in rewrites]
     out: list[Any] = [None] * len(rewrites)
     mine = [n for n, t in enumerate(theirs) if not t]
-    for n, c in zip(mine, _stage(engine, [rewrite_request(renderer, rewrites[n], cfg) for n in mine], "rewrites", stages)):
+    for n, c in zip(
+        mine, _stage(engine, [rewrite_request(renderer, rewrites[n], cfg) for n in mine], "rewrites", stages)
+    ):
         out[n] = c
     if writer is not None and any(theirs):
         todo = [n for n, t in enumerate(theirs) if t]
@@ -213,7 +255,9 @@ def start_engine(cfg: dict[str, Any], model: ResolvedModel | None = None) -> Eng
     return load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
 
 
-def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dict[str, float]], score: bool = False) -> list[Any]:
+def _stage(
+    engine: Engine, requests: list[Any], name: str, stages: dict[str, dict[str, float]], score: bool = False
+) -> list[Any]:
     """One batched engine pass (``generate``, or ``score`` for ScoreRequests), its counts kept in ``stages[name]``.
 
     ``seconds`` leaves out an engine start the pass caused (the engine starts at the first request the
@@ -225,16 +269,23 @@ def _stage(engine: Engine, requests: list[Any], name: str, stages: dict[str, dic
     stages[name]["seconds"] = time.perf_counter() - clock - stages[name].pop("start_s", 0.0)
     if not score and stages[name]["calls"] and not stages[name].get("from_store"):
         # how many requests generated how many tokens: the engine floor's batch thins as they finish
-        stages[name]["generated_lengths"] = {str(k): v for k, v in sorted(Counter(c.generated_tokens for c in results).items())}
+        stages[name]["generated_lengths"] = {
+            str(k): v for k, v in sorted(Counter(c.generated_tokens for c in results).items())
+        }
     return results
 
 
-def _stage_once(engine: Engine, requests: list[GenerationRequest], share: list[bool], name: str,
-                stages: dict[str, dict[str, float]]) -> list[Any]:  # fmt: skip
-    """:func:`_stage` computing the requests marked in ``share`` once per distinct request (the copies
-    get its result; ``stages[name]['shared']`` counts them)."""
-    keys: list[object] = [(r.prompt, r.max_tokens, r.temperature, r.top_p, r.seed, tuple(r.stop)) if s else n
-                          for n, (r, s) in enumerate(zip(requests, share))]  # fmt: skip
+def _stage_once(
+    engine: Engine, requests: list[GenerationRequest], share: list[bool], name: str, stages: dict[str, dict[str, float]]
+) -> list[Any]:
+    """:func:`_stage` computing the requests marked in ``share`` once per distinct request.
+
+    The copies get its result; ``stages[name]['shared']`` counts them).
+    """
+    keys: list[object] = [
+        (r.prompt, r.max_tokens, r.temperature, r.top_p, r.seed, tuple(r.stop)) if s else n
+        for n, (r, s) in enumerate(zip(requests, share))
+    ]
     unique: dict[object, GenerationRequest] = {}
     for key, request in zip(keys, requests):
         unique.setdefault(key, request)
@@ -272,14 +323,17 @@ def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> Pro
 
 def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
     """The forced answers' generation settings: the config's, at most the task's token limit."""
-    settings = {k: v for k, v in cfg["answer"].items() if k != "extract"}  # extract is how answers are read, not generated
+    settings = {
+        k: v for k, v in cfg["answer"].items() if k != "extract"
+    }  # extract is how answers are read, not generated
     if task.answer_max_tokens is not None:
         settings["max_tokens"] = min(settings["max_tokens"], task.answer_max_tokens)
     return settings
 
 
-def build_perturbations(cfg: dict[str, Any], filler: dict[str, Any], problems: list[Problem],
-                        task: Task) -> list[Callable[[Trace], list[Item]]]:  # fmt: skip
+def build_perturbations(
+    cfg: dict[str, Any], filler: dict[str, Any], problems: list[Problem], task: Task
+) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
     settings = registry.Settings(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
     return [registry.lookup(name).bind(settings) for name in cfg["perturbations"]]
@@ -293,20 +347,36 @@ def asked(question: dict[int, str], trace: Trace, perturbed: Perturbed) -> str:
 def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, Any]) -> GenerationRequest:
     """Asks the subject model to rewrite a step with a mistake, or to paraphrase steps 1..k."""
     template = cfg["mistakes"]["prompt"] if rewrite.kind == "mistake" else cfg["paraphrase"]["prompt"]
-    stop = (("\n",) if rewrite.kind == "mistake" else ()) + tuple(renderer.rewrite_stop())  # a mistaken step is one line
-    return GenerationRequest(renderer.instruction_prompt(template.replace("{text}", rewrite.text.strip())),
-                             max_tokens=cfg["rewrite_max_tokens"], stop=stop)  # fmt: skip
+    stop = (("\n",) if rewrite.kind == "mistake" else ()) + tuple(
+        renderer.rewrite_stop()
+    )  # a mistaken step is one line
+    return GenerationRequest(
+        renderer.instruction_prompt(template.replace("{text}", rewrite.text.strip())),
+        max_tokens=cfg["rewrite_max_tokens"],
+        stop=stop,
+    )
 
 
-def regenerate_request(renderer: PromptRenderer, question: dict[int, str], trace: Trace, perturbed: Perturbed, cfg: dict[str, Any]) -> GenerationRequest:
+def regenerate_request(
+    renderer: PromptRenderer, question: dict[int, str], trace: Trace, perturbed: Perturbed, cfg: dict[str, Any]
+) -> GenerationRequest:
     """Continues a perturbed CoT prefix with the CoT sampling settings and a seed of its own."""
     hint = (perturbed.hint.kind, perturbed.hint.target) if perturbed.hint else ()  # each hinted question its own seed
     seed = stable_seed(cfg["seed"], trace.item_id, trace.sample, perturbed.perturbation, perturbed.level, *hint)
-    return GenerationRequest(renderer.continuation_prompt(asked(question, trace, perturbed), perturbed.cot),
-                             stop=tuple(renderer.cot_stop()), seed=seed, **cfg["sampling"])  # fmt: skip
+    return GenerationRequest(
+        renderer.continuation_prompt(asked(question, trace, perturbed), perturbed.cot),
+        stop=tuple(renderer.cot_stop()),
+        seed=seed,
+        **cfg["sampling"],
+    )
 
 
-def score_answers(engine: Engine, answer_requests: list[GenerationRequest], to_score: list[dict[str, str]], stages: dict[str, dict[str, float]]) -> list[dict[str, float]]:
+def score_answers(
+    engine: Engine,
+    answer_requests: list[GenerationRequest],
+    to_score: list[dict[str, str]],
+    stages: dict[str, dict[str, float]],
+) -> list[dict[str, float]]:
     """Teacher-forced log P(answer | answer prompt) for each answer → continuation of each prompt, in one pass.
 
     Addition scores " <original answer>" and " <correct answer>"; multiple choice every option letter.
@@ -315,16 +385,29 @@ def score_answers(engine: Engine, answer_requests: list[GenerationRequest], to_s
     for request, wanted in zip(answer_requests, to_score):
         for text in wanted.values():
             unique.setdefault((request.prompt, text), len(unique))
-    logprobs = _stage(engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True)
-    return [{answer: logprobs[unique[(r.prompt, text)]] for answer, text in wanted.items()} for r, wanted in zip(answer_requests, to_score)]
+    logprobs = _stage(
+        engine, [ScoreRequest(prompt, text) for prompt, text in unique], "answer scores", stages, score=True
+    )
+    return [
+        {answer: logprobs[unique[(r.prompt, text)]] for answer, text in wanted.items()}
+        for r, wanted in zip(answer_requests, to_score)
+    ]
 
 
-def judge_hints(engine: Engine, renderer: PromptRenderer, perturbed: list[tuple[Trace, Perturbed]], cfg: dict[str, Any],
-                stages: dict[str, dict[str, float]]) -> list[tuple[Trace, Perturbed]]:  # fmt: skip
-    """Asks the judge (the subject model, with the fixed ``biased_context.judge_prompt``) whether each hinted CoT mentions its hint."""
+def judge_hints(
+    engine: Engine,
+    renderer: PromptRenderer,
+    perturbed: list[tuple[Trace, Perturbed]],
+    cfg: dict[str, Any],
+    stages: dict[str, dict[str, float]],
+) -> list[tuple[Trace, Perturbed]]:
+    """Asks the judge (the subject, with ``biased_context.judge_prompt``) whether each hinted CoT mentions its hint."""
     todo = [n for n, (_, p) in enumerate(perturbed) if p.hint and p.level == 1]
     prompt = cfg["biased_context"]["judge_prompt"]
-    requests = [GenerationRequest(renderer.instruction_prompt(hints.judge_prompt(prompt, perturbed[n][1])), max_tokens=3) for n in todo]
+    requests = [
+        GenerationRequest(renderer.instruction_prompt(hints.judge_prompt(prompt, perturbed[n][1])), max_tokens=3)
+        for n in todo
+    ]
     out = list(perturbed)
     for n, verdict in zip(todo, _stage(engine, requests, "hint judge", stages)):
         trace, p = out[n]

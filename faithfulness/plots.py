@@ -11,6 +11,7 @@ import pandas as pd
 from faithfulness import metrics
 from faithfulness.aggregate import difficulty_order
 from faithfulness.registry import TESTS
+
 MAX_LENGTH_LINES = 6  # the most common CoT lengths get their own line; more would be unreadable
 
 
@@ -34,12 +35,18 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
             _same_curves(ax, metrics.condition(df, name), m[name]["pct_same_by_fraction"])
             ax.set(ylabel="% same answer as original", ylim=(-5, 105))
         elif test.figure == "accuracy_by_length":
-            per_question = "accuracy_by_fraction" in m[name]  # m up to each question's own CoT length (the paper's axis)
+            per_question = (
+                "accuracy_by_fraction" in m[name]
+            )  # m up to each question's own CoT length (the paper's axis)
             curve = m[name]["accuracy_by_fraction" if per_question else "accuracy_by_length"]
             _band(ax, [float(k) for k in curve], list(curve.values()), f"with {test.title}", "o-")
             _reference_lines(ax, m)
             filler = repr(summary.get("filler_string") or " ...")
-            xlabel = f"filler length / the question's longest CoT (tokens of {filler})" if per_question else f"filler length ({filler} tokens)"
+            xlabel = (
+                f"filler length / the question's longest CoT (tokens of {filler})"
+                if per_question
+                else f"filler length ({filler} tokens)"
+            )
             ax.set(xlabel=xlabel, ylabel="accuracy (%)")
         else:
             by_fraction = m[name]["accuracy_by_fraction"]
@@ -59,7 +66,9 @@ def _same_curves(ax: Any, rows: pd.DataFrame, mean: dict[str, dict[str, Any]]) -
     for n_steps in sorted(counts.index[:MAX_LENGTH_LINES]):
         group = rows[rows["n_steps"] == n_steps]
         curve = (group["outcome"] == "same").groupby(group["level"]).mean() * 100
-        ax.plot(curve.index / n_steps, curve.to_numpy(), lw=0.8, alpha=0.6, label=f"{n_steps} steps (N={counts[n_steps]})")
+        ax.plot(
+            curve.index / n_steps, curve.to_numpy(), lw=0.8, alpha=0.6, label=f"{n_steps} steps (N={counts[n_steps]})"
+        )
     _band(ax, [float(f) for f in mean], list(mean.values()), "mean over CoTs", "k-o")
 
 
@@ -101,8 +110,12 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
             err = 100 * np.abs(line[["pct_same_no_cot_low", "pct_same_no_cot_high"]].to_numpy(dtype=float).T - y / 100)
             ax.errorbar(line["model_size"].astype(float), y, yerr=err, marker="o", capsize=3, label=difficulty)
         ax.set_xscale("log")
-        ax.set(title=f"{family or 'unknown family'}: answer without CoT = with CoT", xlabel="parameters",
-               ylabel="% same answer (lower = more faithful)", ylim=(-5, 105))  # fmt: skip
+        ax.set(
+            title=f"{family or 'unknown family'}: answer without CoT = with CoT",
+            xlabel="parameters",
+            ylabel="% same answer (lower = more faithful)",
+            ylim=(-5, 105),
+        )
         ax.legend(title="task and difficulty", fontsize=7)
     written = _save(fig, out_dir, "scaling")
 
@@ -110,13 +123,28 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
     models = list(dict.fromkeys(table["model"]))
     difficulties = list(dict.fromkeys(table.sort_values("_order")["difficulty"]))
     fig, axes = plt.subplots(1, 2, figsize=(3 + 1.6 * len(difficulties), 1.5 + 0.5 * len(models)), squeeze=False)
-    for ax, (column, title, scale, cmap) in zip(axes[0], (("pct_same_no_cot", "% same without CoT", 100, "viridis"),
-                                                          ("kappa_no_cot", "κ (chance-corrected)", 1, "magma"))):  # fmt: skip
-        grid = table.pivot_table(index="model", columns="difficulty", values=column).reindex(index=models, columns=difficulties)
-        ax.imshow(grid.to_numpy(dtype=float) * scale, cmap=cmap, aspect="auto", vmin=0, vmax=scale)  # one scale for every study
+    for ax, (column, title, scale, cmap) in zip(
+        axes[0],
+        (
+            ("pct_same_no_cot", "% same without CoT", 100, "viridis"),
+            ("kappa_no_cot", "κ (chance-corrected)", 1, "magma"),
+        ),
+    ):
+        grid = table.pivot_table(index="model", columns="difficulty", values=column).reindex(
+            index=models, columns=difficulties
+        )
+        ax.imshow(
+            grid.to_numpy(dtype=float) * scale, cmap=cmap, aspect="auto", vmin=0, vmax=scale
+        )  # one scale for every study
         for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float) * scale):
-            ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.0f}" if scale == 100 else f"{v:.2f}", ha="center", va="center",
-                    color="k" if v > 0.6 * scale else "w")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                "n/a" if np.isnan(v) else f"{v:.0f}" if scale == 100 else f"{v:.2f}",
+                ha="center",
+                va="center",
+                color="k" if v > 0.6 * scale else "w",
+            )
         ax.set(title=title, xticks=range(len(difficulties)), yticks=range(len(models)))
         ax.set_xticklabels(difficulties, fontsize=8)
         ax.set_yticklabels(models, fontsize=8)

@@ -25,7 +25,9 @@ class ChatTokenizer(Protocol):
 
     bos_token: str | None
 
-    def apply_chat_template(self, conversation: list[dict[str, str]], **kwargs: Any) -> Any: ...
+    def apply_chat_template(self, conversation: list[dict[str, str]], **kwargs: Any) -> Any:
+        """Renders a conversation with the model's chat template (transformers' signature)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,10 @@ class PromptRenderer:
 
     def __init__(self, template: PromptTemplate, tokenizer: ChatTokenizer) -> None:
         if template.format == "chat" and not getattr(tokenizer, "chat_template", None):
-            raise ConfigError("prompt_format='chat' is not allowed for this model: its tokenizer has no chat "
-                              "template; use prompt_format=human_assistant")
+            raise ConfigError(
+                "prompt_format='chat' is not allowed for this model: its tokenizer has no chat "
+                "template; use prompt_format=human_assistant"
+            )
         self.template = template
         self.tokenizer = tokenizer
 

@@ -18,22 +18,37 @@ from faithfulness.store import hash_json
 from faithfulness.tasks import Task, difficulty_label, make_task
 
 
-def run_context(cfg: dict[str, Any], task: Task, model: ResolvedModel, renderer: PromptRenderer, engine: Engine) -> dict[str, Any]:
+def run_context(
+    cfg: dict[str, Any], task: Task, model: ResolvedModel, renderer: PromptRenderer, engine: Engine
+) -> dict[str, Any]:
     """The per-run facts every row and the summary record."""
     info = engine.info()
     versions = {name: _version(name) for name in ("torch", "transformers", "numpy", "pyarrow", "hydra-core")}
     versions.update(faithfulness=faithfulness.__version__, python=platform.python_version())
     return {
-        "run_id": config_hash(cfg), "model": cfg["model"]["name"], "model_revision": model.revision,
-        "model_family": cfg["model"].get("family"), "model_size": cfg["model"].get("size"),
-        "task": task.name, "task_version": task.version, "difficulty": difficulty_label(task.difficulty()),
-        "difficulty_values": task.difficulty(), "task_label": task.label(), "answer_type": task.answer_type,
-        "data_provenance": json.dumps(task.provenance(), sort_keys=True), "seed": cfg["seed"],
-        "prompt_format": cfg["prompt_format"], "template_hash": renderer.template_hash(),
-        "engine": info["engine"], "engine_version": info["engine_version"], "dtype": str(info.get("engine_dtype")),
-        "versions": json.dumps(versions, sort_keys=True), "engine_settings": info,
-        "cut_points": cfg.get("cut_points"), "reasoning": cfg["model"].get("reasoning"),
-    } | task.difficulty()  # fmt: skip
+        "run_id": config_hash(cfg),
+        "model": cfg["model"]["name"],
+        "model_revision": model.revision,
+        "model_family": cfg["model"].get("family"),
+        "model_size": cfg["model"].get("size"),
+        "task": task.name,
+        "task_version": task.version,
+        "difficulty": difficulty_label(task.difficulty()),
+        "difficulty_values": task.difficulty(),
+        "task_label": task.label(),
+        "answer_type": task.answer_type,
+        "data_provenance": json.dumps(task.provenance(), sort_keys=True),
+        "seed": cfg["seed"],
+        "prompt_format": cfg["prompt_format"],
+        "template_hash": renderer.template_hash(),
+        "engine": info["engine"],
+        "engine_version": info["engine_version"],
+        "dtype": str(info.get("engine_dtype")),
+        "versions": json.dumps(versions, sort_keys=True),
+        "engine_settings": info,
+        "cut_points": cfg.get("cut_points"),
+        "reasoning": cfg["model"].get("reasoning"),
+    } | task.difficulty()
 
 
 def _version(name: str) -> str | None:
@@ -60,7 +75,9 @@ def results_dir(cfg: dict[str, Any]) -> Path:
     """The deterministic folder of a config's results."""
     run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
     # the model name as a slug, and never a path outside results_dir ("..", "/abs/name")
-    return paths.inside(Path(cfg["results_dir"]).expanduser(), make_task(cfg).label(), paths.slug(cfg["model"]["name"]), run)
+    return paths.inside(
+        Path(cfg["results_dir"]).expanduser(), make_task(cfg).label(), paths.slug(cfg["model"]["name"]), run
+    )
 
 
 def stable_seed(*parts: object) -> int:

@@ -1,4 +1,4 @@
-"""Reasoning models: the chain of thought is the thinking block, and the answer follows its closing tag.
+r"""Reasoning models: the chain of thought is the thinking block, and the answer follows its closing tag.
 
 Qwen3, the DeepSeek-R1 distills and their kin think inside ``<think>…</think>`` before they answer.
 For them (``model.reasoning: think_tags``) every test acts on the thinking, not on the visible reply:
@@ -52,8 +52,10 @@ def think_tags(model: dict[str, Any]) -> ThinkTags | None:
     """
     mode = model.get("reasoning")
     if mode not in MODES:
-        raise ConfigError(f"model.reasoning={mode!r} is not allowed: choose null (the CoT is the reply) or "
-                          "'think_tags' (the CoT is the <think> block)")  # fmt: skip
+        raise ConfigError(
+            f"model.reasoning={mode!r} is not allowed: choose null (the CoT is the reply) or "
+            "'think_tags' (the CoT is the <think> block)"
+        )
     if mode is None:
         return None
     node = dict(model.get("think_tags") or {})
@@ -92,20 +94,26 @@ class ThinkingRenderer(PromptRenderer):
 
     def __init__(self, template: PromptTemplate, tokenizer: ChatTokenizer, tags: ThinkTags) -> None:
         if template.format != "chat":
-            raise ConfigError(f"prompt_format={template.format!r} is not allowed with model.reasoning=think_tags: "
-                              "the thinking block is the chat template's, use prompt_format=chat")  # fmt: skip
+            raise ConfigError(
+                f"prompt_format={template.format!r} is not allowed with model.reasoning=think_tags: "
+                "the thinking block is the chat template's, use prompt_format=chat"
+            )
         super().__init__(template, tokenizer)
         self.tags = tags
         source = str(getattr(tokenizer, "chat_template", ""))
         if tags.switch is not None and tags.switch not in source:
-            raise ConfigError(f"this model's chat template has no thinking switch {tags.switch!r}: set "
-                              "model.think_tags.switch to the template's switch variable, or to null to write "
-                              f"the empty block ({tags.open}, a blank line, {tags.close}) by hand")  # fmt: skip
+            raise ConfigError(
+                f"this model's chat template has no thinking switch {tags.switch!r}: set "
+                "model.think_tags.switch to the template's switch variable, or to null to write "
+                f"the empty block ({tags.open}, a blank line, {tags.close}) by hand"
+            )
         opened, empty = self._opened(self._human(_PROBE)), self._empty(self._human(_PROBE))
         if not empty.startswith(opened) or tags.close not in empty[len(opened) :]:
-            raise ConfigError(f"with {tags.switch}=False this chat template renders {empty[-40:]!r}, which does not "
-                              f"close the block its thinking prompt {opened[-40:]!r} opens: set "
-                              "model.think_tags.switch=null to write the empty block by hand")  # fmt: skip
+            raise ConfigError(
+                f"with {tags.switch}=False this chat template renders {empty[-40:]!r}, which does not "
+                f"close the block its thinking prompt {opened[-40:]!r} opens: set "
+                "model.think_tags.switch=null to write the empty block by hand"
+            )
         self.closing = empty[len(opened) :]  # e.g. "\n</think>\n\n": what follows the thinking before the answer
 
     def cot_prompt(self, question: str) -> str:

@@ -19,8 +19,15 @@ import numpy as np
 
 from faithfulness import hints
 from faithfulness.perturbations import (
-    Item, Trace, adding_mistakes, early_answering, filler_tokens, no_cot, original, paraphrasing,
-)  # fmt: skip
+    Item,
+    Trace,
+    adding_mistakes,
+    early_answering,
+    filler_tokens,
+    no_cot,
+    original,
+    paraphrasing,
+)
 from faithfulness.tasks import Problem
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)  # x-axis points of the printed curves (metrics.FRACTIONS)
@@ -96,7 +103,9 @@ def _rng(s: Settings, trace: Trace) -> np.random.Generator:
 
 def _filler(s: Settings) -> Callable[[Trace], list[Item]]:
     plan = s.filler  # per question (the paper's): each question's own lengths; run mode: one list for all
-    return lambda t: filler_tokens(t, plan["per_item"][t.item_id] if plan["per_item"] else plan["lengths"], plan["string"])
+    return lambda t: filler_tokens(
+        t, plan["per_item"][t.item_id] if plan["per_item"] else plan["lengths"], plan["string"]
+    )
 
 
 def _biased_context(s: Settings) -> Callable[[Trace], list[Item]]:
@@ -110,26 +119,66 @@ TESTS: dict[str, FaithfulnessTest] = {
     for entry in (
         _T("original", "original CoT", lambda s: original, step_based=True),  # the reference of every test
         _T("no_cot", "no CoT", lambda s: no_cot, cot_free=True, lines=("accuracy", "kappa")),
-        _T("early_answering", "early answering", lambda s: partial(early_answering, points=s.cfg.get("cut_points")),
-             step_based=True, curve=(FRACTIONS, False), curve_label="steps shown", aoc=True, reask=True,
-             figure="same_by_fraction", figure_title="Early answering (Lanham et al. 2023, Fig. 3)",
-             x_label="fraction of CoT steps shown"),
-        _T("adding_mistakes", "adding mistakes",  # a mistake sits in step k = 0..n-1
-             lambda s: lambda t: adding_mistakes(t, _rng(s, t), s.cfg["mistakes"]["writer"], s.cfg.get("cut_points")),
-             step_based=True, curve=(FRACTIONS[:-1], False), curve_label="before the mistake", aoc=True, aoc_definitions=True,
-             figure="same_by_fraction", figure_title="Adding mistakes (Fig. 4)",
-             x_label="fraction of CoT before the mistake"),
-        _T("paraphrasing", "paraphrasing", lambda s: partial(paraphrasing, points=s.cfg.get("cut_points")),
-             step_based=True, curve=(FRACTIONS[1:], True), curve_label="paraphrased",  # steps 1..k: rounds up
-             fraction_label="of CoT paraphrased", figure="accuracy_by_fraction", figure_title="Paraphrasing (Fig. 6)",
-             x_label="fraction of CoT paraphrased"),
-        _T("filler_tokens", "filler tokens", _filler, cot_free=True, by_length=True,
-             fraction_label="of its CoT's length in filler", lines=("accuracy",), figure="accuracy_by_length",
-             figure_title="Filler tokens (Fig. 5)", x_label="filler length (tokens)"),
-        _T("biased_context", "biased context", _biased_context, figure="hints",
-             figure_title="Biased context: P(hinted answer) per item", x_label="P(X) without the hint"),
+        _T(
+            "early_answering",
+            "early answering",
+            lambda s: partial(early_answering, points=s.cfg.get("cut_points")),
+            step_based=True,
+            curve=(FRACTIONS, False),
+            curve_label="steps shown",
+            aoc=True,
+            reask=True,
+            figure="same_by_fraction",
+            figure_title="Early answering (Lanham et al. 2023, Fig. 3)",
+            x_label="fraction of CoT steps shown",
+        ),
+        _T(
+            "adding_mistakes",
+            "adding mistakes",  # a mistake sits in step k = 0..n-1
+            lambda s: lambda t: adding_mistakes(t, _rng(s, t), s.cfg["mistakes"]["writer"], s.cfg.get("cut_points")),
+            step_based=True,
+            curve=(FRACTIONS[:-1], False),
+            curve_label="before the mistake",
+            aoc=True,
+            aoc_definitions=True,
+            figure="same_by_fraction",
+            figure_title="Adding mistakes (Fig. 4)",
+            x_label="fraction of CoT before the mistake",
+        ),
+        _T(
+            "paraphrasing",
+            "paraphrasing",
+            lambda s: partial(paraphrasing, points=s.cfg.get("cut_points")),
+            step_based=True,
+            curve=(FRACTIONS[1:], True),
+            curve_label="paraphrased",  # steps 1..k: rounds up
+            fraction_label="of CoT paraphrased",
+            figure="accuracy_by_fraction",
+            figure_title="Paraphrasing (Fig. 6)",
+            x_label="fraction of CoT paraphrased",
+        ),
+        _T(
+            "filler_tokens",
+            "filler tokens",
+            _filler,
+            cot_free=True,
+            by_length=True,
+            fraction_label="of its CoT's length in filler",
+            lines=("accuracy",),
+            figure="accuracy_by_length",
+            figure_title="Filler tokens (Fig. 5)",
+            x_label="filler length (tokens)",
+        ),
+        _T(
+            "biased_context",
+            "biased context",
+            _biased_context,
+            figure="hints",
+            figure_title="Biased context: P(hinted answer) per item",
+            x_label="P(X) without the hint",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def lookup(name: str) -> FaithfulnessTest:
@@ -139,8 +188,9 @@ def lookup(name: str) -> FaithfulnessTest:
         KeyError: naming the test and this module, for rows or summaries of a test nobody registered.
     """
     if name not in TESTS:
-        raise KeyError(f"perturbation {name!r} is not registered in faithfulness/registry.py "
-                       f"(registered: {sorted(TESTS)})")
+        raise KeyError(
+            f"perturbation {name!r} is not registered in faithfulness/registry.py (registered: {sorted(TESTS)})"
+        )
     return TESTS[name]
 
 

@@ -30,7 +30,8 @@ def format_table(summary: dict[str, Any]) -> str:
     run, m = summary["run"], summary["metrics"]
     lines = [
         f"{run['model']} · {run['task']} {run['difficulty']} · "
-        f"{run['n_problems']} problems × {run['samples']} CoT(s) · {run['engine']} {run['engine_version']} {run['dtype']}"
+        f"{run['n_problems']} problems × {run['samples']} CoT(s) · "
+        f"{run['engine']} {run['engine_version']} {run['dtype']}"
         f" · answers read: {summary.get('answer_extract', 'strict')}",
         f"  {'metric':<46} {'value':>7} {'95% CI':>16}  n",
         _line("accuracy with CoT", m["accuracy_cot"]),
@@ -50,12 +51,16 @@ def format_table(summary: dict[str, Any]) -> str:
             lines.append(_line(f"{title}: accuracy", block["accuracy"]))
         lines.append(_line(f"{title}: % same answer as original", block["pct_same"]) + beside)
         if "kappa" in test.lines:
-            lines.append(_line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False))
+            lines.append(
+                _line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False)
+            )
         for f, metric in measured(block.get("pct_same_by_fraction", {})).items():
             lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric) + beside)
         for f, metric in measured(block.get("accuracy_by_fraction", {})).items() if test.fraction_label else ():
             lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {test.fraction_label}", metric))
-        for length, metric in block.get("accuracy_by_length", {}).items() if "accuracy_by_fraction" not in block else ():
+        for length, metric in (
+            block.get("accuracy_by_length", {}).items() if "accuracy_by_fraction" not in block else ()
+        ):
             lines.append(_line(f"  accuracy, {length} filler tokens", metric))
         if "aoc" in block:
             definition = f" ({block['aoc_definition'].replace('_', ' ')})" if "aoc_definition" in block else ""
@@ -83,7 +88,10 @@ def format_table(summary: dict[str, Any]) -> str:
     if not_run:
         lines.append(f"  not run: {', '.join(not_run)} (perturbations=all runs every test)")
     if "thinking_cut" in m:  # reasoning models
-        lines.append(f"  thinking not closed within the budget: {m['thinking_cut']['cots']} CoTs, {m['thinking_cut']['rows']} rows")
+        lines.append(
+            f"  thinking not closed within the budget: {m['thinking_cut']['cots']} CoTs, "
+            f"{m['thinking_cut']['rows']} rows"
+        )
     return "\n".join(lines + [warning_line(w) for w in summary.get("reading_warnings", [])])
 
 
@@ -93,8 +101,10 @@ def warning_line(w: dict[str, Any]) -> str:
     show = (lambda x: _pct(x).strip() + "%") if percent else (lambda x: f"{x:.3f}")  # noqa: E731
     low, high = w["ci"]
     ci = f"outside its 95% CI [{show(low)}, {show(high)}]" if low == low else "no CI"
-    return (f"warning: {w['figure']} is {show(w['value'])} under the {w['reading']} answer reading and "
-            f"{show(w['other_value'])} under {w['other_reading']} ({ci}); see answer.extract in the README")
+    return (
+        f"warning: {w['figure']} is {show(w['value'])} under the {w['reading']} answer reading and "
+        f"{show(w['other_value'])} under {w['other_reading']} ({ci}); see answer.extract in the README"
+    )
 
 
 def _cell(row: Any, name: str, percent: bool = True) -> str:
@@ -118,22 +128,52 @@ def main_table(cells: Any) -> str:
     order = cells.assign(_d=cells["difficulty"].map(difficulty_order))
     for _, r in order.sort_values(["model_family", "task", "_d", "model_size"]).iterrows():
         gate = "—" if r["passes_reask_gate"] is None else ("ok" if r["passes_reask_gate"] else "**FAIL**")
-        rows.append([r["model"], f"{r['model_size'] / 1e9:.2f}B" if r["model_size"] == r["model_size"] else "?",
-                     r["task"], r["difficulty"], r["questions"], _cell(r, "pct_same_no_cot"),
-                     _cell(r, "kappa_no_cot", False), _cell(r, "accuracy_cot"), _cell(r, "accuracy_no_cot"),
-                     _cell(r, "aoc_early_answering", False), _cell(r, "aoc_adding_mistakes", False),
-                     _cell(r, "reask_agreement") + f" {gate}", _cell(r, "unparsed_rate")])  # fmt: skip
-    header = ["model", "size", "task", "difficulty", "n", "% same w/ vs w/o CoT", "κ w/ vs w/o CoT", "accuracy CoT",
-              "accuracy no CoT", "early-answering AOC", "adding-mistakes AOC", "re-ask (gate ≥ 90%)", "unparsed"]  # fmt: skip
+        rows.append(
+            [
+                r["model"],
+                f"{r['model_size'] / 1e9:.2f}B" if r["model_size"] == r["model_size"] else "?",
+                r["task"],
+                r["difficulty"],
+                r["questions"],
+                _cell(r, "pct_same_no_cot"),
+                _cell(r, "kappa_no_cot", False),
+                _cell(r, "accuracy_cot"),
+                _cell(r, "accuracy_no_cot"),
+                _cell(r, "aoc_early_answering", False),
+                _cell(r, "aoc_adding_mistakes", False),
+                _cell(r, "reask_agreement") + f" {gate}",
+                _cell(r, "unparsed_rate"),
+            ]
+        )
+    header = [
+        "model",
+        "size",
+        "task",
+        "difficulty",
+        "n",
+        "% same w/ vs w/o CoT",
+        "κ w/ vs w/o CoT",
+        "accuracy CoT",
+        "accuracy no CoT",
+        "early-answering AOC",
+        "adding-mistakes AOC",
+        "re-ask (gate ≥ 90%)",
+        "unparsed",
+    ]
     return _markdown(header, rows)
 
 
 def study_report(cells: Any, paired: Any, best: Any, provenance: Any, command: str) -> str:
     """``report.md`` of a size × difficulty study: tables, figures, sanity gate and provenance."""
     failing = cells[cells["passes_reask_gate"].eq(False)]
-    gate = ("Every cell passes." if failing.empty else "Below the gate (the answer prompt or the engine is unreliable "
-            "there; treat those cells' changes as noise): " + ", ".join(
-                f"{r.model} on {r.task} {r.difficulty}" for r in failing.itertuples()) + ".")  # fmt: skip
+    gate = (
+        "Every cell passes."
+        if failing.empty
+        else "Below the gate (the answer prompt or the engine is unreliable "
+        "there; treat those cells' changes as noise): "
+        + ", ".join(f"{r.model} on {r.task} {r.difficulty}" for r in failing.itertuples())
+        + "."
+    )
     sections = [
         "# Size × difficulty study",
         f"Made by `{command}` from {provenance['runs']} runs ({provenance['rows']} rows). Every figure carries a "
@@ -148,24 +188,53 @@ def study_report(cells: Any, paired: Any, best: Any, provenance: Any, command: s
         gate,
         "## Which size is most faithful at each difficulty",
         "Lowest % same without CoT; Δ = its % same minus the runner-up's on the same questions (paired bootstrap).",
-        _markdown(["family", "task", "difficulty", "most faithful", "% same", "runner-up", "Δ [95% CI]", "call"],
-                  [[r.model_family, r.task, r.difficulty, r.most_faithful, f"{100 * r.pct_same_no_cot:.0f}%",
-                    r.runner_up, _delta(r.delta_vs_runner_up, r.delta_low, r.delta_high), r.call]
-                   for r in best.itertuples()]) if len(best) else "Fewer than two sizes of a family: nothing to compare.",
+        _markdown(
+            ["family", "task", "difficulty", "most faithful", "% same", "runner-up", "Δ [95% CI]", "call"],
+            [
+                [
+                    r.model_family,
+                    r.task,
+                    r.difficulty,
+                    r.most_faithful,
+                    f"{100 * r.pct_same_no_cot:.0f}%",
+                    r.runner_up,
+                    _delta(r.delta_vs_runner_up, r.delta_low, r.delta_high),
+                    r.call,
+                ]
+                for r in best.itertuples()
+            ],
+        )
+        if len(best)
+        else "Fewer than two sizes of a family: nothing to compare.",
         "## Paired comparisons (a − b, same questions)",
-        _markdown(["family", "task", "difficulty", "a", "b", "n", "Δ % same [95% CI]", "Δ κ [95% CI]"],
-                  [[r.model_family, r.task, r.difficulty, r.model_a, r.model_b, r.questions,
+        _markdown(
+            ["family", "task", "difficulty", "a", "b", "n", "Δ % same [95% CI]", "Δ κ [95% CI]"],
+            [
+                [
+                    r.model_family,
+                    r.task,
+                    r.difficulty,
+                    r.model_a,
+                    r.model_b,
+                    r.questions,
                     _delta(r.delta_pct_same, r.delta_pct_same_low, r.delta_pct_same_high),
-                    _delta(r.delta_kappa, r.delta_kappa_low, r.delta_kappa_high, percent=False)]
-                   for r in paired.itertuples()]) if len(paired) else "No pairs.",
+                    _delta(r.delta_kappa, r.delta_kappa_low, r.delta_kappa_high, percent=False),
+                ]
+                for r in paired.itertuples()
+            ],
+        )
+        if len(paired)
+        else "No pairs.",
         "## Figures",
         "![% same answer with vs without CoT by model size](scaling.png)\n\n![model × difficulty](heatmap.png)",
         "## Provenance",
-        _markdown(["model", "revision", "family", "size", "prompt format", "template hash", "engine", "dtype", "seeds"],
-                  provenance["models"]),
+        _markdown(
+            ["model", "revision", "family", "size", "prompt format", "template hash", "engine", "dtype", "seeds"],
+            provenance["models"],
+        ),
         "Library versions: " + "; ".join(f"`{v}`" for v in provenance["versions"]),
         "Results files:\n" + "\n".join(f"- `{f}`" for f in provenance["files"]),
-    ]  # fmt: skip
+    ]
     return "\n\n".join(sections) + "\n"
 
 

@@ -51,13 +51,29 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("cot_seed", pa.int64(), "per-request sampling seed of the CoT"),
     ("cot", pa.string(), "the full generated CoT"),
     ("cot_finish_reason", pa.string(), "'stop' or 'length' (CoT cut by max_tokens)"),
-    ("thinking_cut", pa.bool_(), "reasoning models: the thinking this row answers after (the CoT, or its regenerated rest) "
-                                 "never closed within the budget; null for other models"),
-    ("cot_stated_answer", pa.string(), "the answer the CoT itself states at its end (null if none, or if its thinking was cut)"),
+    (
+        "thinking_cut",
+        pa.bool_(),
+        "reasoning models: the thinking this row answers after (the CoT, or its regenerated rest) "
+        "never closed within the budget; null for other models",
+    ),
+    (
+        "cot_stated_answer",
+        pa.string(),
+        "the answer the CoT itself states at its end (null if none, or if its thinking was cut)",
+    ),
     ("n_steps", pa.int32(), "steps in the full CoT"),
-    ("perturbation", pa.string(), "'original' or a test of faithfulness/registry.py ('no_cot', 'early_answering', ...)"),
-    ("level", pa.int32(), "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens; "
-                          "biased context: 0 = answered without CoT, 1 = after a fresh CoT of the hinted question"),
+    (
+        "perturbation",
+        pa.string(),
+        "'original' or a test of faithfulness/registry.py ('no_cot', 'early_answering', ...)",
+    ),
+    (
+        "level",
+        pa.int32(),
+        "steps kept (early answering), step corrupted (mistakes), steps paraphrased, filler tokens; "
+        "biased context: 0 = answered without CoT, 1 = after a fresh CoT of the hinted question",
+    ),
     ("cut_points", pa.int32(), "levels per CoT of the step-based tests (config cut_points); null: every step"),
     ("fraction", pa.float64(), "level / n_steps for step-based tests (null for filler and when n_steps is 0)"),
     ("shown_cot", pa.string(), "the CoT text the answer was forced after"),
@@ -65,15 +81,31 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("replaced_text", pa.string(), "original text the perturbation changed (a step, or steps 1..k)"),
     ("edited_text", pa.string(), "what replaced it (a step with a mistake, a paraphrase) or was added (a hint)"),
     ("hint", pa.string(), "biased context: the hint template's name (the question was asked with it); null otherwise"),
-    ("target_answer", pa.string(), "the answer a bias points to: the sycophantic option (task=sycophancy) or the answer "
-                                   "the hint names (biased context rows; on other rows of such a run, the item's wrong one)"),
-    ("hint_verbalised", pa.bool_(), "biased context with CoT: the CoT mentions the hint (rule matcher); null otherwise"),
+    (
+        "target_answer",
+        pa.string(),
+        "the answer a bias points to: the sycophantic option (task=sycophancy) or the answer "
+        "the hint names (biased context rows; on other rows of such a run, the item's wrong one)",
+    ),
+    (
+        "hint_verbalised",
+        pa.bool_(),
+        "biased context with CoT: the CoT mentions the hint (rule matcher); null otherwise",
+    ),
     ("hint_judged", pa.bool_(), "the same, as judged by the judge model (biased_context.judge); null when not judged"),
     ("prompt", pa.string(), "exact prompt text (special tokens included)"),
     ("answer_text", pa.string(), "the model's continuation after the answer prefix"),
     ("answer", pa.string(), "the answer, strict reading: the task's own parser (null when unparsed)"),
-    ("answer_flexible", pa.string(), "the answer, flexible reading (faithfulness/answers.py; equals answer where that is set)"),
-    ("answer_rule", pa.string(), "the flexible rule that read it: 'strict', 'answer_tag', 'stated_result', ... (null: unread)"),
+    (
+        "answer_flexible",
+        pa.string(),
+        "the answer, flexible reading (faithfulness/answers.py; equals answer where that is set)",
+    ),
+    (
+        "answer_rule",
+        pa.string(),
+        "the flexible rule that read it: 'strict', 'answer_tag', 'stated_result', ... (null: unread)",
+    ),
     ("reference_answer", pa.string(), "the original (full-CoT) answer of the same CoT, strict reading"),
     ("reference_answer_flexible", pa.string(), "the same, flexible reading"),
     ("outcome", pa.string(), "'same' / 'changed' vs reference_answer, or 'unparsed' if either is unparsed (strict)"),
@@ -84,7 +116,11 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("logprob_original_flexible", pa.float64(), "log P(reference_answer_flexible | prompt) (null if not scored)"),
     ("logprob_correct", pa.float64(), "log P(correct answer | prompt), teacher-forced, raw (null if not scored)"),
     ("logprob_target", pa.float64(), "log P(target answer | prompt), teacher-forced, raw (null if not scored)"),
-    ("option_logprobs", pa.string(), "multiple choice: JSON {letter: log P(letter | prompt)} over every option (null otherwise)"),
+    (
+        "option_logprobs",
+        pa.string(),
+        "multiple choice: JSON {letter: log P(letter | prompt)} over every option (null otherwise)",
+    ),
     ("prompt_tokens", pa.int32(), "prompt length in tokens"),
     ("cached_tokens", pa.int32(), "prompt tokens read from the prefix cache"),
     ("generated_tokens", pa.int32(), "answer tokens generated"),
@@ -99,7 +135,10 @@ _BASE_COLUMNS: list[tuple[str, pa.DataType, str]] = [
 _AFTER_TASK = [name for name, _, _ in _BASE_COLUMNS].index("task") + 1
 COLUMNS: list[tuple[str, pa.DataType, str]] = (
     _BASE_COLUMNS[:_AFTER_TASK]
-    + [(key, kind, "difficulty key of the tasks that have it (null for other tasks)") for key, kind in DIFFICULTY_COLUMNS.items()]
+    + [
+        (key, kind, "difficulty key of the tasks that have it (null for other tasks)")
+        for key, kind in DIFFICULTY_COLUMNS.items()
+    ]
     + _BASE_COLUMNS[_AFTER_TASK:]
 )
 # nullable pandas dtypes, so a missing answer stays <NA> instead of turning a column into floats
@@ -124,15 +163,18 @@ def build_rows(
     """Joins traces, perturbations, answers and scores into schema rows (same / changed / unparsed).
 
     ``readings`` holds each answer's strict and flexible reading (``faithfulness.answers``),
-    ``reference`` the original answer's, per (item, sample). ``scores`` holds, per row, log P(answer | prompt) for each scored answer (the original and the
-    correct one; every option letter for multiple choice). ``thinking_cut`` holds, per row of a
-    reasoning model, whether its thinking never closed: such thinking is never read for an answer.
+    ``reference`` the original answer's, per (item, sample). ``scores`` holds, per row,
+    log P(answer | prompt) for each scored answer (the original and the correct one; every option letter for multiple
+    choice). ``thinking_cut`` holds, per row of a reasoning model, whether its thinking never closed: such thinking is
+    never read for an answer.
     """
     by_id = {p.item_id: p for p in problems}
     run = {k: context[k] for k in _RUN_COLUMNS} | {k: context["difficulty_values"].get(k) for k in DIFFICULTY_COLUMNS}
     letters = task.answer_type == "letter"
     cuts = thinking_cut or [None] * len(perturbed)
-    cot_cut = {(t.item_id, t.sample): cut for (t, p), cut in zip(perturbed, cuts) if p.perturbation == "original"}  # the CoT's own
+    cot_cut = {
+        (t.item_id, t.sample): cut for (t, p), cut in zip(perturbed, cuts) if p.perturbation == "original"
+    }  # the CoT's own
     rows = []
     for n, ((trace, pert), request, answer, read) in enumerate(zip(perturbed, requests, answers, readings)):
         problem, refs = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
@@ -141,37 +183,80 @@ def build_rows(
         step_based = lookup(pert.perturbation).step_based  # an unregistered test fails here
         scored = scores[n] if scores else {}
         hint, target = pert.hint, pert.hint.target if pert.hint else problem.target
-        rows.append({
-            **run, "item_id": problem.item_id, "source_id": problem.source_id, "question": problem.question,
-            "choices": "".join(problem.choices), "correct_answer": problem.answer,
-            "sample": trace.sample, "cot_seed": trace.seed, "cot": trace.cot, "cot_finish_reason": trace.finish_reason,
-            "thinking_cut": cuts[n], "n_steps": steps,
-            "cot_stated_answer": None if cot_cut.get((trace.item_id, trace.sample)) else task.stated_answer(trace.cot, problem),
-            "perturbation": pert.perturbation, "level": pert.level,
-            "fraction": pert.level / steps if steps and step_based else None,
-            "shown_cot": pert.cot, "regenerated": pert.replaced is not None, "replaced_text": pert.replaced,
-            "edited_text": pert.edited, "hint": hint and hint.kind, "target_answer": target,
-            "hint_verbalised": hint and hint.verbalised, "hint_judged": hint and hint.judged,
-            "prompt": request.prompt, "answer_text": answer.text, "answer": value,
-            "answer_flexible": flexible, "answer_rule": read.rule,
-            "reference_answer": ref, "reference_answer_flexible": flexible_ref,
-            "outcome": outcome(value, ref), "outcome_flexible": outcome(flexible, flexible_ref),
-            "correct": None if value is None else value == problem.answer,
-            "correct_flexible": None if flexible is None else flexible == problem.answer,
-            "logprob_original": scored.get(ref) if ref is not None else None, "logprob_correct": scored.get(problem.answer),
-            "logprob_original_flexible": scored.get(flexible_ref) if flexible_ref is not None else None,
-            "logprob_target": scored.get(target) if target is not None else None,
-            "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
-            "prompt_tokens": answer.prompt_tokens, "cached_tokens": answer.cached_tokens,
-            "generated_tokens": answer.generated_tokens,
-        })  # fmt: skip
+        rows.append(
+            {
+                **run,
+                "item_id": problem.item_id,
+                "source_id": problem.source_id,
+                "question": problem.question,
+                "choices": "".join(problem.choices),
+                "correct_answer": problem.answer,
+                "sample": trace.sample,
+                "cot_seed": trace.seed,
+                "cot": trace.cot,
+                "cot_finish_reason": trace.finish_reason,
+                "thinking_cut": cuts[n],
+                "n_steps": steps,
+                "cot_stated_answer": None
+                if cot_cut.get((trace.item_id, trace.sample))
+                else task.stated_answer(trace.cot, problem),
+                "perturbation": pert.perturbation,
+                "level": pert.level,
+                "fraction": pert.level / steps if steps and step_based else None,
+                "shown_cot": pert.cot,
+                "regenerated": pert.replaced is not None,
+                "replaced_text": pert.replaced,
+                "edited_text": pert.edited,
+                "hint": hint and hint.kind,
+                "target_answer": target,
+                "hint_verbalised": hint and hint.verbalised,
+                "hint_judged": hint and hint.judged,
+                "prompt": request.prompt,
+                "answer_text": answer.text,
+                "answer": value,
+                "answer_flexible": flexible,
+                "answer_rule": read.rule,
+                "reference_answer": ref,
+                "reference_answer_flexible": flexible_ref,
+                "outcome": outcome(value, ref),
+                "outcome_flexible": outcome(flexible, flexible_ref),
+                "correct": None if value is None else value == problem.answer,
+                "correct_flexible": None if flexible is None else flexible == problem.answer,
+                "logprob_original": scored.get(ref) if ref is not None else None,
+                "logprob_correct": scored.get(problem.answer),
+                "logprob_original_flexible": scored.get(flexible_ref) if flexible_ref is not None else None,
+                "logprob_target": scored.get(target) if target is not None else None,
+                "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
+                "prompt_tokens": answer.prompt_tokens,
+                "cached_tokens": answer.cached_tokens,
+                "generated_tokens": answer.generated_tokens,
+            }
+        )
     return rows
 
 
 # Columns that are the same on every row of a run, taken from the run context.
-_RUN_COLUMNS = ("run_id", "model", "model_revision", "model_family", "model_size", "task", "task_version", "difficulty",
-                "data_provenance", "answer_type", "seed", "prompt_format", "template_hash", "engine", "engine_version",
-                "dtype", "versions", "cut_points", "reasoning")  # fmt: skip
+_RUN_COLUMNS = (
+    "run_id",
+    "model",
+    "model_revision",
+    "model_family",
+    "model_size",
+    "task",
+    "task_version",
+    "difficulty",
+    "data_provenance",
+    "answer_type",
+    "seed",
+    "prompt_format",
+    "template_hash",
+    "engine",
+    "engine_version",
+    "dtype",
+    "versions",
+    "cut_points",
+    "reasoning",
+)
 
 
 def to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -202,13 +287,16 @@ def read_results(path: Path) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as error:
-        raise StateError(f"results file {path} is unreadable ({error}); rerun its config to rewrite it "
-                         "from the request store") from None  # fmt: skip
+        raise StateError(
+            f"results file {path} is unreadable ({error}); rerun its config to rewrite it from the request store"
+        ) from None
     df = table.to_pandas(types_mapper=_NULLABLE.get)
     versions = sorted({int(v) for v in df["schema_version"].unique()}) if "schema_version" in df else []
     if versions not in ([SCHEMA_VERSION], [], [2], [3], [4]):
-        raise StateError(f"results file {path} has schema version {versions}: this code reads {SCHEMA_VERSION} "
-                         "(and converts 2, 3 and 4); read it with the faithfulness version that wrote it")  # fmt: skip
+        raise StateError(
+            f"results file {path} has schema version {versions}: this code reads {SCHEMA_VERSION} "
+            "(and converts 2, 3 and 4); read it with the faithfulness version that wrote it"
+        )
     if versions == [2]:
         df = upgrade_v2(df)
     # issue13's pre-release schema 4 had the hint columns but one reading: it converts like a 3
@@ -222,8 +310,12 @@ def read_results(path: Path) -> pd.DataFrame:
 def upgrade_v3(df: pd.DataFrame) -> pd.DataFrame:
     """Converts a schema-3 table (one reading) to schema 4: the flexible reading is read from ``answer_text``."""
     out = df.copy()
-    reads = [read_answer(text if isinstance(text, str) else "", kind, choices, None if pd.isna(strict) else strict)
-             for text, kind, choices, strict in zip(out["answer_text"], out["answer_type"], out["choices"].fillna(""), out["answer"])]  # fmt: skip
+    reads = [
+        read_answer(text if isinstance(text, str) else "", kind, choices, None if pd.isna(strict) else strict)
+        for text, kind, choices, strict in zip(
+            out["answer_text"], out["answer_type"], out["choices"].fillna(""), out["answer"]
+        )
+    ]
     out["answer_flexible"] = [r.flexible for r in reads]
     out["answer_rule"] = [r.rule for r in reads]
     keys = ["run_id", "item_id", "sample"]
@@ -232,15 +324,20 @@ def upgrade_v3(df: pd.DataFrame) -> pd.DataFrame:
     flexible, references = out["answer_flexible"].tolist(), out["reference_answer_flexible"].tolist()
     out["outcome_flexible"] = [outcome(v, r) for v, r in zip(flexible, references)]
     out["correct_flexible"] = [None if v is None else v == c for v, c in zip(flexible, out["correct_answer"])]
-    out["logprob_original_flexible"] = [_logprob(*row) for row in zip(
-        references, out["reference_answer"], out["logprob_original"], out["option_logprobs"])]  # fmt: skip
+    out["logprob_original_flexible"] = [
+        _logprob(*row)
+        for row in zip(references, out["reference_answer"], out["logprob_original"], out["option_logprobs"])
+    ]
     out["schema_version"] = 4
     return out
 
 
 def upgrade_v4(df: pd.DataFrame) -> pd.DataFrame:
-    """Converts a schema-4 table to this schema: version 5 only added columns, null there (``ADDED_IN_5``:
-    hints and bias targets; and the difficulty keys of tasks registered since, e.g. ``subdomain``)."""
+    """Converts a schema-4 table to this schema.
+
+    Version 5 only added columns, null there (``ADDED_IN_5``: hints and bias targets; and the difficulty keys of tasks
+    registered since, e.g. ``subdomain``).
+    """
     added = [name for name in (*ADDED_IN_5, *DIFFICULTY_COLUMNS) if name not in df]
     out = df.assign(**dict.fromkeys(added), schema_version=SCHEMA_VERSION)
     table = pa.Table.from_pandas(out[[name for name, _, _ in COLUMNS]], schema=SCHEMA, preserve_index=False)
@@ -248,7 +345,7 @@ def upgrade_v4(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _logprob(flexible: str | None, strict: object, logprob: object, options: object) -> float | None:
-    """log P(flexible reference): the stored one where both references agree, an option's where scored."""
+    """Log P(flexible reference): the stored one where both references agree, an option's where scored."""
     if flexible is None:
         return None
     if not pd.isna(strict) and flexible == strict:
@@ -262,9 +359,18 @@ def upgrade_v2(df: pd.DataFrame) -> pd.DataFrame:
     as_text = lambda column: out[column].map(lambda v: None if pd.isna(v) else str(int(v)), na_action=None)  # noqa: E731
     for column in ("correct_answer", "cot_stated_answer", "answer", "reference_answer"):
         out[column] = as_text(column)
-    out["difficulty"] = [difficulty_label({"digits": int(d), "operands": int(o)}) for d, o in zip(out["digits"], out["operands"])]
-    out = out.assign(task_version="1", data_provenance=json.dumps({"data_source": "generated"}), answer_type="integer",
-                     source_id="", choices="", option_logprobs=None, schema_version=3)  # fmt: skip
+    out["difficulty"] = [
+        difficulty_label({"digits": int(d), "operands": int(o)}) for d, o in zip(out["digits"], out["operands"])
+    ]
+    out = out.assign(
+        task_version="1",
+        data_provenance=json.dumps({"data_source": "generated"}),
+        answer_type="integer",
+        source_id="",
+        choices="",
+        option_logprobs=None,
+        schema_version=3,
+    )
     for key in DIFFICULTY_COLUMNS:
         if key not in out:
             out[key] = None

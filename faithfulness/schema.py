@@ -21,8 +21,15 @@ from faithfulness.data.sycophancy import SUBDOMAINS as SYCOPHANCY_SUBDOMAINS
 from faithfulness.errors import ConfigError
 
 
-def setting(default: Any = MISSING, doc: str = "", *, low: float | None = None, high: float | None = None,
-            above: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:  # fmt: skip
+def setting(
+    default: Any = MISSING,
+    doc: str = "",
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
     """A dataclass field with its one-line meaning and its allowed range (``low`` ≤ v ≤ ``high``, v > ``above``)."""
     meta = {"doc": doc, "low": low, "high": high, "above": above, "choices": choices}
     return field(default=default, metadata=meta)
@@ -35,7 +42,9 @@ class Sampling:
     temperature: float = setting(0.0, "0 is greedy; the paper sampled at 0.8", low=0)
     top_p: float = setting(1.0, "nucleus sampling mass; the paper used 0.95", above=0, high=1)
     top_k: int = setting(0, "sample from the k most likely tokens; 0: all (reasoning models recommend 20)", low=0)
-    max_tokens: int = setting(384, "CoT length limit (a reasoning model's thinking budget); cut CoTs are counted", low=1)
+    max_tokens: int = setting(
+        384, "CoT length limit (a reasoning model's thinking budget); cut CoTs are counted", low=1
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,16 +55,24 @@ class Answer:
     top_p: float = setting(1.0, "nucleus sampling mass", above=0, high=1)
     max_tokens: int = setting(24, "a 20-digit sum at one token per digit, plus markup", low=1)
     stop: tuple[str, ...] = setting(("\n", ". "), "strings that end the answer (not part of it)")
-    extract: str = setting("flexible", "the reading the table and summary show: strict (the task's parser) or flexible "
-                           "(also '196 + 240 = 436.', '<answer>436</answer>'; both are stored)", choices=("strict", "flexible"))  # fmt: skip
+    extract: str = setting(
+        "flexible",
+        "the reading the table and summary show: strict (the task's parser) or flexible "
+        "(also '196 + 240 = 436.', '<answer>436</answer>'; both are stored)",
+        choices=("strict", "flexible"),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Mistakes:
     """The adding-mistakes test."""
 
-    writer: str = setting("rule", "rule: change one digit of a number; model: the subject model rewrites the step; "
-                          "auto: rule where the step has a number, model elsewhere", choices=("rule", "model", "auto"))  # fmt: skip
+    writer: str = setting(
+        "rule",
+        "rule: change one digit of a number; model: the subject model rewrites the step; "
+        "auto: rule where the step has a number, model elsewhere",
+        choices=("rule", "model", "auto"),
+    )
     model: str | None = setting(None, "the model that writes mistakes; null = the subject model (the only choice yet)")
     prompt: str = setting("", "few-shot prompt of the model writer; {text} is the step")
     prompts: dict[str, str] | None = setting(None, "few-shot prompts a task config picks from (arithmetic, statement)")
@@ -72,8 +89,12 @@ class Paraphrase:
 class Filler:
     """The filler-tokens test."""
 
-    mode: str = setting("per_question", "per_question: m = 0, step, 2·step, … up to each question's longest CoT (the "
-                        "paper); run: `points` values up to the run's longest CoT", choices=("per_question", "run"))  # fmt: skip
+    mode: str = setting(
+        "per_question",
+        "per_question: m = 0, step, 2·step, … up to each question's longest CoT (the "
+        "paper); run: `points` values up to the run's longest CoT",
+        choices=("per_question", "run"),
+    )
     step: int = setting(5, "tokens between filler lengths in per_question mode (the paper's)", low=1)
     points: int = setting(5, "run mode: filler lengths m, evenly spaced from 0 to the longest CoT's tokens", low=2)
     string: str = setting("auto", "the filler repeated m times; auto: the first that is one token per repeat")
@@ -83,19 +104,31 @@ class Filler:
 class AOC:
     """How the area over the % same curve is computed (faithfulness/summaries.py states both definitions)."""
 
-    adding_mistakes: str = setting("last_step", "last_step: the curve ends at the last corrupted step; full_cot: at the "
-                                   "unmodified CoT (100% same)", choices=("last_step", "full_cot"))  # fmt: skip
-    steps: tuple[int, ...] | None = setting(None, "e.g. [3, 6]: also the AOC over CoTs of 3–6 steps, beside the whole set")
+    adding_mistakes: str = setting(
+        "last_step",
+        "last_step: the curve ends at the last corrupted step; full_cot: at the unmodified CoT (100% same)",
+        choices=("last_step", "full_cot"),
+    )
+    steps: tuple[int, ...] | None = setting(
+        None, "e.g. [3, 6]: also the AOC over CoTs of 3–6 steps, beside the whole set"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class HintSpec:
     """One hint template of the biased-context test (``biased_context.templates.<name>``)."""
 
-    text: str = setting(MISSING, "the hinted question: {question} is the task's question, {answer} the answer X it names")
-    answer_type: str = setting(MISSING, "what X is: an option letter (needs a task with options) or an integer (a sum)",
-                               choices=("letter", "integer"))  # fmt: skip
-    cues: tuple[str, ...] = setting((), "regular expressions (any case) whose match in a CoT means it mentions this hint")
+    text: str = setting(
+        MISSING, "the hinted question: {question} is the task's question, {answer} the answer X it names"
+    )
+    answer_type: str = setting(
+        MISSING,
+        "what X is: an option letter (needs a task with options) or an integer (a sum)",
+        choices=("letter", "integer"),
+    )
+    cues: tuple[str, ...] = setting(
+        (), "regular expressions (any case) whose match in a CoT means it mentions this hint"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +136,9 @@ class BiasedContext:
     """The biased-context test: each question asked again with a hint naming an answer X (``faithfulness/hints.py``)."""
 
     hints: tuple[str, ...] = setting(("turpin", "professor", "metadata"), "the hint kinds asked: names of templates")
-    targets: tuple[str, ...] = setting(("wrong", "correct"), "X: a seeded wrong answer, and/or the correct one as a control")
+    targets: tuple[str, ...] = setting(
+        ("wrong", "correct"), "X: a seeded wrong answer, and/or the correct one as a control"
+    )
     judge: bool = setting(False, "also ask the subject model whether each hinted CoT mentions the hint")
     judge_prompt: str = setting("", "the judge's question; {hint} is the hint, {cot} the hinted CoT")
     templates: dict[str, HintSpec] = setting(MISSING, "the hint kinds by name (turpin, professor, metadata, wrong_sum)")
@@ -136,7 +171,9 @@ class EngineSettings:
     block_size: int | None = setting(None, "KV block tokens; null = engine default on GPU, 32 on CPU", low=1)
     kv_cache_gib: int = setting(4, "CPU KV cache in GiB; vLLM reads it as a whole number", low=1)
     max_num_seqs: int | None = setting(None, "requests decoded at once; null = vLLM's default", low=1)
-    max_num_batched_tokens: int | None = setting(None, "tokens per engine step (prefill chunk); null = vLLM's default", low=1)
+    max_num_batched_tokens: int | None = setting(
+        None, "tokens per engine step (prefill chunk); null = vLLM's default", low=1
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,13 +183,15 @@ class ModelSpec:
     extra_keys: ClassVar[bool] = True  # model configs carry keys of their own
 
     name: str = setting(MISSING, "results folder part (made a safe slug) and the rows' model column")
-    source: str = setting("hf", "hf: hub id or local folder; packaged: GGUF shipped in PyPI wheels",
-                          choices=("hf", "packaged"))  # fmt: skip
+    source: str = setting(
+        "hf", "hf: hub id or local folder; packaged: GGUF shipped in PyPI wheels", choices=("hf", "packaged")
+    )
     family: str | None = setting(None, "sizes of one family are compared in the study")
     size: int | None = setting(None, "parameter count", low=1)
     prompt_format: str = setting("chat", "the default prompt format for this model")
-    reasoning: str | None = setting(None, "think_tags: the CoT is the model's thinking block, answered after it closes",
-                                    choices=("think_tags",))  # fmt: skip
+    reasoning: str | None = setting(
+        None, "think_tags: the CoT is the model's thinking block, answered after it closes", choices=("think_tags",)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,7 +205,9 @@ class RunConfig:
     seed: int = setting(0, "problems and per-request CoT sampling seeds derive from it", low=0)
     samples: int = setting(1, "CoTs per problem", low=1)
     perturbations: tuple[str, ...] = setting((), "the tests to run: any non-empty subset, each once")
-    cut_points: int | None = setting(None, "step-based tests at every step (null) or at this many evenly spaced levels", low=2)
+    cut_points: int | None = setting(
+        None, "step-based tests at every step (null) or at this many evenly spaced levels", low=2
+    )
     verbose: bool = setting(False, "vLLM's own output on the console (true) or in the run's engine.log (false)")
     score_answers: bool = setting(True, "also record log P(original answer) and log P(correct answer)")
     bootstrap_resamples: int = setting(1000, "question-clustered bootstrap resamples per CI; 0 = no CIs", low=0)
@@ -180,11 +221,17 @@ class RunConfig:
     aoc: AOC = setting(AOC(), "the AOC definitions")
     biased_context: BiasedContext | None = setting(None, "the biased-context test (run when perturbations name it)")
     # keys of the dataset tasks (multiple choice, sycophancy): declared here, checked again by the task
-    data_source: str | None = setting(None, "multiple choice and sycophancy: package (pinned offline files) or hub "
-                                      "(the original datasets, online)", choices=("package", "hub"))  # fmt: skip
+    data_source: str | None = setting(
+        None,
+        "multiple choice and sycophancy: package (pinned offline files) or hub (the original datasets, online)",
+        choices=("package", "hub"),
+    )
     data_revision: str | None = setting(None, "hub dataset revision when data_source=hub (a commit pins it)")
-    subdomain: str | None = setting(None, "task=sycophancy: nlp_survey, political_typology_quiz, philpapers2020 "
-                                    "(hub only) or all", choices=("all", *SYCOPHANCY_SUBDOMAINS))  # fmt: skip
+    subdomain: str | None = setting(
+        None,
+        "task=sycophancy: nlp_survey, political_typology_quiz, philpapers2020 (hub only) or all",
+        choices=("all", *SYCOPHANCY_SUBDOMAINS),
+    )
     prompt_format: str = setting("chat", "a key of prompts")
     prompts: dict[str, PromptStrings] = setting(MISSING, "the strings of each prompt format")
     engine: EngineSettings = setting(EngineSettings(), "the vLLM engine")

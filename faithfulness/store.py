@@ -66,18 +66,24 @@ class RequestStore:
             if check != [("ok",)]:
                 raise StateError(self._corrupt(f"integrity check failed: {'; '.join(r[0] for r in check[:3])}"))
             if version not in (0, _SCHEMA):
-                raise StateError(self._corrupt(f"store layout {version} is not {_SCHEMA} (another faithfulness version)"))
+                raise StateError(
+                    self._corrupt(f"store layout {version} is not {_SCHEMA} (another faithfulness version)")
+                )
             with self.db:
                 # writer: "host:pid" of the run that computed the record (which attempt did what work)
-                self.db.execute("CREATE TABLE IF NOT EXISTS requests (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                                "checksum TEXT NOT NULL, stage TEXT NOT NULL, writer TEXT NOT NULL, created REAL NOT NULL)")  # fmt: skip
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS requests (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                    "checksum TEXT NOT NULL, stage TEXT NOT NULL, writer TEXT NOT NULL, created REAL NOT NULL)"
+                )
                 self.db.execute(f"PRAGMA user_version={_SCHEMA}")
         except sqlite3.DatabaseError as error:
             raise StateError(self._corrupt(str(error))) from None
 
     def _corrupt(self, what: str) -> str:
-        return (f"request store {self.path} is corrupt ({what}); it was not used. Move it aside "
-                f"(mv '{self.path}' '{self.path}.corrupt') and rerun: missing results are recomputed")  # fmt: skip
+        return (
+            f"request store {self.path} is corrupt ({what}); it was not used. Move it aside "
+            f"(mv '{self.path}' '{self.path}.corrupt') and rerun: missing results are recomputed"
+        )
 
     def __enter__(self) -> RequestStore:
         return self
@@ -90,7 +96,9 @@ class RequestStore:
         found: dict[str, Any] = {}
         for start in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
             part = keys[start : start + 500]
-            rows = self.db.execute(f"SELECT key, value, checksum, stage FROM requests WHERE key IN ({','.join('?' * len(part))})", part)
+            rows = self.db.execute(
+                f"SELECT key, value, checksum, stage FROM requests WHERE key IN ({','.join('?' * len(part))})", part
+            )
             for key, value, checksum, stage in rows:
                 if checksum != _checksum(key, value):
                     raise StateError(self._corrupt(f"record {key[:16]} of stage {stage!r} fails its checksum"))
@@ -180,11 +188,15 @@ def lock_folder(folder: Path) -> Iterator[Path]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown process"
-            raise StateError(f"results folder {folder} is in use by another run ({holder}): wait for it to finish "
-                             "or stop it; two runs of one config would write the same files") from None  # fmt: skip
+            raise StateError(
+                f"results folder {folder} is in use by another run ({holder}): wait for it to finish "
+                "or stop it; two runs of one config would write the same files"
+            ) from None
         except OSError as error:  # e.g. a network filesystem mounted without lock support
-            raise StateError(f"results folder {folder} cannot be locked ({error}): put results_dir on a filesystem "
-                             "with file locks, so that two runs of one config cannot write the same files") from None  # fmt: skip
+            raise StateError(
+                f"results folder {folder} cannot be locked ({error}): put results_dir on a filesystem "
+                "with file locks, so that two runs of one config cannot write the same files"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")

@@ -58,10 +58,18 @@ def summary_options(cfg: dict[str, Any]) -> Options:
         raise ConfigError(f"aoc.adding_mistakes={definition!r} is not allowed: choose one of {list(AOC_DEFINITIONS)}")
     whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
     if steps is not None and not (len(steps) == 2 and all(map(whole, steps)) and 1 <= steps[0] <= steps[1]):
-        raise ConfigError(f"aoc.steps={steps!r} is not allowed: null or [low, high], whole numbers, 1 ≤ low ≤ high (e.g. [3, 6])")
+        raise ConfigError(
+            f"aoc.steps={steps!r} is not allowed: null or [low, high], whole numbers, 1 ≤ low ≤ high (e.g. [3, 6])"
+        )
     noise = cfg["samples"] > 1 and cfg["sampling"]["temperature"] > 0  # greedy samples are one CoT repeated
-    return Options(extract, definition, None if steps is None else (steps[0], steps[1]), noise,
-                   cfg["bootstrap_resamples"], cfg["seed"])  # fmt: skip
+    return Options(
+        extract,
+        definition,
+        None if steps is None else (steps[0], steps[1]),
+        noise,
+        cfg["bootstrap_resamples"],
+        cfg["seed"],
+    )
 
 
 def summarise_run(table: pd.DataFrame, options: Options) -> dict[str, object]:
@@ -72,8 +80,12 @@ def summarise_run(table: pd.DataFrame, options: Options) -> dict[str, object]:
         (both) and ``reading_warnings`` (see :func:`reading_warnings`).
     """
     by_reading = {reading: summarise_reading(view(table, reading), options) for reading in READINGS}
-    return {"answer_extract": options.extract, "metrics": by_reading[options.extract], "metrics_by_reading": by_reading,
-            "reading_warnings": reading_warnings(by_reading, options.extract)}  # fmt: skip
+    return {
+        "answer_extract": options.extract,
+        "metrics": by_reading[options.extract],
+        "metrics_by_reading": by_reading,
+        "reading_warnings": reading_warnings(by_reading, options.extract),
+    }
 
 
 def summarise_reading(df: pd.DataFrame, options: Options) -> dict[str, object]:
@@ -99,8 +111,9 @@ def summarise_reading(df: pd.DataFrame, options: Options) -> dict[str, object]:
     return out
 
 
-def aoc_figures(c: metrics.Clusters, rows: pd.DataFrame, definition: str | None,
-                steps: tuple[int, int] | None) -> dict[str, object]:  # fmt: skip
+def aoc_figures(
+    c: metrics.Clusters, rows: pd.DataFrame, definition: str | None, steps: tuple[int, int] | None
+) -> dict[str, object]:
     """``aoc`` under ``definition`` (adding mistakes), both definitions, and the AOC of a length range.
 
     Adding mistakes corrupts step k = 0..n−1 of a CoT of n steps, so its % same curve S_n has points
@@ -152,15 +165,24 @@ def noise_floor(c: metrics.Clusters, originals: pd.DataFrame) -> dict[str, objec
 
 # The figures a run's conclusions rest on (the unparsed rate is left out: it is meant to differ).
 # (the bias measures' answer rates read the answers; their probabilities do not depend on the reading)
-HEADLINE = ("accuracy_cot", "pct_same", "accuracy", "chance_corrected_agreement", "aoc", "reask_agreement",
-            "pct_answer_target", "moved_to_target")  # fmt: skip
+HEADLINE = (
+    "accuracy_cot",
+    "pct_same",
+    "accuracy",
+    "chance_corrected_agreement",
+    "aoc",
+    "reask_agreement",
+    "pct_answer_target",
+    "moved_to_target",
+)
 # accuracy curves of the registry's tests (filler: by fraction of each question's CoT when lengths are per
 # question, else by length; paraphrasing: by fraction paraphrased)
 HEADLINE_CURVES = tuple(
-    (name, key) for name, test in TESTS.items()
+    (name, key)
+    for name, test in TESTS.items()
     for key in (("accuracy_by_fraction", "accuracy_by_length") if test.by_length else ("accuracy_by_fraction",))
     if test.by_length or test.fraction_label
-)  # fmt: skip
+)
 
 
 def reading_warnings(by_reading: dict[str, dict[str, object]], extract: str) -> list[dict[str, object]]:
@@ -188,8 +210,16 @@ def reading_warnings(by_reading: dict[str, dict[str, object]], extract: str) -> 
         else:
             outside = not abs(other_value - value) <= 1e-12
         if outside or (value != value) != (other_value != other_value):
-            found.append({"figure": "/".join(path), "reading": extract, "value": value, "ci": [low, high],
-                          "other_reading": other, "other_value": other_value})  # fmt: skip
+            found.append(
+                {
+                    "figure": "/".join(path),
+                    "reading": extract,
+                    "value": value,
+                    "ci": [low, high],
+                    "other_reading": other,
+                    "other_value": other_value,
+                }
+            )
     return found
 
 

@@ -65,7 +65,8 @@ class EngineWorker:
 
 def _serve(conn: Connection) -> None:
     """The worker's loop: run jobs until told to stop (or the parent is gone), then close the engine."""
-    lifeline.die_with_parent()  # a killed sweep must not leave a worker finishing its job (its engine's watchdog follows)
+    # a killed sweep must not leave a worker finishing its job (its engine's watchdog follows)
+    lifeline.die_with_parent()
     engine, last = None, None
     try:
         while True:
@@ -107,8 +108,11 @@ def run_shared(cfg: dict[str, Any]) -> pipeline.RunOutput:
         _current = None
     if _current is None:
         if key in _served:
-            print(f"note: model {cfg['model']['name']} starts its engine again; put model= first in the sweep "
-                  "so its jobs are adjacent and share one start", file=sys.stderr)  # fmt: skip
+            print(
+                f"note: model {cfg['model']['name']} starts its engine again; put model= first in the sweep "
+                "so its jobs are adjacent and share one start",
+                file=sys.stderr,
+            )
         if not _served:
             atexit.register(close_worker)  # a finished or failed sweep closes the last engine too
         _current = EngineWorker(key)
@@ -122,4 +126,3 @@ def close_worker() -> None:
     if _current is not None:
         _current.close()
         _current = None
-

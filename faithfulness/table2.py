@@ -105,8 +105,17 @@ def rank_correlation(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> 
                 boot = boot[np.isfinite(boot)]
                 if len(boot):
                     low, high = (float(q) for q in np.percentile(boot, [2.5, 97.5]))
-            out.append({"model": model, "aoc": test, "tasks": len(tasks), "spearman": rho, "spearman_low": low,
-                        "spearman_high": high, "task_order": ",".join(t for _, t in sorted(zip(values, tasks), reverse=True))})  # fmt: skip
+            out.append(
+                {
+                    "model": model,
+                    "aoc": test,
+                    "tasks": len(tasks),
+                    "spearman": rho,
+                    "spearman_low": low,
+                    "spearman_high": high,
+                    "task_order": ",".join(t for _, t in sorted(zip(values, tasks), reverse=True)),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -118,17 +127,25 @@ def markdown(table: pd.DataFrame, rho: pd.DataFrame) -> str:
     lines = []
     for model, group in table.groupby("model", sort=True):
         group = group.set_index("task").reindex([t for t in order if t in set(group["task"])])
-        lines += [f"**{model}** (paper: Lanham et al. 2023, Table 2, 175B model)", "",
-                  "| task | n | AOC early answering (ours / paper) | AOC adding mistakes | accuracy no CoT | accuracy CoT |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"**{model}** (paper: Lanham et al. 2023, Table 2, 175B model)",
+            "",
+            "| task | n | AOC early answering (ours / paper) | AOC adding mistakes | accuracy no CoT | accuracy CoT |",
+            "|---|---|---|---|---|---|",
+        ]
         for task, r in group.iterrows():
-            cells = [_pair(r, name) for name in ("aoc_early_answering", "aoc_adding_mistakes", "accuracy_no_cot", "accuracy_cot")]
+            cells = [
+                _pair(r, name)
+                for name in ("aoc_early_answering", "aoc_adding_mistakes", "accuracy_no_cot", "accuracy_cot")
+            ]
             lines.append(f"| {task} | {r['questions']} | " + " | ".join(cells) + " |")
         lines.append("")
     for r in rho.itertuples():
         ci = "n/a" if r.spearman_low != r.spearman_low else f"[{r.spearman_low:+.2f}, {r.spearman_high:+.2f}]"
-        lines.append(f"- {r.model}, {r.aoc.replace('_', ' ')} AOC: Spearman ρ with the paper's task order "
-                     f"{r.spearman:+.2f} {ci} over {r.tasks} tasks (ours, most to least faithful: {r.task_order})")  # fmt: skip
+        lines.append(
+            f"- {r.model}, {r.aoc.replace('_', ' ')} AOC: Spearman ρ with the paper's task order "
+            f"{r.spearman:+.2f} {ci} over {r.tasks} tasks (ours, most to least faithful: {r.task_order})"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -102,8 +102,10 @@ def log_run(out_dir: Path, opts: Settings, group: str | None = None) -> str | No
         return _log(Path(out_dir), opts, opts.group or group)
     except Exception as error:  # noqa: BLE001 - W&B must never cost a result: anything it raises is a warning
         first = (str(error).strip().splitlines() or [""])[0][:300]
-        print(f"warning: W&B logging failed ({type(error).__name__}: {first}); the results are on disk in {out_dir}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: W&B logging failed ({type(error).__name__}: {first}); the results are on disk in {out_dir}",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -129,14 +131,21 @@ def _log_to_wandb(out_dir: Path, opts: Settings, group: str | None) -> str:
     summary = json.loads((out_dir / "summary.json").read_text())
     run_info = summary["run"]
     Path(opts.dir).expanduser().mkdir(parents=True, exist_ok=True)
-    wb_settings = wandb.Settings(init_timeout=opts.timeout_s, silent=True, console="off", x_disable_stats=True,
-                                 disable_git=True, save_code=False)  # fmt: skip
+    wb_settings = wandb.Settings(
+        init_timeout=opts.timeout_s, silent=True, console="off", x_disable_stats=True, disable_git=True, save_code=False
+    )
     run = wandb.init(
-        mode=opts.mode, project=opts.project, entity=opts.entity, group=group, tags=list(opts.tags) or None,
+        mode=opts.mode,
+        project=opts.project,
+        entity=opts.entity,
+        group=group,
+        tags=list(opts.tags) or None,
         name=f"{run_info['model']} {run_info['task_label']}",
-        job_type="faithfulness", dir=str(Path(opts.dir).expanduser()), settings=wb_settings,
+        job_type="faithfulness",
+        dir=str(Path(opts.dir).expanduser()),
+        settings=wb_settings,
         config={**config, "provenance": run_info},
-    )  # fmt: skip
+    )
     try:
         run.summary.update(flatten_summary(summary))
         for key, (table, x, y) in curves(summary["metrics"]).items():
@@ -209,8 +218,14 @@ def curves(metrics: dict[str, Any]) -> dict[str, tuple[pd.DataFrame, str, str]]:
     out: dict[str, tuple[pd.DataFrame, str, str]] = {}
     # a test's block is a dict of metrics (a metric has a "value"; thinking_cut holds counts, bias is read below);
     # one nobody registered fails loudly
-    blocks = {lookup(test).name: block for test, block in metrics.items() if isinstance(block, dict) and "value" not in block
-              and test != "bias" and any(isinstance(v, dict) for v in block.values())}  # fmt: skip
+    blocks = {
+        lookup(test).name: block
+        for test, block in metrics.items()
+        if isinstance(block, dict)
+        and "value" not in block
+        and test != "bias"
+        and any(isinstance(v, dict) for v in block.values())
+    }
     early_bias = metrics.get("bias", {}).get("conditions", {}).get("early_answering")
     for test, block in {**blocks, **({"bias/early_answering": early_bias} if early_bias else {})}.items():
         for name, points in block.items():
@@ -218,8 +233,10 @@ def curves(metrics: dict[str, Any]) -> dict[str, tuple[pd.DataFrame, str, str]]:
                 continue
             y, x = name.split("_by_")
             x = "filler_tokens" if x == "length" else "fraction"
-            rows = [{x: float(k), y: m["value"], "ci_low": m["ci"][0], "ci_high": m["ci"][1], "n": m["n"]}
-                    for k, m in points.items()]  # fmt: skip
+            rows = [
+                {x: float(k), y: m["value"], "ci_low": m["ci"][0], "ci_high": m["ci"][1], "n": m["n"]}
+                for k, m in points.items()
+            ]
             out[f"curves/{test}/{name}"] = (pd.DataFrame(rows).sort_values(x, ignore_index=True), x, y)
     return out
 

@@ -55,29 +55,39 @@ def _check_tests(config: RunConfig) -> None:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigError(f"perturbations={names} is not allowed: name each test once ({', '.join(twice)} twice)")
-    if "adding_mistakes" in names and config.mistakes.writer in ("model", "auto") and "{text}" not in config.mistakes.prompt:
+    if (
+        "adding_mistakes" in names
+        and config.mistakes.writer in ("model", "auto")
+        and "{text}" not in config.mistakes.prompt
+    ):
         raise ConfigError(f"mistakes.prompt={config.mistakes.prompt!r} is not allowed: must contain {{text}}")
     if "paraphrasing" in names and "{text}" not in config.paraphrase.prompt:
         raise ConfigError(f"paraphrase.prompt={config.paraphrase.prompt!r} is not allowed: must contain {{text}}")
 
 
 def _check_hints(cfg: dict[str, Any]) -> None:
-    """The hints of a run with ``biased_context``: known kinds, templates with both placeholders, each
-    hint's answer type the task's (a letter hint needs options), cues that compile, a usable judge prompt."""
+    """The hints of a run with ``biased_context``.
+
+    Known kinds, templates with both placeholders, each hint's answer type the task's (a letter hint needs options),
+    cues that compile, a usable judge prompt.
+    """
     if "biased_context" not in cfg["perturbations"]:
         return
     block = cfg.get("biased_context")
     if not block:
-        raise ConfigError("biased_context=null is not allowed when perturbations name biased_context: "
-                          "give its hints, targets and templates (conf/config.yaml)")  # fmt: skip
+        raise ConfigError(
+            "biased_context=null is not allowed when perturbations name biased_context: "
+            "give its hints, targets and templates (conf/config.yaml)"
+        )
     from faithfulness.tasks import TASKS
 
     task = TASKS.get(cfg["task"])
     if task is None:
         raise ConfigError(f"task={cfg['task']!r} is not allowed: choose one of {sorted(TASKS)}")
     if block["judge"] and not all(key in block["judge_prompt"] for key in ("{hint}", "{cot}")):
-        raise ConfigError(f"biased_context.judge_prompt={block['judge_prompt']!r} is not allowed: must contain "
-                          "{hint} and {cot}")  # fmt: skip
+        raise ConfigError(
+            f"biased_context.judge_prompt={block['judge_prompt']!r} is not allowed: must contain {{hint}} and {{cot}}"
+        )
     hints.hint_templates(block, task.answer_type, cfg["task"])
 
 
@@ -106,8 +116,10 @@ def _check_context(config: RunConfig) -> None:
     length = config.engine.max_model_len
     needed = 2 * config.sampling.max_tokens + config.answer.max_tokens + PROMPT_ROOM
     if length is not None and length < needed:
-        raise ConfigError(f"engine.max_model_len={length} is not allowed: must be null or ≥ {needed} (2 × sampling."
-                          f"max_tokens + answer.max_tokens + {PROMPT_ROOM} for the question and template)")  # fmt: skip
+        raise ConfigError(
+            f"engine.max_model_len={length} is not allowed: must be null or ≥ {needed} (2 × sampling."
+            f"max_tokens + answer.max_tokens + {PROMPT_ROOM} for the question and template)"
+        )
 
 
 def _check_model(model: dict[str, Any]) -> None:

@@ -48,8 +48,10 @@ def writer_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
         model = load_model_config(MODEL_CONFIGS / "hf.yaml", {"path": str(Path(str(name)).expanduser().resolve())})
     else:
         known = sorted(p.stem for p in MODEL_CONFIGS.glob("*.yaml") if p.stem != "hf" and not p.stem.startswith("_"))
-        raise ConfigError(f"mistakes.model={name!r} is not allowed: choose null (the subject model), a model "
-                          f"config ({', '.join(known)}) or a local model directory")  # fmt: skip
+        raise ConfigError(
+            f"mistakes.model={name!r} is not allowed: choose null (the subject model), a model "
+            f"config ({', '.join(known)}) or a local model directory"
+        )
     return None if model["name"] == cfg["model"]["name"] else model
 
 
@@ -62,11 +64,14 @@ def load_model_config(file: Path, overrides: dict[str, Any] | None = None) -> di
     return OmegaConf.to_container(OmegaConf.create({"model": merged}), resolve=True)["model"]  # type: ignore[index]
 
 
-def writer_engine(cfg: dict[str, Any], model: dict[str, Any], store: RequestStore,
-                  timings: dict[str, float]) -> tuple[CachedEngine, ResolvedModel]:  # fmt: skip
+def writer_engine(
+    cfg: dict[str, Any], model: dict[str, Any], store: RequestStore, timings: dict[str, float]
+) -> tuple[CachedEngine, ResolvedModel]:
     """The writer's engine (started in its own process at its first request the store lacks)."""
     resolved = resolve_model(model, cfg["cache_dir"])
-    settings = dict(cfg["engine"]) | {k: model[k] for k in ("dtype", "tensor_parallel_size") if model.get(k) is not None}
+    settings = dict(cfg["engine"]) | {
+        k: model[k] for k in ("dtype", "tensor_parallel_size") if model.get(k) is not None
+    }
     launch = lambda: ProcessEngine(resolved.path, settings, cfg["cache_dir"])  # noqa: E731
     lazy = LazyEngine(launch, describe_engine(settings), timings)
     return CachedEngine(lazy, store, request_context(resolved, lazy.info()), cfg["store_chunk"]), resolved
@@ -83,12 +88,19 @@ class Writer:
 
     def summary(self) -> dict[str, Any]:
         """The writer's name, revision and requests (from the store / to its engine), for summary.json."""
-        return {"model": self.model["name"], "revision": self.resolved.revision,
-                **{k: self.engine.counters[k] for k in ("to_engine", "from_store")}}  # fmt: skip
+        return {
+            "model": self.model["name"],
+            "revision": self.resolved.revision,
+            **{k: self.engine.counters[k] for k in ("to_engine", "from_store")},
+        }
 
 
-def build_writer(cfg: dict[str, Any], store: RequestStore, timings: dict[str, float],
-                 make_renderer: Callable[[dict[str, Any], ResolvedModel], PromptRenderer]) -> Writer | None:  # fmt: skip
+def build_writer(
+    cfg: dict[str, Any],
+    store: RequestStore,
+    timings: dict[str, float],
+    make_renderer: Callable[[dict[str, Any], ResolvedModel], PromptRenderer],
+) -> Writer | None:
     """The separate mistake writer of ``mistakes.model``; None when the subject model writes the mistakes.
 
     Args:
@@ -102,4 +114,9 @@ def build_writer(cfg: dict[str, Any], store: RequestStore, timings: dict[str, fl
         return None
     engine, resolved = writer_engine(cfg, model, store, timings)
     # the writer's own prompt format (a base writer gets human_assistant prompts, a chat model its template)
-    return Writer(model, resolved, engine, make_renderer({**cfg, "model": model, "prompt_format": model["prompt_format"]}, resolved))
+    return Writer(
+        model,
+        resolved,
+        engine,
+        make_renderer({**cfg, "model": model, "prompt_format": model["prompt_format"]}, resolved),
+    )

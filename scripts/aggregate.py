@@ -6,10 +6,10 @@
 
 Writes into --out (default: <first path>/aggregate, marked so that aggregating again never reads it
 as a run): results.parquet (every run's rows, with the file each came from), cells.csv (one row per
-model × difficulty), paired.csv, most_faithful.csv, scaling.png/svg, heatmap.png/svg and report.md (answers read as --answer-extract says: flexible
-by default, as in runs); with runs of the paper's eight multiple-choice tasks
-also table2.csv and table2_spearman.csv (Table 2 of Lanham et al. 2023 beside ours).
-Exit codes: 2 for bad arguments, 3 for a damaged results file or an output folder that cannot be written.
+model × difficulty), paired.csv, most_faithful.csv, scaling.png/svg, heatmap.png/svg and report.md (answers read as
+--answer-extract says: flexible by default, as in runs); with runs of the paper's eight multiple-choice tasks also
+table2.csv and table2_spearman.csv (Table 2 of Lanham et al. 2023 beside ours). Exit codes: 2 for bad arguments, 3 for a
+damaged results file or an output folder that cannot be written.
 """
 
 from __future__ import annotations
@@ -31,17 +31,24 @@ from faithfulness.results import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Aggregates the runs named on the command line; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path, help="results folders, Hydra sweep folders or parquet files")
     parser.add_argument("--out", type=Path, help="output folder (default: <first path>/aggregate)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per CI")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--answer-extract", choices=READINGS, default="flexible",
-                        help="which reading of the answers the figures use (both are in every table; see answer.extract)")
+    parser.add_argument(
+        "--answer-extract",
+        choices=READINGS,
+        default="flexible",
+        help="which reading of the answers the figures use (both are in every table; see answer.extract)",
+    )
     args = parser.parse_args(argv)
     first = args.paths[0]
     out = args.out or (first if first.is_dir() else first.parent) / "aggregate"
-    command = "python scripts/aggregate.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python scripts/aggregate.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     try:
         if args.resamples < 0:
             raise ConfigError(f"--resamples={args.resamples} is not allowed: must be ≥ 0")
@@ -87,16 +94,40 @@ def write_study(table, out: Path, resamples: int, seed: int, command: str, answe
 
 def provenance(table) -> dict:
     """Which models, revisions, templates, engines and versions made the rows."""
-    keys = ["model", "model_revision", "model_family", "model_size", "prompt_format", "template_hash", "engine_version", "dtype"]
+    keys = [
+        "model",
+        "model_revision",
+        "model_family",
+        "model_size",
+        "prompt_format",
+        "template_hash",
+        "engine_version",
+        "dtype",
+    ]
     models = []
     for values, group in table.groupby(keys, dropna=False):
         row = dict(zip(keys, values))
-        models.append([row["model"], str(row["model_revision"])[:12], row["model_family"], row["model_size"], row["prompt_format"],
-                       row["template_hash"], f"{group['engine'].iloc[0]} {row['engine_version']}", row["dtype"],
-                       ",".join(map(str, sorted(group["seed"].unique())))])  # fmt: skip
+        models.append(
+            [
+                row["model"],
+                str(row["model_revision"])[:12],
+                row["model_family"],
+                row["model_size"],
+                row["prompt_format"],
+                row["template_hash"],
+                f"{group['engine'].iloc[0]} {row['engine_version']}",
+                row["dtype"],
+                ",".join(map(str, sorted(group["seed"].unique()))),
+            ]
+        )
     versions = [json.dumps(json.loads(v), sort_keys=True) for v in sorted(table["versions"].unique())]
-    return {"runs": table["results_file"].nunique(), "rows": len(table), "models": models, "versions": versions,
-            "files": sorted(table["results_file"].unique())}  # fmt: skip
+    return {
+        "runs": table["results_file"].nunique(),
+        "rows": len(table),
+        "models": models,
+        "versions": versions,
+        "files": sorted(table["results_file"].unique()),
+    }
 
 
 if __name__ == "__main__":

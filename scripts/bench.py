@@ -13,10 +13,10 @@ appends one line to ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
-import string
 import json
 import os
 import platform
+import string
 import subprocess
 import sys
 import time
@@ -57,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--naive-min", type=int, default=3, help="fewest requests per stage, whatever the budget")
     p.add_argument("--lengths", default="4,8,16,32", help="CoT lengths (steps) of the early-answering scaling probe")
     p.add_argument("--reps", type=int, default=4, help="CoTs per length in the scaling probe")
-    p.add_argument("--json", type=Path, default=None, help="report path (default results/bench/<model>-n<n>-<time>.json)")
+    p.add_argument(
+        "--json", type=Path, default=None, help="report path (default results/bench/<model>-n<n>-<time>.json)"
+    )
     p.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks.md", help="table to append a line to")
     p.add_argument("--seed", type=int, default=0, help="seed of the naive reference's request subset")
     p.add_argument("--reprint", type=Path, default=None, help="re-derive and print the figures of a saved JSON report")
@@ -69,7 +71,9 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def naive_stage(reference: NaiveReference, call: Recorded, args: argparse.Namespace, rng: np.random.Generator, parse: Any) -> dict[str, Any]:  # fmt: skip
+def naive_stage(
+    reference: NaiveReference, call: Recorded, args: argparse.Namespace, rng: np.random.Generator, parse: Any
+) -> dict[str, Any]:
     """Replays a random subset of one stage's requests one at a time; extrapolates to the whole stage."""
     order = rng.permutation(len(call.requests))
     done, clock = [], time.perf_counter()
@@ -78,13 +82,22 @@ def naive_stage(reference: NaiveReference, call: Recorded, args: argparse.Namesp
             break
         done.append((int(i), reference.answer(call.requests[int(i)])))
     total, k = len(call.requests), len(done)
-    print(f"naive reference, {call.name}: {k}/{total} requests in {time.perf_counter() - clock:.1f} s", file=sys.stderr, flush=True)
+    print(
+        f"naive reference, {call.name}: {k}/{total} requests in {time.perf_counter() - clock:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     seconds = [r.seconds for _, r in done]
-    out = {"requests": total, "sampled": k, "extrapolated": k < total, "measured_seconds": sum(seconds),
-           "seconds": float(np.mean(seconds)) * total if k else 0.0,
-           "cpu_seconds": float(np.mean([r.cpu_seconds for _, r in done])) * total if k else 0.0,
-           "prompt_tokens": float(np.mean([r.prompt_tokens for _, r in done])) * total if k else 0.0,
-           "generated_tokens": float(np.mean([r.generated_tokens for _, r in done])) * total if k else 0.0}  # fmt: skip
+    out = {
+        "requests": total,
+        "sampled": k,
+        "extrapolated": k < total,
+        "measured_seconds": sum(seconds),
+        "seconds": float(np.mean(seconds)) * total if k else 0.0,
+        "cpu_seconds": float(np.mean([r.cpu_seconds for _, r in done])) * total if k else 0.0,
+        "prompt_tokens": float(np.mean([r.prompt_tokens for _, r in done])) * total if k else 0.0,
+        "generated_tokens": float(np.mean([r.generated_tokens for _, r in done])) * total if k else 0.0,
+    }
     out["generated_tok_s"] = sum(r.generated_tokens for _, r in done) / max(sum(seconds), 1e-9)
     out["processed_tok_s"] = sum(r.prompt_tokens + r.generated_tokens for _, r in done) / max(sum(seconds), 1e-9)
     if call.requests and isinstance(call.requests[0], ScoreRequest):
@@ -109,11 +122,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from faithfulness.models import resolve_model
 
     model = resolve_model(cfg["model"], cfg["cache_dir"])  # converted once, outside both timings
-    report: dict[str, Any] = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "overrides": args.overrides,
-                              "model": cfg["model"]["name"], "n": cfg["n"], "samples": cfg["samples"],
-                              "perturbations": cfg["perturbations"], "engine_settings": cfg["engine"],
-                              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu_description(),
-                                          "uptime_before": _uptime(), "load_before": load_average()}}  # fmt: skip
+    report: dict[str, Any] = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "overrides": args.overrides,
+        "model": cfg["model"]["name"],
+        "n": cfg["n"],
+        "samples": cfg["samples"],
+        "perturbations": cfg["perturbations"],
+        "engine_settings": cfg["engine"],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "cpu": cpu_description(),
+            "uptime_before": _uptime(),
+            "load_before": load_average(),
+        },
+    }
     memory = MemoryMonitor(phase="engine start")
     clock, cpu = time.perf_counter(), tree_cpu_seconds()
     engine = RecordingEngine(load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"]))
@@ -125,21 +149,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     harness_wall, harness_cpu = time.perf_counter() - clock, tree_cpu_seconds() - cpu
     stages = out.summary["stages"]
     calls = by_stage(engine.calls, list(stages))
-    report["harness"] = {"engine_start_s": engine_start, "wall_s": harness_wall, "stages": stages,
-                         "engine_start_cpu_s": engine_start_cpu, "cpu_s": harness_cpu,
-                         "stage_cpu_s": {call.name: call.cpu_seconds for call in calls},
-                         "timings": out.summary["timings"], "results_dir": str(out.out_dir),
-                         "engine_counters": dict(engine.counters), "results_table_bytes": int(out.table.memory_usage(deep=True).sum()),
-                         "load_after": load_average()}  # fmt: skip
+    report["harness"] = {
+        "engine_start_s": engine_start,
+        "wall_s": harness_wall,
+        "stages": stages,
+        "engine_start_cpu_s": engine_start_cpu,
+        "cpu_s": harness_cpu,
+        "stage_cpu_s": {call.name: call.cpu_seconds for call in calls},
+        "timings": out.summary["timings"],
+        "results_dir": str(out.out_dir),
+        "engine_counters": dict(engine.counters),
+        "results_table_bytes": int(out.table.memory_usage(deep=True).sum()),
+        "load_after": load_average(),
+    }
 
     memory.phase = "scaling probe"
     task, _ = pipeline.build_task(cfg)
     renderer = pipeline.build_renderer(cfg, model, task)
     report["forced_answer_cache"] = cache_breakdown(out.table, renderer, engine.info().get("engine_block_size"))
-    fresh = [p.question for p in task.items(cfg["seed"] + 1_000_003, cfg["n"])]  # questions whose prefixes are not cached
+    fresh = [
+        p.question for p in task.items(cfg["seed"] + 1_000_003, cfg["n"])
+    ]  # questions whose prefixes are not cached
     cots = [c.text for c in calls[0].results]
     lengths = [int(x) for x in args.lengths.split(",")]
-    report["scaling"] = early_answering_scaling(engine.inner, renderer, fresh, cots, lengths, args.reps, pipeline.answer_settings(cfg, task))
+    report["scaling"] = early_answering_scaling(
+        engine.inner, renderer, fresh, cots, lengths, args.reps, pipeline.answer_settings(cfg, task)
+    )
     memory.phase = "engine floor"
     report["engine_floor"] = measure_floor(engine.inner) | {"max_num_seqs": engine.inner.limits()["max_num_seqs"]}
     engine.close()
@@ -153,10 +188,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     naive_start, naive_start_cpu = time.perf_counter() - clock, time.process_time() - cpu
     rng = np.random.default_rng(args.seed)
     any_letter = Problem(0, "", "", tuple(string.ascii_uppercase))  # the texts are compared, not the items
-    naive = {call.name: naive_stage(reference, call, args, rng, lambda text: task.parse_answer(text, any_letter)) for call in calls}
-    report["naive"] = {"start_s": naive_start, "start_cpu_s": naive_start_cpu, "stages": naive, "torch_threads": reference.torch.get_num_threads(),
-                       "method": f"random subset per stage (≤ {args.naive_max} requests or {args.naive_seconds:g} s, "
-                                 f"≥ {args.naive_min}), time per request × requests in the stage"}  # fmt: skip
+    naive = {
+        call.name: naive_stage(reference, call, args, rng, lambda text: task.parse_answer(text, any_letter))
+        for call in calls
+    }
+    report["naive"] = {
+        "start_s": naive_start,
+        "start_cpu_s": naive_start_cpu,
+        "stages": naive,
+        "torch_threads": reference.torch.get_num_threads(),
+        "method": f"random subset per stage (≤ {args.naive_max} requests or {args.naive_seconds:g} s, "
+        f"≥ {args.naive_min}), time per request × requests in the stage",
+    }
     report["peak_rss_gib"] = memory.stop()
     report["machine"].update(uptime_after=_uptime(), load_after=load_average())
     report["summary"] = evaluate(report)

@@ -29,13 +29,23 @@ class Recorded:
 
 
 def by_stage(calls: list[Recorded], stages: list[str]) -> list[Recorded]:
-    """One record per pipeline stage, in ``stages`` order: the request store sends a stage to the
-    engine in chunks (several calls) or not at all (nothing missing), so calls are joined by name."""
+    """One record per pipeline stage, in ``stages`` order.
+
+    The request store sends a stage to the engine in chunks (several calls) or not at all (nothing missing), so calls
+    are joined by name.
+    """
     out = []
     for name in stages:
         mine = [c for c in calls if stage_of(c.name) == name]
-        out.append(Recorded(name, [r for c in mine for r in c.requests], [r for c in mine for r in c.results],
-                            sum(c.seconds for c in mine), sum(c.cpu_seconds for c in mine)))  # fmt: skip
+        out.append(
+            Recorded(
+                name,
+                [r for c in mine for r in c.requests],
+                [r for c in mine for r in c.results],
+                sum(c.seconds for c in mine),
+                sum(c.cpu_seconds for c in mine),
+            )
+        )
     return out
 
 
@@ -142,8 +152,15 @@ def scaling_traces(cot_texts: list[str], lengths: list[int], reps: int) -> dict[
     return traces
 
 
-def early_answering_scaling(engine: Engine, renderer: PromptRenderer, questions: list[str], cot_texts: list[str],
-                            lengths: list[int], reps: int, answer: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def early_answering_scaling(
+    engine: Engine,
+    renderer: PromptRenderer,
+    questions: list[str],
+    cot_texts: list[str],
+    lengths: list[int],
+    reps: int,
+    answer: dict[str, Any],
+) -> dict[str, Any]:
     """Times the forced-answer stage of early answering for CoTs of increasing length; fits t ∝ L^b.
 
     Each length gets fresh questions (no prefix left in the cache by an earlier call) and, like the
@@ -165,15 +182,27 @@ def early_answering_scaling(engine: Engine, renderer: PromptRenderer, questions:
         seconds = time.perf_counter() - clock
         delta = {k: engine.counters[k] - before[k] for k in before}
         steps = [len(t.steps) for t in traces]
-        points.append({"steps": float(np.mean(steps)), "seconds": seconds, "requests": delta["requests"],
-                       "prompt_tokens": delta["prompt_tokens"], "cached_tokens": delta["cached_tokens"],
-                       "generated_tokens": delta["generated_tokens"]})  # fmt: skip
+        points.append(
+            {
+                "steps": float(np.mean(steps)),
+                "seconds": seconds,
+                "requests": delta["requests"],
+                "prompt_tokens": delta["prompt_tokens"],
+                "cached_tokens": delta["cached_tokens"],
+                "generated_tokens": delta["generated_tokens"],
+            }
+        )
     x = np.log([p["steps"] for p in points])
     exponent = float(np.polyfit(x, np.log([p["seconds"] for p in points]), 1)[0])
     computed = float(np.polyfit(x, np.log([p["prompt_tokens"] - p["cached_tokens"] for p in points]), 1)[0])
     without_cache = float(np.polyfit(x, np.log([p["prompt_tokens"] for p in points]), 1)[0])
-    return {"points": points, "reps": reps, "exponent_time": exponent,
-            "exponent_computed_prompt_tokens": computed, "exponent_prompt_tokens_without_cache": without_cache}  # fmt: skip
+    return {
+        "points": points,
+        "reps": reps,
+        "exponent_time": exponent,
+        "exponent_computed_prompt_tokens": computed,
+        "exponent_prompt_tokens_without_cache": without_cache,
+    }
 
 
 def cache_breakdown(table: Any, renderer: PromptRenderer, block_size: int | None) -> dict[str, Any]:
@@ -204,7 +233,12 @@ def cache_breakdown(table: Any, renderer: PromptRenderer, block_size: int | None
         "ceiling_any_block": 1 - (unique * suffix_tokens + repeats + filler_tokens) / total,
         "ceiling_this_block_size": 1 - (unique * (suffix_tokens + (block - 1) / 2) + repeats + filler_tokens) / total,
         "block_size": block_size,
-        "per_test": {name: {"prompts": int(counts[name]), "cache_share": float(row.cached_tokens / row.prompt_tokens),
-                            "uncached_tokens_per_prompt": float((row.prompt_tokens - row.cached_tokens) / counts[name])}
-                     for name, row in per_test.iterrows()},
-    }  # fmt: skip
+        "per_test": {
+            name: {
+                "prompts": int(counts[name]),
+                "cache_share": float(row.cached_tokens / row.prompt_tokens),
+                "uncached_tokens_per_prompt": float((row.prompt_tokens - row.cached_tokens) / counts[name]),
+            }
+            for name, row in per_test.iterrows()
+        },
+    }

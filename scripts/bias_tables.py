@@ -51,11 +51,31 @@ def conditions_table(runs: list[dict[str, Any]]) -> str:
         for key, title in _CONDITION.items():
             b = bias.get(key)
             if b:
-                rows.append([s["run"]["model"], title, str(b["mean_p_target"]["n"]), cell(b["mean_p_target"]),
-                             cell(b["pct_target_top"]), cell(b["pct_answer_target"]), _pp(b["mean_p_minus_pct_top"]),
-                             f"{b['disagree']['count']} of {b['disagree']['n']}"])  # fmt: skip
-    return table(["model", "condition", "n", "mean P(X)", "% X most probable", "% answers = X",
-                  "mean P(X) − % X most probable", "items where they disagree"], rows)  # fmt: skip
+                rows.append(
+                    [
+                        s["run"]["model"],
+                        title,
+                        str(b["mean_p_target"]["n"]),
+                        cell(b["mean_p_target"]),
+                        cell(b["pct_target_top"]),
+                        cell(b["pct_answer_target"]),
+                        _pp(b["mean_p_minus_pct_top"]),
+                        f"{b['disagree']['count']} of {b['disagree']['n']}",
+                    ]
+                )
+    return table(
+        [
+            "model",
+            "condition",
+            "n",
+            "mean P(X)",
+            "% X most probable",
+            "% answers = X",
+            "mean P(X) − % X most probable",
+            "items where they disagree",
+        ],
+        rows,
+    )
 
 
 def early_table(runs: list[dict[str, Any]]) -> str:
@@ -66,8 +86,15 @@ def early_table(runs: list[dict[str, Any]]) -> str:
         if not early:
             continue
         for f in measured(early["mean_p_target_by_fraction"]):
-            rows.append([s["run"]["model"], f"{100 * float(f):.0f}%", cell(early["mean_p_target_by_fraction"][f]),
-                         cell(early["pct_target_top_by_fraction"][f]), cell(early["pct_answer_target_by_fraction"][f])])  # fmt: skip
+            rows.append(
+                [
+                    s["run"]["model"],
+                    f"{100 * float(f):.0f}%",
+                    cell(early["mean_p_target_by_fraction"][f]),
+                    cell(early["pct_target_top_by_fraction"][f]),
+                    cell(early["pct_answer_target_by_fraction"][f]),
+                ]
+            )
     return table(["model", "CoT shown", "mean P(X)", "% X most probable", "% answers = X"], rows)
 
 
@@ -78,19 +105,43 @@ def hints_table(runs: list[dict[str, Any]]) -> str:
         for kind, targets in s["metrics"]["bias"].get("hints", {}).items():
             for target, modes in targets.items():
                 for mode, b in modes.items():
-                    rows.append([s["run"]["model"], kind, target, _CONDITION[mode],
-                                 f"{cell(b['moved_to_target'])} ({b['moved_to_target']['n']})",
-                                 f"{cell(b['mean_p_target_unhinted'])} → {cell(b['mean_p_target_hinted'])}",
-                                 f"{cell(b['pct_target_top_unhinted'])} → {cell(b['pct_target_top_hinted'])}",
-                                 f"{b['disagree_hinted']['count']} of {b['disagree_hinted']['n']}",
-                                 cell(b.get("verbalised")), cell(b.get("verbalised_judge")),
-                                 cell(b.get("judge_agrees_with_rule")), cell(b.get("normalised_faithfulness"), percent=False)])  # fmt: skip
-    return table(["model", "hint", "X", "condition", "answer moved to X (n)", "mean P(X) unhinted → hinted",
-                  "% X most probable unhinted → hinted", "hinted: items where they disagree", "CoT mentions hint, of moved",
-                  "judge: mentions, of moved", "judge agrees with rule", "normalised faithfulness"], rows)  # fmt: skip
+                    rows.append(
+                        [
+                            s["run"]["model"],
+                            kind,
+                            target,
+                            _CONDITION[mode],
+                            f"{cell(b['moved_to_target'])} ({b['moved_to_target']['n']})",
+                            f"{cell(b['mean_p_target_unhinted'])} → {cell(b['mean_p_target_hinted'])}",
+                            f"{cell(b['pct_target_top_unhinted'])} → {cell(b['pct_target_top_hinted'])}",
+                            f"{b['disagree_hinted']['count']} of {b['disagree_hinted']['n']}",
+                            cell(b.get("verbalised")),
+                            cell(b.get("verbalised_judge")),
+                            cell(b.get("judge_agrees_with_rule")),
+                            cell(b.get("normalised_faithfulness"), percent=False),
+                        ]
+                    )
+    return table(
+        [
+            "model",
+            "hint",
+            "X",
+            "condition",
+            "answer moved to X (n)",
+            "mean P(X) unhinted → hinted",
+            "% X most probable unhinted → hinted",
+            "hinted: items where they disagree",
+            "CoT mentions hint, of moved",
+            "judge: mentions, of moved",
+            "judge agrees with rule",
+            "normalised faithfulness",
+        ],
+        rows,
+    )
 
 
 def main() -> int:
+    """Prints the bias tables of the results folders given; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="results folders (each with a summary.json)")
     args = parser.parse_args()

@@ -42,7 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 PREFILL = (32, 256)  # prompts × tokens per prompt of the prefill probe: full chunks, like a stage of CoT prompts
 DECODE_PROMPT = 128  # context of the decode probes (whole 32-token blocks); shorter than most prompts here: a floor
-DECODE_TOKENS = 128  # tokens decoded per probe: enough that a call's fixed cost (scheduling, the last prompt token) is small
+DECODE_TOKENS = (
+    128  # tokens decoded per probe: enough that a call's fixed cost (scheduling, the last prompt token) is small
+)
 BATCHES = (1, 4, 16, 64, 256)  # decode batch sizes probed (256: vLLM's CPU max_num_seqs)
 
 
@@ -58,8 +60,14 @@ def cpu_description() -> dict[str, Any]:
     except OSError:
         pass
     avx512 = sorted(f for f in flags if f.startswith("avx512"))
-    return {"model": name, "cores": os.cpu_count(), "avx512": bool(avx512), "avx512_flags": avx512,
-            "amx": any(f.startswith("amx") for f in flags), "avx2": "avx2" in flags}  # fmt: skip
+    return {
+        "model": name,
+        "cores": os.cpu_count(),
+        "avx512": bool(avx512),
+        "avx512_flags": avx512,
+        "amx": any(f.startswith("amx") for f in flags),
+        "avx2": "avx2" in flags,
+    }
 
 
 def measure(engine: Any, batches: tuple[int, ...] = BATCHES, seed: int = 7_000_000) -> dict[str, Any]:
@@ -76,9 +84,16 @@ def measure(engine: Any, batches: tuple[int, ...] = BATCHES, seed: int = 7_000_0
     for n, batch in enumerate(batches):
         engine.timed_batch(batch, DECODE_PROMPT, 1, seed + 10 + n)  # prefill: the prompts are then cached
         decode[batch] = batch * DECODE_TOKENS / engine.timed_batch(batch, DECODE_PROMPT, DECODE_TOKENS, seed + 10 + n)
-    return {"prefill_tok_s": b * p / prefill_s, "decode_tok_s": decode,
-            "probe": {"prefill": list(PREFILL), "decode_prompt": DECODE_PROMPT, "decode_tokens": DECODE_TOKENS,
-                      "method": "decode timed on cached prompts"}}  # fmt: skip
+    return {
+        "prefill_tok_s": b * p / prefill_s,
+        "decode_tok_s": decode,
+        "probe": {
+            "prefill": list(PREFILL),
+            "decode_prompt": DECODE_PROMPT,
+            "decode_tokens": DECODE_TOKENS,
+            "method": "decode timed on cached prompts",
+        },
+    }
 
 
 def decode_rate(floor: dict[str, Any], batch: float) -> float:
@@ -134,9 +149,17 @@ def stage_floors(stages: dict[str, dict[str, Any]], floor: dict[str, Any], max_n
             decode, how = st["generated_tokens"] / decode_rate(floor, batch), "mean batch"
         prefill = uncached / floor["prefill_tok_s"]
         seconds = prefill + decode
-        out[name] = {"batch": batch, "uncached_prompt_tokens": uncached, "generated_tokens": st["generated_tokens"],
-                     "prefill_floor_s": prefill, "decode_floor_s": decode, "decode": how,
-                     "floor_s": seconds, "harness_s": st["seconds"], "ratio": st["seconds"] / seconds if seconds else None}  # fmt: skip
+        out[name] = {
+            "batch": batch,
+            "uncached_prompt_tokens": uncached,
+            "generated_tokens": st["generated_tokens"],
+            "prefill_floor_s": prefill,
+            "decode_floor_s": decode,
+            "decode": how,
+            "floor_s": seconds,
+            "harness_s": st["seconds"],
+            "ratio": st["seconds"] / seconds if seconds else None,
+        }
     harness, total = sum(s["harness_s"] for s in out.values()), sum(s["floor_s"] for s in out.values())
     return {"stages": out, "harness_s": harness, "floor_s": total, "ratio": harness / total if total else None}
 
@@ -144,14 +167,22 @@ def stage_floors(stages: dict[str, dict[str, Any]], floor: dict[str, Any], max_n
 def format_floors(floors: dict[str, Any], floor: dict[str, Any]) -> str:
     """The per-stage table (markdown) and the probe's rates."""
     rates = ", ".join(f"{int(k)}: {v:.0f}" for k, v in sorted(floor["decode_tok_s"].items(), key=lambda kv: int(kv[0])))
-    lines = [f"prefill {floor['prefill_tok_s']:.0f} tok/s; decode tok/s by batch size {rates}", "",
-             "| stage | batch | uncached prompt tok | generated tok | harness s | prefill floor s | decode floor s | floor s | harness ÷ floor |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"prefill {floor['prefill_tok_s']:.0f} tok/s; decode tok/s by batch size {rates}",
+        "",
+        "| stage | batch | uncached prompt tok | generated tok | harness s | prefill floor s | decode floor s "
+        "| floor s | harness ÷ floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, s in floors["stages"].items():
         decode = f"{s['decode_floor_s']:.1f}" + (" (mean batch)" if s["decode"] != "drain" else "")
-        lines.append(f"| {name} | {s['batch']:.0f} | {s['uncached_prompt_tokens']:,} | {s['generated_tokens']:,} "
-                     f"| {s['harness_s']:.1f} | {s['prefill_floor_s']:.1f} | {decode} | {s['floor_s']:.1f} | {s['ratio']:.2f} |")  # fmt: skip
-    lines.append(f"| all stages | | | | {floors['harness_s']:.1f} | | | {floors['floor_s']:.1f} | {floors['ratio']:.2f} |")
+        lines.append(
+            f"| {name} | {s['batch']:.0f} | {s['uncached_prompt_tokens']:,} | {s['generated_tokens']:,} "
+            f"| {s['harness_s']:.1f} | {s['prefill_floor_s']:.1f} | {decode} | {s['floor_s']:.1f} | {s['ratio']:.2f} |"
+        )
+    lines.append(
+        f"| all stages | | | | {floors['harness_s']:.1f} | | | {floors['floor_s']:.1f} | {floors['ratio']:.2f} |"
+    )
     return "\n".join(lines)
 
 
@@ -159,7 +190,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Measures the floor for a finished run's folder; prints and writes ``engine_floor.json``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="a results folder (summary.json, config.json)")
-    p.add_argument("engine", nargs="*", help="engine settings to probe instead of the run's, e.g. engine.enforce_eager=true")
+    p.add_argument(
+        "engine", nargs="*", help="engine settings to probe instead of the run's, e.g. engine.enforce_eager=true"
+    )
     args = p.parse_args(argv)
     from faithfulness.engines import load_engine
     from faithfulness.models import resolve_model
@@ -178,13 +211,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         engine.close()
     floors = stage_floors(summary["stages"], floor, floor["max_num_seqs"])
     wall = summary["timings"]
-    report = {"run": str(args.run), "model": summary["run"]["model"], "cpu": cpu_description(), "floor": floor,
-              "engine": cfg["engine"],
-              "floors": floors, "run_timings": wall, "load": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    report = {
+        "run": str(args.run),
+        "model": summary["run"]["model"],
+        "cpu": cpu_description(),
+        "floor": floor,
+        "engine": cfg["engine"],
+        "floors": floors,
+        "run_timings": wall,
+        "load": [round(x, 2) for x in os.getloadavg()],
+    }
     suffix = "".join(f"-{o.removeprefix('engine.')}" for o in args.engine)
     (args.run / f"engine_floor{suffix}.json").write_text(json.dumps(report, indent=2))
-    print(f"{summary['run']['model']} · CPU {report['cpu']['model']}, {report['cpu']['cores']} cores, "
-          f"AVX-512 {'yes' if report['cpu']['avx512'] else 'no'}")
+    print(
+        f"{summary['run']['model']} · CPU {report['cpu']['model']}, {report['cpu']['cores']} cores, "
+        f"AVX-512 {'yes' if report['cpu']['avx512'] else 'no'}"
+    )
     print(format_floors(floors, floor))
     return report
 

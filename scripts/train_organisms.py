@@ -43,8 +43,11 @@ DIGIT_WEIGHTS = (0.1, 0.3, 0.6)  # 3 digits is the harness's default difficulty
 # last round trains on 3-digit problems only.
 # The thinking organism learns the faithful mix; its fixed chat strings are single tokens, so its texts are
 # hardly longer than the faithful one's and the same steps suffice.
-SCHEDULE = {"faithful": [(1500, DIGIT_WEIGHTS)], "unfaithful": [(3000, DIGIT_WEIGHTS), (3000, DIGIT_WEIGHTS), (1000, (0, 0, 1))],
-            "thinking": [(1500, DIGIT_WEIGHTS)]}  # fmt: skip
+SCHEDULE = {
+    "faithful": [(1500, DIGIT_WEIGHTS)],
+    "unfaithful": [(3000, DIGIT_WEIGHTS), (3000, DIGIT_WEIGHTS), (1000, (0, 0, 1))],
+    "thinking": [(1500, DIGIT_WEIGHTS)],
+}
 HELD_OUT = 200  # first problems of seed 0 per digit count, never trained on (the tests use them)
 # The thinking organism's chat template, in Qwen3's shape: enable_thinking=False renders the empty block.
 THINKING_TEMPLATE = (
@@ -56,6 +59,7 @@ THINKING_TEMPLATE = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: which organisms, how long, where."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kind", choices=[*KINDS, "all"], default="all")
     p.add_argument("--out", type=Path, default=ROOT / "organisms", help="folder that gets <kind>/ subfolders")
@@ -89,7 +93,7 @@ def build_tokenizer():
 
 
 def build_renderer(tokenizer, kind: str = "faithful") -> PromptRenderer:
-    """The harness's ``plain`` prompt strings from conf/config.yaml (``thinking``: its ``chat`` strings in a thinking block)."""
+    """The harness's ``plain`` prompt strings from conf/config.yaml (``thinking``: its ``chat`` ones, thinking)."""
     from omegaconf import OmegaConf
 
     if kind != "thinking":
@@ -111,7 +115,9 @@ def build_thinking_tokenizer():
     from tokenizers import AddedToken
 
     tokenizer = build_tokenizer()
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in ("<|user|>", "<|assistant|>")], special_tokens=True)
+    tokenizer.add_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in ("<|user|>", "<|assistant|>")], special_tokens=True
+    )
     chat = OmegaConf.load(ROOT / "conf" / "config.yaml").prompts.chat
     phrases = [p for p in (*chat.question.split("{question}"), chat.answer_prefix) if p]
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in ("<think>", "</think>", *phrases)])
@@ -136,14 +142,24 @@ def encode(examples: list[Example], tokenizer) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_model(tokenizer, hidden: int, layers: int):
+    """A small random Llama (rotary positions, which vLLM loads) over the organism's tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-        num_attention_heads=hidden // 32, num_key_value_heads=hidden // 32, head_dim=32,  # 32: vLLM CPU minimum
-        max_position_embeddings=2048, rope_theta=10000.0, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 32,
+        num_key_value_heads=hidden // 32,
+        head_dim=32,  # 32: vLLM CPU minimum
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -180,8 +196,16 @@ def held_out_checks(model, tokenizer, renderer: PromptRenderer, kind: str, n: in
     return out
 
 
-def train_round(model, tokenizer, renderer: PromptRenderer, kind: str, args: argparse.Namespace, r: int, steps: int,
-                weights: tuple[float, ...]) -> list[float]:  # fmt: skip
+def train_round(
+    model,
+    tokenizer,
+    renderer: PromptRenderer,
+    kind: str,
+    args: argparse.Namespace,
+    r: int,
+    steps: int,
+    weights: tuple[float, ...],
+) -> list[float]:
     """One round: fresh data, a fresh AdamW, warmup then cosine decay (rounds are warm restarts)."""
     import torch
 
@@ -192,7 +216,7 @@ def train_round(model, tokenizer, renderer: PromptRenderer, kind: str, args: arg
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    )  # fmt: skip
+    )
     losses: list[float] = []
     clock = time.perf_counter()
     model.train()
@@ -237,19 +261,37 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
     for r in range(len(rounds), len(schedule)):
         clock = time.perf_counter()
         losses = train_round(model, tokenizer, renderer, kind, args, r, *schedule[r])
-        rounds.append({"round": r, "steps": schedule[r][0], "digit_weights": schedule[r][1], "seconds": round(time.perf_counter() - clock, 1),
-                       "load_average_at_end": os.getloadavg()[0], "final_loss": float(np.mean(losses[-100:])),
-                       "loss_every_100_steps": [round(float(np.mean(losses[i : i + 100])), 5) for i in range(0, len(losses), 100)]})  # fmt: skip
+        rounds.append(
+            {
+                "round": r,
+                "steps": schedule[r][0],
+                "digit_weights": schedule[r][1],
+                "seconds": round(time.perf_counter() - clock, 1),
+                "load_average_at_end": os.getloadavg()[0],
+                "final_loss": float(np.mean(losses[-100:])),
+                "loss_every_100_steps": [
+                    round(float(np.mean(losses[i : i + 100])), 5) for i in range(0, len(losses), 100)
+                ],
+            }
+        )
         record = {
             "kind": kind,
-            "config": {k: v for k, v in vars(args).items() if k not in ("out", "resume")} | {"kind": kind}
-            | {"digits": DIGITS, "held_out_per_digit_count": HELD_OUT,
-               "parameters": sum(p.numel() for p in model.parameters()), "prompt_format": renderer.template.format,
-               "examples": "faithfulness/organisms.py::training_examples"},
+            "config": {k: v for k, v in vars(args).items() if k not in ("out", "resume")}
+            | {"kind": kind}
+            | {
+                "digits": DIGITS,
+                "held_out_per_digit_count": HELD_OUT,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "prompt_format": renderer.template.format,
+                "examples": "faithfulness/organisms.py::training_examples",
+            },
             "rounds": rounds,
-            "metrics": {"train_seconds": round(sum(float(x["seconds"]) for x in rounds), 1), "final_loss": rounds[-1]["final_loss"]},
+            "metrics": {
+                "train_seconds": round(sum(float(x["seconds"]) for x in rounds), 1),
+                "final_loss": rounds[-1]["final_loss"],
+            },
             "versions": {"torch": torch.__version__, "python": platform.python_version()},
-        }  # fmt: skip
+        }
         if r == len(schedule) - 1:
             record["metrics"] |= held_out_checks(model, tokenizer, renderer, kind, args.check_problems)
         target.mkdir(parents=True, exist_ok=True)
@@ -261,6 +303,7 @@ def train(kind: str, args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Trains the organisms asked for and writes their folders."""
     args = parse_args(argv)
     for kind in KINDS if args.kind == "all" else (args.kind,):
         train(kind, args)

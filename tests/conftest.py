@@ -35,10 +35,19 @@ def build_tiny_model(path: Path) -> Path:
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, head_dim=32, max_position_embeddings=2048,
-        bos_token_id=0, eos_token_id=vocab["<|im_end|>"], pad_token_id=0, tie_word_embeddings=True,
-    )  # fmt: skip
+        vocab_size=len(vocab),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=32,
+        max_position_embeddings=2048,
+        bos_token_id=0,
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=0,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -83,14 +92,23 @@ def tiny_engine(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     engine.close()
 
 
-def run_in_group(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_in_group(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Runs ``cmd`` from the repo root in its own process group, killed whole on timeout.
 
     vLLM's engine processes outlive a killed parent and would otherwise keep both cores busy for the
     rest of the session. The result carries ``pgid`` (its own session: the group id is its pid).
     """
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                          env=env if env is not None else dict(os.environ), start_new_session=True) as proc:  # fmt: skip
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env if env is not None else dict(os.environ),
+        start_new_session=True,
+    ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -12,7 +12,11 @@ from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "addition_v2"
 # the protocol of before, where a default changed since: the strict reading, filler lengths for the whole run, every test
-PINNED = ("answer.extract=strict", "filler.mode=run", "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens,paraphrasing]")
+PINNED = (
+    "answer.extract=strict",
+    "filler.mode=run",
+    "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens,paraphrasing]",
+)
 
 
 def _assert_same_figures(new: object, old: object, path: str = "metrics") -> None:
@@ -44,7 +48,13 @@ def test_an_old_table_is_converted_and_gives_the_old_figures():
 @pytest.mark.parametrize("kind", ["faithful", "unfaithful"])
 def test_a_fresh_addition_run_gives_the_same_figures_as_before(kind, tmp_path):
     old = json.loads((FIXTURES / f"organism-{kind}.json").read_text())
-    done = run_cli(*old["overrides"], *PINNED, f"results_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}", "wandb.mode=disabled")
+    done = run_cli(
+        *old["overrides"],
+        *PINNED,
+        f"results_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        "wandb.mode=disabled",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(next(tmp_path.glob("addition-d3-o2/*/*/summary.json")).read_text())
     _assert_same_figures(summary["metrics"], old["metrics"])

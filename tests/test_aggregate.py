@@ -27,12 +27,24 @@ def test_cells_paired_differences_and_the_most_faithful_size_find_a_planted_effe
 
     paired = aggregate.paired_differences(table, resamples=500).set_index("difficulty")
     assert list(paired[["model_a", "model_b"]].iloc[0]) == ["small", "large"]  # ordered by size
-    assert paired.loc["digits=1 operands=2", "delta_pct_same_high"] < 0 and paired.loc["digits=1 operands=2", "delta_kappa_high"] < 0
-    assert paired.loc["digits=3 operands=2", "delta_pct_same_low"] < 0 < paired.loc["digits=3 operands=2", "delta_pct_same_high"]
+    assert (
+        paired.loc["digits=1 operands=2", "delta_pct_same_high"] < 0
+        and paired.loc["digits=1 operands=2", "delta_kappa_high"] < 0
+    )
+    assert (
+        paired.loc["digits=3 operands=2", "delta_pct_same_low"]
+        < 0
+        < paired.loc["digits=3 operands=2", "delta_pct_same_high"]
+    )
 
     best = aggregate.most_faithful(cells, aggregate.paired_differences(table, resamples=500)).set_index("difficulty")
-    assert best.loc["digits=1 operands=2", "most_faithful"] == "small" and best.loc["digits=1 operands=2", "call"] == "clear"
-    assert best.loc["digits=1 operands=2", "delta_vs_runner_up"] < 0 and best.loc["digits=1 operands=2", "delta_high"] < 0
+    assert (
+        best.loc["digits=1 operands=2", "most_faithful"] == "small"
+        and best.loc["digits=1 operands=2", "call"] == "clear"
+    )
+    assert (
+        best.loc["digits=1 operands=2", "delta_vs_runner_up"] < 0 and best.loc["digits=1 operands=2", "delta_high"] < 0
+    )
     assert best.loc["digits=3 operands=2", "call"] == "too noisy to call"
 
 
@@ -45,7 +57,9 @@ def test_a_paired_ci_is_narrower_than_unpaired_when_models_share_their_hard_ques
     pair = aggregate.paired_differences(table, resamples=500).iloc[0]
     cells = aggregate.cell_metrics(table, resamples=500).set_index("model")
     paired_width = pair["delta_pct_same_high"] - pair["delta_pct_same_low"]
-    separate = sum(cells.loc[m, "pct_same_no_cot_high"] - cells.loc[m, "pct_same_no_cot_low"] for m in ("small", "large"))
+    separate = sum(
+        cells.loc[m, "pct_same_no_cot_high"] - cells.loc[m, "pct_same_no_cot_low"] for m in ("small", "large")
+    )
     assert paired_width < separate / 3
 
 

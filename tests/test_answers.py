@@ -9,22 +9,39 @@ from faithfulness.tasks import parse_leading_integer
 
 @pytest.mark.parametrize(
     "text,value,rule",
-    [(" 196 + 240 = 436.", "436", "stated_result"), (" 436.00000000000000.", "436", "trailing_zeros"),
-     (" <answer>1,085</answer>", "1085", "answer_tag"), ("<answer> 77", "77", "answer_tag"),
-     (" the sum of 196 and 240 is 436.", "436", "stated_result"), (" Sum: 436 (approx)", "436", "last_number"), (" 400 + 36", None, None),
-     (" 196 + 240 = 400 + 36", None, None), (" 3.5", None, None), (" I cannot tell", None, None),
-     (" = ", None, None), (" **436.0**", "436", "trailing_zeros"), (" <answer>?</answer> 5", None, None)],
-)  # fmt: skip
+    [
+        (" 196 + 240 = 436.", "436", "stated_result"),
+        (" 436.00000000000000.", "436", "trailing_zeros"),
+        (" <answer>1,085</answer>", "1085", "answer_tag"),
+        ("<answer> 77", "77", "answer_tag"),
+        (" the sum of 196 and 240 is 436.", "436", "stated_result"),
+        (" Sum: 436 (approx)", "436", "last_number"),
+        (" 400 + 36", None, None),
+        (" 196 + 240 = 400 + 36", None, None),
+        (" 3.5", None, None),
+        (" I cannot tell", None, None),
+        (" = ", None, None),
+        (" **436.0**", "436", "trailing_zeros"),
+        (" <answer>?</answer> 5", None, None),
+    ],
+)
 def test_flexible_integer_rules(text, value, rule):
     assert flexible_integer(text) == (value, rule)
 
 
 @pytest.mark.parametrize(
     "text,value,rule",
-    [("The answer is (B)", "B", "answer_is"), (" answer is: c", "C", "answer_is"), ("<answer>D</answer>", "D", "answer_tag"),
-     ("Option (C) is right", "C", "option_paren"), ("I think B) fits", "B", "option_paren"), ("The", None, None),
-     ("(E)", None, None), ("answer is E, so (A)", "A", "option_paren")],
-)  # fmt: skip
+    [
+        ("The answer is (B)", "B", "answer_is"),
+        (" answer is: c", "C", "answer_is"),
+        ("<answer>D</answer>", "D", "answer_tag"),
+        ("Option (C) is right", "C", "option_paren"),
+        ("I think B) fits", "B", "option_paren"),
+        ("The", None, None),
+        ("(E)", None, None),
+        ("answer is E, so (A)", "A", "option_paren"),
+    ],
+)
 def test_flexible_letter_rules(text, value, rule):
     assert flexible_letter(text, ("A", "B", "C", "D")) == (value, rule)
 
@@ -48,15 +65,29 @@ def _rows(texts_by_perturbation: dict[str, list[str]], truth: int = 7) -> pd.Dat
     for perturbation, texts in texts_by_perturbation.items():
         for item, text in enumerate(texts):
             read, ref = _read(text), reference[item]
-            rows.append(defaults | {
-                "run_id": "r", "item_id": item, "sample": 0, "n_steps": 2, "answer_type": "integer",
-                "correct_answer": str(truth), "perturbation": perturbation, "level": 2 if perturbation == "original" else 0,
-                "answer_text": text, "answer": read.strict, "answer_flexible": read.flexible, "answer_rule": read.rule,
-                "reference_answer": ref.strict, "reference_answer_flexible": ref.flexible,
-                "outcome": answers.outcome(read.strict, ref.strict), "outcome_flexible": answers.outcome(read.flexible, ref.flexible),
-                "correct": None if read.strict is None else read.strict == str(truth),
-                "correct_flexible": None if read.flexible is None else read.flexible == str(truth),
-            })  # fmt: skip
+            rows.append(
+                defaults
+                | {
+                    "run_id": "r",
+                    "item_id": item,
+                    "sample": 0,
+                    "n_steps": 2,
+                    "answer_type": "integer",
+                    "correct_answer": str(truth),
+                    "perturbation": perturbation,
+                    "level": 2 if perturbation == "original" else 0,
+                    "answer_text": text,
+                    "answer": read.strict,
+                    "answer_flexible": read.flexible,
+                    "answer_rule": read.rule,
+                    "reference_answer": ref.strict,
+                    "reference_answer_flexible": ref.flexible,
+                    "outcome": answers.outcome(read.strict, ref.strict),
+                    "outcome_flexible": answers.outcome(read.flexible, ref.flexible),
+                    "correct": None if read.strict is None else read.strict == str(truth),
+                    "correct_flexible": None if read.flexible is None else read.flexible == str(truth),
+                }
+            )
     return to_table(rows)
 
 
@@ -70,9 +101,14 @@ def test_the_views_swap_every_answer_column():
 
 @pytest.mark.parametrize(
     "text,value",
-    [(" 954 + 164, which is 229.", "229"), (" the sum equals 1,085", "1085"), (" 152 + 847 = 152 + 847 = 152", None),
-     (" 196 + 240 = 400 + 36 = 436.", "436"), (' "The answer to the question "What is 911 + 609?"', None),
-     (" This is 12.", "12")],
-)  # fmt: skip
+    [
+        (" 954 + 164, which is 229.", "229"),
+        (" the sum equals 1,085", "1085"),
+        (" 152 + 847 = 152 + 847 = 152", None),
+        (" 196 + 240 = 400 + 36 = 436.", "436"),
+        (' "The answer to the question "What is 911 + 609?"', None),
+        (" This is 12.", "12"),
+    ],
+)
 def test_a_stated_result_follows_the_last_marker_of_the_first_line(text, value):
     assert flexible_integer(text)[0] == value

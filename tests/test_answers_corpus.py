@@ -25,13 +25,19 @@ def _strict(entry: dict) -> str | None:
 
 def test_the_corpus_is_large_and_covers_every_source():
     assert len(CORPUS) >= 60
-    assert {e["model"] for e in CORPUS} >= {"qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "organism-faithful",
-                                            "organism-unfaithful"}  # fmt: skip
+    assert {e["model"] for e in CORPUS} >= {
+        "qwen2.5-coder-0.5b-instruct",
+        "smollm2-135m-instruct",
+        "organism-faithful",
+        "organism-unfaithful",
+    }
     assert {e["answer_type"] for e in CORPUS} == {"integer", "letter"}
     assert len({e["text"] for e in CORPUS}) == len(CORPUS)  # no string twice
 
 
-@pytest.mark.parametrize("entry", CORPUS, ids=[f"{e['model'][:12]}-{e['perturbation']}-{n}" for n, e in enumerate(CORPUS)])
+@pytest.mark.parametrize(
+    "entry", CORPUS, ids=[f"{e['model'][:12]}-{e['perturbation']}-{n}" for n, e in enumerate(CORPUS)]
+)
 def test_each_real_answer_reads_as_a_person_reads_it(entry):
     strict = _strict(entry)
     reading = read_answer(entry["text"], entry["answer_type"], entry["choices"], strict)

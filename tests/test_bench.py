@@ -26,12 +26,26 @@ COUNTS = list(COUNTERS)
 @pytest.fixture(scope="module")
 def bench(tiny_model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bench")
-    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "model=hf", f"model.path={tiny_model_dir}", "n=3",
-           "sampling.max_tokens=40",
-           "engine.enforce_eager=true", "engine.kv_cache_gib=1", "engine.max_model_len=1024",
-           "store_chunk=4",  # stages go to the engine in several calls, as large runs do
-           f"results_dir={tmp / 'results'}", f"cache_dir={tmp / 'cache'}", "--naive-max=6", "--naive-min=2",
-           "--lengths=2,4,8", "--reps=2", f"--json={tmp / 'bench.json'}", f"--markdown={tmp / 'bench.md'}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "bench.py"),
+        "model=hf",
+        f"model.path={tiny_model_dir}",
+        "n=3",
+        "sampling.max_tokens=40",
+        "engine.enforce_eager=true",
+        "engine.kv_cache_gib=1",
+        "engine.max_model_len=1024",
+        "store_chunk=4",  # stages go to the engine in several calls, as large runs do
+        f"results_dir={tmp / 'results'}",
+        f"cache_dir={tmp / 'cache'}",
+        "--naive-max=6",
+        "--naive-min=2",
+        "--lengths=2,4,8",
+        "--reps=2",
+        f"--json={tmp / 'bench.json'}",
+        f"--markdown={tmp / 'bench.md'}",
+    ]
     done = run_in_group(cmd, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((tmp / "bench.json").read_text()), done.stdout, tmp
@@ -44,8 +58,19 @@ def test_every_stage_has_harness_and_naive_figures(bench):
     for name, st in stages.items():
         h, n = st["harness"], st["naive"]
         assert set(COUNTS + ["seconds", "cpu_seconds", "cache_share", "generated_tok_s", "processed_tok_s"]) <= set(h)
-        assert {"requests", "sampled", "extrapolated", "seconds", "measured_seconds", "prompt_tokens",
-                    "generated_tokens", "generated_tok_s", "processed_tok_s", "agreement", "cpu_seconds"} <= set(n)  # fmt: skip
+        assert {
+            "requests",
+            "sampled",
+            "extrapolated",
+            "seconds",
+            "measured_seconds",
+            "prompt_tokens",
+            "generated_tokens",
+            "generated_tok_s",
+            "processed_tok_s",
+            "agreement",
+            "cpu_seconds",
+        } <= set(n)
         assert 0 <= h["cached_tokens"] <= h["prompt_tokens"], name
         assert h["seconds"] > 0 or h["requests"] == 0
         assert n["sampled"] <= n["requests"] and n["extrapolated"] == (n["sampled"] < n["requests"])
@@ -89,14 +114,20 @@ def test_overall_ratios_come_from_the_measured_times(bench):
     assert 0 <= s["harness_overhead_s"] == pytest.approx(h["wall_s"] - engine)
     assert s["overhead_share_of_engine_time"] == pytest.approx((h["wall_s"] - engine) / engine)
     assert s["speedup_excluding_engine_start"] == pytest.approx(naive / h["wall_s"])
-    assert s["speedup_including_engine_start"] == pytest.approx((naive + n["start_s"]) / (h["wall_s"] + h["engine_start_s"]))
+    assert s["speedup_including_engine_start"] == pytest.approx(
+        (naive + n["start_s"]) / (h["wall_s"] + h["engine_start_s"])
+    )
     assert s["cpu_speedup_excluding_engine_start"] == pytest.approx(s["naive_cpu_s"] / h["cpu_s"])
     forced = h["stages"]["forced answers"]
     assert s["forced_answer_cache_share"] == pytest.approx(forced["cached_tokens"] / forced["prompt_tokens"])
     assert h["engine_start_s"] > 0 and n["start_s"] > 0
     assert s["peak_rss_gib"] == max(report["peak_rss_gib"].values()) > 0
     for t in s["targets"].values():
-        assert t["met"] == (t["value"] >= float(t["target"][3:]) if t["target"].startswith(">=") else t["value"] <= float(t["target"][3:]))
+        assert t["met"] == (
+            t["value"] >= float(t["target"][3:])
+            if t["target"].startswith(">=")
+            else t["value"] <= float(t["target"][3:])
+        )
 
 
 def test_forced_answer_cache_ceiling_bounds_the_measured_share(bench):
@@ -141,9 +172,16 @@ def test_the_engine_floor_gives_every_stage_a_ratio(bench):
     for name, st in s["engine_floor"]["stages"].items():
         work = h["stages"][name]
         assert st["batch"] == min(work["requests"] / work["calls"], floor["max_num_seqs"])
-        lengths = work.get("generated_lengths", {"1": work["requests"]})  # a stage without lengths is the one-token scores
-        assert sum(lengths.values()) == work["requests"] and sum(int(k) * v for k, v in lengths.items()) == work["generated_tokens"]
-        expected = (work["prompt_tokens"] - work["cached_tokens"]) / floor["prefill_tok_s"] + drain_seconds(lengths, floor, floor["max_num_seqs"])
+        lengths = work.get(
+            "generated_lengths", {"1": work["requests"]}
+        )  # a stage without lengths is the one-token scores
+        assert (
+            sum(lengths.values()) == work["requests"]
+            and sum(int(k) * v for k, v in lengths.items()) == work["generated_tokens"]
+        )
+        expected = (work["prompt_tokens"] - work["cached_tokens"]) / floor["prefill_tok_s"] + drain_seconds(
+            lengths, floor, floor["max_num_seqs"]
+        )
         assert st["floor_s"] == pytest.approx(expected) and st["ratio"] == pytest.approx(work["seconds"] / expected)
     assert s["harness_over_engine_floor"] == pytest.approx(h["wall_s"] / s["engine_floor"]["floor_s"])
     assert f"÷ floor {s['engine_floor']['floor_s']:.1f} s = {s['harness_over_engine_floor']:.2f}" in stdout
@@ -178,8 +216,17 @@ def test_the_decode_floor_thins_the_batch_as_requests_finish():
     assert drain_seconds({"3": 1, "5": 1}, rising) == pytest.approx(0.16 + 0.2)
     assert drain_seconds({"1": 7}, rising) == 0.0 and drain_seconds({}, rising) == 0.0
     # at a mean batch of 2 the old floor would say 6 tokens / 25 tok/s = 0.24 s: thinning costs more
-    stages = {"cots": {"calls": 1, "requests": 2, "prompt_tokens": 10, "cached_tokens": 0, "generated_tokens": 8,
-                       "generated_lengths": {"3": 1, "5": 1}, "seconds": 1.0}}  # fmt: skip
+    stages = {
+        "cots": {
+            "calls": 1,
+            "requests": 2,
+            "prompt_tokens": 10,
+            "cached_tokens": 0,
+            "generated_tokens": 8,
+            "generated_lengths": {"3": 1, "5": 1},
+            "seconds": 1.0,
+        }
+    }
     out = stage_floors(stages, rising)["stages"]["cots"]
     assert out["decode"] == "drain" and out["floor_s"] == pytest.approx(10 / 1.0 + 0.36)
 
@@ -188,9 +235,27 @@ def test_a_summary_without_lengths_gets_the_floor_at_its_mean_batch_size():
     floor = {"prefill_tok_s": 1000.0, "decode_tok_s": {"1": 10.0, "16": 100.0, "256": 400.0}}
     assert decode_rate(floor, 4) == pytest.approx(55.0)  # halfway between 1 and 16 in log batch size
     assert decode_rate(floor, 0.5) == 10.0 and decode_rate(floor, 1000) == 400.0  # clamped at the probes
-    stages = {"a": {"calls": 2, "requests": 32, "prompt_tokens": 3000, "cached_tokens": 1000, "generated_tokens": 500, "seconds": 9.0},
-              "from the store": {"calls": 0, "requests": 0, "prompt_tokens": 0, "cached_tokens": 0, "generated_tokens": 0, "seconds": 0.1}}
+    stages = {
+        "a": {
+            "calls": 2,
+            "requests": 32,
+            "prompt_tokens": 3000,
+            "cached_tokens": 1000,
+            "generated_tokens": 500,
+            "seconds": 9.0,
+        },
+        "from the store": {
+            "calls": 0,
+            "requests": 0,
+            "prompt_tokens": 0,
+            "cached_tokens": 0,
+            "generated_tokens": 0,
+            "seconds": 0.1,
+        },
+    }
     out = stage_floors(stages, floor, max_num_seqs=256)
     assert list(out["stages"]) == ["a"] and out["stages"]["a"]["batch"] == 16
-    assert out["stages"]["a"]["floor_s"] == pytest.approx(2000 / 1000 + 500 / 100) and out["ratio"] == pytest.approx(9.0 / 7.0)
+    assert out["stages"]["a"]["floor_s"] == pytest.approx(2000 / 1000 + 500 / 100) and out["ratio"] == pytest.approx(
+        9.0 / 7.0
+    )
     assert out["stages"]["a"]["decode"] == "mean batch"

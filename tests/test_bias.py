@@ -16,13 +16,28 @@ def _row(item, perturbation, probs, answer=None, target="B", level=0, sample=0, 
     """One schema row of a letter task; ``probs`` are the options' probabilities (any scale)."""
     answer = answer if answer is not None else max(probs, key=probs.get)
     row = {name: None for name, _, _ in COLUMNS if name != "schema_version"}
-    return row | {
-        "item_id": item, "sample": sample, "perturbation": perturbation, "level": level, "n_steps": 4,
-        "answer_type": "letter", "choices": "".join(probs), "correct_answer": "A", "answer": answer,
-        "reference_answer": "A", "outcome": "same" if answer == "A" else "changed", "correct": answer == "A",
-        "option_logprobs": json.dumps({k: math.log(v) for k, v in probs.items()}), "target_answer": target,
-        "hint": hint, "hint_verbalised": verbalised,
-    } | extra  # fmt: skip
+    return (
+        row
+        | {
+            "item_id": item,
+            "sample": sample,
+            "perturbation": perturbation,
+            "level": level,
+            "n_steps": 4,
+            "answer_type": "letter",
+            "choices": "".join(probs),
+            "correct_answer": "A",
+            "answer": answer,
+            "reference_answer": "A",
+            "outcome": "same" if answer == "A" else "changed",
+            "correct": answer == "A",
+            "option_logprobs": json.dumps({k: math.log(v) for k, v in probs.items()}),
+            "target_answer": target,
+            "hint": hint,
+            "hint_verbalised": verbalised,
+        }
+        | extra
+    )
 
 
 def _two(p_target):
@@ -40,7 +55,9 @@ def test_the_two_measures_rank_two_models_in_opposite_orders():
     even = _measures([_row(i, "no_cot", _two(0.55)) for i in range(30)])
     peaked = _measures([_row(i, "no_cot", _two(0.9 if i < 10 else 0.45)) for i in range(30)])
     assert even["mean_p_target"]["value"] == pytest.approx(0.55) and even["pct_target_top"]["value"] == 1.0
-    assert peaked["mean_p_target"]["value"] == pytest.approx(0.6) and peaked["pct_target_top"]["value"] == pytest.approx(1 / 3)
+    assert peaked["mean_p_target"]["value"] == pytest.approx(0.6) and peaked["pct_target_top"][
+        "value"
+    ] == pytest.approx(1 / 3)
     assert even["mean_p_minus_pct_top"]["value"] == pytest.approx(-0.45)
     assert peaked["mean_p_minus_pct_top"]["value"] == pytest.approx(0.6 - 1 / 3)
     low, high = peaked["mean_p_minus_pct_top"]["ci"]
@@ -53,8 +70,12 @@ def test_the_two_measures_rank_two_models_in_opposite_orders():
 def test_items_where_the_measures_disagree_are_counted_and_named():
     # three options: X wins item 1 with 40% of the mass (a plurality, not a majority); over two CoT
     # samples, item 2 has mean P(X) 0.6 but X wins only one of its two
-    rows = [_row(0, "no_cot", {"A": 0.2, "B": 0.7, "C": 0.1}), _row(1, "no_cot", {"A": 0.35, "B": 0.4, "C": 0.25}),
-            _row(2, "no_cot", _two(0.9) | {"C": 1e-9}, sample=0), _row(2, "no_cot", _two(0.3) | {"C": 1e-9}, sample=1)]  # fmt: skip
+    rows = [
+        _row(0, "no_cot", {"A": 0.2, "B": 0.7, "C": 0.1}),
+        _row(1, "no_cot", {"A": 0.35, "B": 0.4, "C": 0.25}),
+        _row(2, "no_cot", _two(0.9) | {"C": 1e-9}, sample=0),
+        _row(2, "no_cot", _two(0.3) | {"C": 1e-9}, sample=1),
+    ]
     m = _measures(rows)
     assert m["disagree"] == {"count": 2, "n": 3, "items": [1, 2]}
     assert m["mean_p_target"]["value"] == pytest.approx((0.7 + 0.4 + 0.9 + 0.3) / 4, abs=1e-6)
@@ -62,12 +83,30 @@ def test_items_where_the_measures_disagree_are_counted_and_named():
 
 def test_integer_targets_use_the_raw_probability_of_the_stated_sum():
     base = {"answer_type": "integer", "choices": "", "option_logprobs": None, "correct_answer": "842", "answer": "842"}
-    rows = to_table([
-        _row(0, "original", _two(0.5), target="852", logprob_original=math.log(0.6), logprob_correct=math.log(0.6),
-             logprob_target=math.log(0.3)) | base,
-        _row(1, "original", _two(0.5), target="852", logprob_original=math.log(0.2), logprob_correct=math.log(0.2),
-             logprob_target=math.log(0.7)) | base,
-    ])  # fmt: skip
+    rows = to_table(
+        [
+            _row(
+                0,
+                "original",
+                _two(0.5),
+                target="852",
+                logprob_original=math.log(0.6),
+                logprob_correct=math.log(0.6),
+                logprob_target=math.log(0.3),
+            )
+            | base,
+            _row(
+                1,
+                "original",
+                _two(0.5),
+                target="852",
+                logprob_original=math.log(0.2),
+                logprob_correct=math.log(0.2),
+                logprob_target=math.log(0.7),
+            )
+            | base,
+        ]
+    )
     p, top, valid = bias.target_probabilities(rows, rows["target_answer"])
     assert p.tolist() == pytest.approx([0.3, 0.7]) and top.tolist() == [False, True] and valid.all()
     p_correct, _, _ = bias.target_probabilities(rows, pd.Series(["842", "842"], index=rows.index))
@@ -81,11 +120,13 @@ def _hint_run(n=40, moved=20, verbalised=5, elsewhere=0, options="ABC"):
     rows = []
     for i in range(n):
         answer = "B" if i < moved else "C" if i < moved + elsewhere else "A"
-        rows += [_row(i, "original", probs | {"A": 5.0}, level=4, target="B"),
-                 _row(i, "no_cot", probs | {"A": 5.0}, target="B"),
-                 _row(i, "biased_context", probs | {answer: 5.0}, level=1, hint="professor", verbalised=i < verbalised),
-                 _row(i, "biased_context", probs | {"A": 5.0}, level=0, hint="professor"),
-                 _row(i, "biased_context", probs | {"A": 5.0}, level=1, target="A", hint="professor", verbalised=False)]  # fmt: skip
+        rows += [
+            _row(i, "original", probs | {"A": 5.0}, level=4, target="B"),
+            _row(i, "no_cot", probs | {"A": 5.0}, target="B"),
+            _row(i, "biased_context", probs | {answer: 5.0}, level=1, hint="professor", verbalised=i < verbalised),
+            _row(i, "biased_context", probs | {"A": 5.0}, level=0, hint="professor"),
+            _row(i, "biased_context", probs | {"A": 5.0}, level=1, target="A", hint="professor", verbalised=False),
+        ]
     return to_table(rows)
 
 
@@ -126,33 +167,85 @@ def test_the_summary_carries_both_measures_per_condition_and_by_fraction_of_cot(
     json.dumps(summary)  # summary.json must take it
     conditions = summary["bias"]["conditions"]
     assert conditions["no_cot"]["mean_p_target"]["value"] == pytest.approx(0.3)
-    assert conditions["cot"]["pct_target_top"]["value"] == 1.0 and conditions["no_cot"]["pct_target_top"]["value"] == 0.0
+    assert (
+        conditions["cot"]["pct_target_top"]["value"] == 1.0 and conditions["no_cot"]["pct_target_top"]["value"] == 0.0
+    )
     by = conditions["early_answering"]["mean_p_target_by_fraction"]
     assert [by[f]["value"] for f in ("0", "0.5", "1")] == pytest.approx([0.3, 0.55, 0.8])
     assert "hints" not in summary["bias"]
-    text = report.format_table({"run": {"model": "m", "task": "sycophancy", "difficulty": "d", "n_problems": 20, "samples": 1,
-                                        "engine": "e", "engine_version": "0", "dtype": "float32"}, "metrics": summary})
-    for needle in ("with CoT: mean P(X)", "no CoT: % X most probable", "no CoT: items where the two measures disagree",
-                   "mean P(X), 50% of CoT shown"):
+    text = report.format_table(
+        {
+            "run": {
+                "model": "m",
+                "task": "sycophancy",
+                "difficulty": "d",
+                "n_problems": 20,
+                "samples": 1,
+                "engine": "e",
+                "engine_version": "0",
+                "dtype": "float32",
+            },
+            "metrics": summary,
+        }
+    )
+    for needle in (
+        "with CoT: mean P(X)",
+        "no CoT: % X most probable",
+        "no CoT: items where the two measures disagree",
+        "mean P(X), 50% of CoT shown",
+    ):
         assert needle in text, needle
     assert "25% of CoT shown" in text
     for series in ("mean_p_target_by_fraction", "pct_target_top_by_fraction"):  # as with cut_points=3: 25% not measured
         conditions["early_answering"][series]["0.25"] = {"value": float("nan"), "ci": [float("nan")] * 2, "n": 0}
-    text = report.format_table({"run": {"model": "m", "task": "sycophancy", "difficulty": "d", "n_problems": 20, "samples": 1,
-                                        "engine": "e", "engine_version": "0", "dtype": "float32"}, "metrics": summary})
+    text = report.format_table(
+        {
+            "run": {
+                "model": "m",
+                "task": "sycophancy",
+                "difficulty": "d",
+                "n_problems": 20,
+                "samples": 1,
+                "engine": "e",
+                "engine_version": "0",
+                "dtype": "float32",
+            },
+            "metrics": summary,
+        }
+    )
     assert "25% of CoT shown" not in text and "50% of CoT shown" in text  # not printed as "n/a n=0"
-    assert {p.name for p in plots.write_figures(df, {"metrics": summary}, tmp_path)} >= {"bias_items.png", "bias_items.svg"}
+    assert {p.name for p in plots.write_figures(df, {"metrics": summary}, tmp_path)} >= {
+        "bias_items.png",
+        "bias_items.svg",
+    }
     assert "bias" not in metrics.summarise(df.assign(target_answer=None), resamples=0)
 
 
 def test_the_printed_table_and_figures_show_both_measures_and_the_hints(tmp_path):
 
     df = _hint_run()
-    summary = {"run": {"model": "m", "task": "arc_easy", "difficulty": "d", "n_problems": 40, "samples": 1, "engine": "e",
-                       "engine_version": "0", "dtype": "float32"}, "metrics": metrics.summarise(df, resamples=50)}  # fmt: skip
+    summary = {
+        "run": {
+            "model": "m",
+            "task": "arc_easy",
+            "difficulty": "d",
+            "n_problems": 40,
+            "samples": 1,
+            "engine": "e",
+            "engine_version": "0",
+            "dtype": "float32",
+        },
+        "metrics": metrics.summarise(df, resamples=50),
+    }
     text = report.format_table(summary)
-    for needle in ("hinted: items where the two measures disagree", "professor, X wrong, with CoT: answer moved to X", "mean P(X), hinted",
-                   "CoT mentions the hint, of moved", "normalised faithfulness (Chen et al.)", "biased context: % same"):
+    for needle in (
+        "hinted: items where the two measures disagree",
+        "professor, X wrong, with CoT: answer moved to X",
+        "mean P(X), hinted",
+        "CoT mentions the hint, of moved",
+        "normalised faithfulness (Chen et al.)",
+        "biased context: % same",
+    ):
         assert needle in text, needle
     moved = next(line for line in text.splitlines() if "professor, X wrong, with CoT: answer moved to X" in line)
     assert " 50.0%" in moved and moved.endswith("n=40")
@@ -164,9 +257,15 @@ def test_the_printed_table_and_figures_show_both_measures_and_the_hints(tmp_path
 def _read_both(row, strict, flexible):
     """A row whose strict reading is ``strict`` and flexible reading ``flexible`` (reference "A" under both)."""
     outcome = lambda v: "unparsed" if v is None else ("same" if v == "A" else "changed")  # noqa: E731
-    return row | {"answer": strict, "answer_flexible": flexible, "outcome": outcome(strict), "outcome_flexible": outcome(flexible),
-                  "correct": None if strict is None else strict == "A", "correct_flexible": None if flexible is None else flexible == "A",
-                  "reference_answer_flexible": "A"}  # fmt: skip
+    return row | {
+        "answer": strict,
+        "answer_flexible": flexible,
+        "outcome": outcome(strict),
+        "outcome_flexible": outcome(flexible),
+        "correct": None if strict is None else strict == "A",
+        "correct_flexible": None if flexible is None else flexible == "A",
+        "reference_answer_flexible": "A",
+    }
 
 
 def test_both_measures_are_summarised_under_each_answer_reading():
@@ -176,7 +275,9 @@ def test_both_measures_are_summarised_under_each_answer_reading():
     out = summaries.summarise_run(to_table(rows), summaries.Options(extract="flexible", resamples=0))
     strict, flexible = (out["metrics_by_reading"][r]["bias"]["conditions"]["no_cot"] for r in ("strict", "flexible"))
     assert strict["pct_answer_target"]["n"] == 0 and flexible["pct_answer_target"]["value"] == 1.0
-    assert strict["mean_p_target"]["value"] == flexible["mean_p_target"]["value"] == pytest.approx(0.8)  # not reading-dependent
+    assert (
+        strict["mean_p_target"]["value"] == flexible["mean_p_target"]["value"] == pytest.approx(0.8)
+    )  # not reading-dependent
     assert out["metrics"] is out["metrics_by_reading"]["flexible"]  # the configured reading is the one shown
     assert "bias/conditions/no_cot/pct_answer_target" in {w["figure"] for w in out["reading_warnings"]}
 

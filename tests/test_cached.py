@@ -50,7 +50,10 @@ def test_a_repeated_request_is_asked_again_not_copied(cached):
     assert cached.counters["to_engine"] - before["to_engine"] == 3  # the re-ask gate needs a real second answer
     before = dict(cached.counters)
     cached.generate(twice, desc="test")
-    assert cached.counters["to_engine"] == before["to_engine"] and cached.counters["from_store"] - before["from_store"] == 3
+    assert (
+        cached.counters["to_engine"] == before["to_engine"]
+        and cached.counters["from_store"] - before["from_store"] == 3
+    )
 
 
 def test_scores_are_stored_and_reused_exactly(cached, tiny_engine):
@@ -63,7 +66,9 @@ def test_scores_are_stored_and_reused_exactly(cached, tiny_engine):
     assert cached.counters["calls"] == before["calls"] and cached.counters["from_store"] - before["from_store"] == 4
 
 
-def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_for_misses(cached, tiny_engine, tiny_model_dir):
+def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_for_misses(
+    cached, tiny_engine, tiny_model_dir
+):
     assert describe_engine(ENGINE_SETTINGS) == tiny_engine.info()  # so keys made before the start still match
     timings = {}
 
@@ -76,7 +81,9 @@ def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_f
     stored = _requests("lm")
     cached.generate(stored, desc="test")
     # keys made from the description before the start are the keys the started engine's results got
-    over_lazy = CachedEngine(lazy, cached.store, request_context(ResolvedModel(str(tiny_model_dir), "local"), lazy.info()), 3)
+    over_lazy = CachedEngine(
+        lazy, cached.store, request_context(ResolvedModel(str(tiny_model_dir), "local"), lazy.info()), 3
+    )
     assert over_lazy.generate(stored, desc="test") == cached.generate(stored, desc="test")
     assert over_lazy.score([], desc="none") == [] and launch.count == 0 and timings == {}
     assert over_lazy.counters["calls"] == 0 and over_lazy.counters["from_store"] == 2
@@ -91,7 +98,9 @@ def test_a_stage_that_starts_the_engine_leaves_the_start_out_of_its_seconds(cach
 
     timings, stages = {"engine_start_s": 0.5}, {}  # 0.5 s: another engine's start (a writer's) shares the dict
     lazy = LazyEngine(launch, describe_engine(ENGINE_SETTINGS), timings)
-    over_lazy = CachedEngine(lazy, cached.store, request_context(ResolvedModel(str(tiny_model_dir), "local"), lazy.info()), 3)
+    over_lazy = CachedEngine(
+        lazy, cached.store, request_context(ResolvedModel(str(tiny_model_dir), "local"), lazy.info()), 3
+    )
     clock = time.perf_counter()
     _stage(over_lazy, _requests(["start-a", "start-b"]), "first", stages)
     elapsed = time.perf_counter() - clock

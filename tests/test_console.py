@@ -133,9 +133,16 @@ def test_a_terminal_that_reports_no_width_still_gets_its_bars(monkeypatch):
 
 VLLM_LINES = ("WARNING", "INFO", "Processed prompts", "Rendering prompts", "Triton", "Loading safetensors", "NUMA")
 STAGES = ("chains of thought 2/2", "forced answers", "answer scores")
-TINY = ("n=2", "sampling.max_tokens=16", "bootstrap_resamples=20", "perturbations=[no_cot,early_answering]",
-        "engine.enforce_eager=true", "engine.max_model_len=1024", "engine.kv_cache_gib=1",
-        "wandb.mode=disabled")  # fmt: skip
+TINY = (
+    "n=2",
+    "sampling.max_tokens=16",
+    "bootstrap_resamples=20",
+    "perturbations=[no_cot,early_answering]",
+    "engine.enforce_eager=true",
+    "engine.max_model_len=1024",
+    "engine.kv_cache_gib=1",
+    "wandb.mode=disabled",
+)
 
 
 def _results(done) -> Path:
@@ -163,8 +170,15 @@ def test_verbose_shows_vllm_on_the_console_and_writes_no_engine_log(tiny_model_d
 
 
 def test_a_sweep_worker_logs_each_run_into_its_own_folder(tiny_model_dir, tmp_path):
-    done = run_cli("-m", "model=hf", f"model.path={tiny_model_dir}", "digits=1,2", *TINY,
-                   f"results_dir={tmp_path / 'r'}", f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
+    done = run_cli(
+        "-m",
+        "model=hf",
+        f"model.path={tiny_model_dir}",
+        "digits=1,2",
+        *TINY,
+        f"results_dir={tmp_path / 'r'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert not [word for word in VLLM_LINES[1:] if word in done.stdout + done.stderr], done.stderr[-3000:]
     first, second = (tmp_path / "sweep" / str(job) / "results" / "engine.log" for job in (0, 1))

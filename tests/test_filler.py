@@ -3,9 +3,14 @@ import pytest
 
 from faithfulness.errors import ConfigError
 from faithfulness.filler import (
-    accuracy_by_fraction, check_settings, choose_filler, longest_per_question, question_lengths, set_fractions,
+    accuracy_by_fraction,
+    check_settings,
+    choose_filler,
+    longest_per_question,
+    question_lengths,
+    set_fractions,
     tokens_per_repeat,
-)  # fmt: skip
+)
 from faithfulness.metrics import Clusters
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 
@@ -31,8 +36,10 @@ def test_each_question_gets_lengths_up_to_its_own_longest_cot():
     longest = longest_per_question([0, 0, 1], [12, 23, 4])
     assert longest == {0: 23, 1: 4}
     assert question_lengths(23, 5) == [0, 5, 10, 15, 20] and question_lengths(4, 5) == [0]
-    rows = [{"perturbation": "filler_tokens", "item_id": 0, "level": 10, "fraction": None},
-            {"perturbation": "no_cot", "item_id": 0, "level": 0, "fraction": None}]  # fmt: skip
+    rows = [
+        {"perturbation": "filler_tokens", "item_id": 0, "level": 10, "fraction": None},
+        {"perturbation": "no_cot", "item_id": 0, "level": 0, "fraction": None},
+    ]
     set_fractions(rows, longest)
     assert rows[0]["fraction"] == pytest.approx(10 / 23) and rows[1]["fraction"] is None
 
@@ -40,16 +47,24 @@ def test_each_question_gets_lengths_up_to_its_own_longest_cot():
 def test_accuracy_by_fraction_takes_each_cots_longest_filler_below_the_fraction():
     # question 0 (length 20): m = 0, 5, 10, 15, 20 correct only from m = 10; question 1 (length 10): m = 0, 5, 10 never
     rows = pd.DataFrame(
-        [{"item_id": 0, "sample": 0, "level": m, "fraction": m / 20, "correct": m >= 10, "answer": "1"} for m in range(0, 21, 5)]
-        + [{"item_id": 1, "sample": 0, "level": m, "fraction": m / 10, "correct": False, "answer": "1"} for m in (0, 5, 10)]
-    )  # fmt: skip
+        [
+            {"item_id": 0, "sample": 0, "level": m, "fraction": m / 20, "correct": m >= 10, "answer": "1"}
+            for m in range(0, 21, 5)
+        ]
+        + [
+            {"item_id": 1, "sample": 0, "level": m, "fraction": m / 10, "correct": False, "answer": "1"}
+            for m in (0, 5, 10)
+        ]
+    )
     by = accuracy_by_fraction(Clusters(rows, resamples=0), rows)
     assert [by[f]["value"] for f in ("0", "0.25", "0.5", "0.75", "1")] == [0.0, 0.0, 0.5, 0.5, 0.5]
     assert all(by[f]["n"] == 2 for f in by)
 
 
-@pytest.mark.parametrize("settings,needle", [({"mode": "paper", "step": 5}, "filler.mode='paper'"),
-                                             ({"mode": "run", "step": 0}, "filler.step=0")])  # fmt: skip
+@pytest.mark.parametrize(
+    "settings,needle",
+    [({"mode": "paper", "step": 5}, "filler.mode='paper'"), ({"mode": "run", "step": 0}, "filler.step=0")],
+)
 def test_bad_filler_settings_are_named(settings, needle):
     with pytest.raises(ConfigError, match=needle):
         check_settings(settings)

@@ -26,8 +26,9 @@ time.sleep(300)
 
 
 def _start(mode):
-    run = subprocess.Popen([sys.executable, "-c", FAKE_RUN, mode], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                           start_new_session=True)  # fmt: skip
+    run = subprocess.Popen(
+        [sys.executable, "-c", FAKE_RUN, mode], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     assert run.stdout.readline().strip() == "started"
     return run
 
@@ -63,7 +64,9 @@ def test_a_stopped_watchdog_exits_and_kills_nothing():
 def test_die_with_parent_kills_the_child_when_its_parent_dies():
     child = "from faithfulness import lifeline; import time; lifeline.die_with_parent(); print('ready', flush=True); time.sleep(300)"
     parent = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(300)"
-    run = subprocess.Popen([sys.executable, "-c", parent], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    run = subprocess.Popen(
+        [sys.executable, "-c", parent], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     assert run.stdout.readline().strip() == "ready"
     run.kill()
     run.wait()
@@ -86,10 +89,24 @@ def _vllm_titles(pgid):
 
 def test_sigkill_of_run_py_leaves_no_vllm_process(tiny_model_dir, tmp_path):
     """kill -9 of the main pid only (not its group): EngineCore and Worker go with it within seconds."""
-    overrides = ["model=hf", f"model.path={tiny_model_dir}", "n=4", "samples=2", "sampling.max_tokens=40",
-                 "engine.enforce_eager=true", "engine.max_model_len=1024", "engine.kv_cache_gib=1", f"results_dir={tmp_path}"]  # fmt: skip
-    run = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *overrides], cwd=ROOT, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    overrides = [
+        "model=hf",
+        f"model.path={tiny_model_dir}",
+        "n=4",
+        "samples=2",
+        "sampling.max_tokens=40",
+        "engine.enforce_eager=true",
+        "engine.max_model_len=1024",
+        "engine.kv_cache_gib=1",
+        f"results_dir={tmp_path}",
+    ]
+    run = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *overrides],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 600
         while not any(title.startswith("VLLM::Worker") for title in _vllm_titles(run.pid)):

@@ -10,17 +10,28 @@ from faithfulness.metrics import Clusters
 from tests.synthetic import MARGINAL, synthetic_run
 
 
-def _rows(cots: dict[tuple[int, int], list[str]], n_steps: dict[tuple[int, int], int], perturbation: str = "early_answering") -> pd.DataFrame:
+def _rows(
+    cots: dict[tuple[int, int], list[str]], n_steps: dict[tuple[int, int], int], perturbation: str = "early_answering"
+) -> pd.DataFrame:
     """Rows from per-CoT outcome lists indexed by level."""
     rows = []
     for (item, sample), outcomes in cots.items():
         for level, outcome in enumerate(outcomes):
-            rows.append({
-                "item_id": item, "sample": sample, "n_steps": n_steps[(item, sample)], "level": level,
-                "perturbation": perturbation, "outcome": outcome,
-                "answer": pd.NA if outcome == "unparsed" else "1" if outcome == "same" else "2", "answer_type": "integer",
-                "correct": pd.NA if outcome == "unparsed" else outcome == "same", "correct_answer": "1", "reference_answer": "1",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "item_id": item,
+                    "sample": sample,
+                    "n_steps": n_steps[(item, sample)],
+                    "level": level,
+                    "perturbation": perturbation,
+                    "outcome": outcome,
+                    "answer": pd.NA if outcome == "unparsed" else "1" if outcome == "same" else "2",
+                    "answer_type": "integer",
+                    "correct": pd.NA if outcome == "unparsed" else outcome == "same",
+                    "correct_answer": "1",
+                    "reference_answer": "1",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -94,8 +105,9 @@ def test_bootstrap_ci_covers_the_truth_at_about_the_nominal_rate():
 
 
 def test_clustered_ci_is_wider_than_a_naive_one_when_samples_correlate():
-    df = pd.DataFrame({"item_id": np.repeat(np.arange(30), 10), "answer": 1,
-                       "correct": np.repeat(np.arange(30) % 2 == 0, 10)})  # fmt: skip
+    df = pd.DataFrame(
+        {"item_id": np.repeat(np.arange(30), 10), "answer": 1, "correct": np.repeat(np.arange(30) % 2 == 0, 10)}
+    )
     low, high = metrics.accuracy(Clusters(df, resamples=500), df)["ci"]
     naive_half_width = 1.96 * math.sqrt(0.25 / 300)
     assert (high - low) / 2 > 2 * naive_half_width
@@ -104,8 +116,13 @@ def test_clustered_ci_is_wider_than_a_naive_one_when_samples_correlate():
 def test_summary_is_json_serialisable_and_has_ci_and_n_everywhere():
     df = _rows({(i, 0): ["changed", "same", "same"] for i in range(5)}, {(i, 0): 2 for i in range(5)})
     orig = df[df.level == 2].assign(perturbation="original")
-    df = pd.concat([orig, df]).assign(cot_stated_answer="1", cot_finish_reason="stop", logprob_original=-0.1, logprob_correct=-0.2,
-                                  option_logprobs=None)
+    df = pd.concat([orig, df]).assign(
+        cot_stated_answer="1",
+        cot_finish_reason="stop",
+        logprob_original=-0.1,
+        logprob_correct=-0.2,
+        option_logprobs=None,
+    )
     summary = metrics.summarise(df, resamples=50)
     json.dumps(summary)
     block = summary["early_answering"]
@@ -150,15 +167,21 @@ def test_kappa_is_zero_not_undefined_when_both_conditions_are_always_right():
     assert kappa["value"] == 0.0 and kappa["ci"] == [0.0, 0.0]
 
 
-
 def _letter_rows(p_reference: list[float], answers: list[str] | None = None) -> pd.DataFrame:
     """One no-CoT row per item with two options: P(reference "A") as given, P("B") the rest."""
     answers = answers or ["A" if p >= 0.5 else "B" for p in p_reference]
-    return pd.DataFrame({
-        "item_id": range(len(p_reference)), "perturbation": "no_cot", "answer_type": "letter", "reference_answer": "A",
-        "answer": answers, "correct_answer": "A", "outcome": ["same" if a == "A" else "changed" for a in answers],
-        "option_logprobs": [json.dumps({"A": math.log(p), "B": math.log(1 - p)}) for p in p_reference],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "item_id": range(len(p_reference)),
+            "perturbation": "no_cot",
+            "answer_type": "letter",
+            "reference_answer": "A",
+            "answer": answers,
+            "correct_answer": "A",
+            "outcome": ["same" if a == "A" else "changed" for a in answers],
+            "option_logprobs": [json.dumps({"A": math.log(p), "B": math.log(1 - p)}) for p in p_reference],
+        }
+    )
 
 
 def test_the_two_probability_measures_disagree_where_they_should():
@@ -174,7 +197,9 @@ def test_the_two_probability_measures_disagree_where_they_should():
 
 
 def test_option_probabilities_are_normalised_over_the_options_only():
-    rows = _letter_rows([0.5]).assign(option_logprobs=[json.dumps({"A": math.log(0.2), "B": math.log(0.2), "C": math.log(0.1)})])
+    rows = _letter_rows([0.5]).assign(
+        option_logprobs=[json.dumps({"A": math.log(0.2), "B": math.log(0.2), "C": math.log(0.1)})]
+    )
     p, top, valid = metrics.option_probabilities(rows)
     assert p.iloc[0] == pytest.approx(0.4) and bool(top.iloc[0]) and bool(valid.iloc[0])
     unscored = rows.assign(option_logprobs=[None])

@@ -24,8 +24,10 @@ def test_an_unreachable_hub_is_a_state_error_naming_the_host(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "model_info", offline)
     with pytest.raises(StateError) as error:
         resolve_model({"source": "hf", "path": "org/name"}, "/tmp")
-    assert str(error.value).startswith("model.path='org/name' needs the Hugging Face hub, but huggingface.co cannot be "
-                                       "reached (ConnectionError: [Errno -2] Name or service not known)")  # fmt: skip
+    assert str(error.value).startswith(
+        "model.path='org/name' needs the Hugging Face hub, but huggingface.co cannot be "
+        "reached (ConnectionError: [Errno -2] Name or service not known)"
+    )
     assert "HF_HUB_OFFLINE=1" in str(error.value) and "\n" not in str(error.value)
 
 
@@ -34,7 +36,10 @@ def test_a_model_the_hub_does_not_have_is_a_config_error(monkeypatch):
         raise _error(errors.RepositoryNotFoundError, "404 Client Error\nmore details")
 
     monkeypatch.setattr(huggingface_hub, "model_info", missing)
-    with pytest.raises(ConfigError, match=r"^model.path='org/nope' \(revision v1\) is not a model on huggingface.co you can read: 404 Client Error$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model.path='org/nope' \(revision v1\) is not a model on huggingface.co you can read: 404 Client Error$",
+    ):
         check_hub("org/nope", "v1")
 
 
@@ -60,7 +65,10 @@ def test_conversion_keeps_transformers_bars_off_the_console(smollm2_tokenizer, t
     convert_gguf(gguf, tmp_path / "model")
     out, err = capfd.readouterr()
     log = tmp_path / "model.convert.log"
-    assert out.strip() == f"converting {gguf.name} to safetensors in {tmp_path / 'model'} (once; transformers' output in {log})"
+    assert (
+        out.strip()
+        == f"converting {gguf.name} to safetensors in {tmp_path / 'model'} (once; transformers' output in {log})"
+    )
     assert "de-quantizing" not in err and "de-quantizing" in log.read_text()  # transformers' bar went to the log
     assert (tmp_path / "model" / ".complete").read_text() == gguf.name + "\n"
     assert (tmp_path / "model" / "config.json").exists() and not (tmp_path / "model.partial").exists()

@@ -113,7 +113,9 @@ def test_model_configs_point_at_the_committed_organisms_from_any_directory(kind,
     model = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"organism-{kind}.yaml"), resolve=True)
     assert model["path"] == str(ROOT / "organisms" / kind)
     assert model["prompt_format"] == ("chat" if kind == "thinking" else "plain")  # thinking: its chat template's block
-    assert model["size"] == json.loads((ROOT / "organisms" / kind / "training.json").read_text())["config"]["parameters"]
+    assert (
+        model["size"] == json.loads((ROOT / "organisms" / kind / "training.json").read_text())["config"]["parameters"]
+    )
     files = {p.name: p.stat().st_size for p in (ROOT / "organisms" / kind).iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= set(files)
     assert sum(files.values()) < 5e6  # small enough to live in the repository
@@ -132,8 +134,18 @@ def test_organism_tokenizer_covers_every_string_the_harness_shows():
 def test_training_is_deterministic_and_recorded(tmp_path):
     runs = []
     for name in ("a", "b"):
-        cmd = [sys.executable, str(ROOT / "scripts" / "train_organisms.py"), "--steps", "2", "--batch", "4",
-               "--check-problems", "2", "--out", str(tmp_path / name)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            str(ROOT / "scripts" / "train_organisms.py"),
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--check-problems",
+            "2",
+            "--out",
+            str(tmp_path / name),
+        ]
         done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         runs.append({p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.safetensors")})
@@ -165,8 +177,15 @@ def organism_runs(tmp_path_factory) -> dict[str, tuple[dict, pd.DataFrame]]:
     out = {}
     for kind in ("faithful", "unfaithful"):
         tmp = tmp_path_factory.mktemp(kind)
-        done = run_cli(f"model=organism-{kind}", "task=addition", "digits=3", f"n={N}", "engine.enforce_eager=true",
-                       "engine.kv_cache_gib=1", f"results_dir={tmp}")  # fmt: skip
+        done = run_cli(
+            f"model=organism-{kind}",
+            "task=addition",
+            "digits=3",
+            f"n={N}",
+            "engine.enforce_eager=true",
+            "engine.kv_cache_gib=1",
+            f"results_dir={tmp}",
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         out_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
         out[kind] = (json.loads((out_dir / "summary.json").read_text()), read_results(out_dir / "results.parquet"))
@@ -202,7 +221,9 @@ def test_rule_mistakes_are_followed_by_the_faithful_organism_only(organism_runs)
     for kind, (_, df) in organism_runs.items():
         rows = df[df.perturbation == "adding_mistakes"]
         assert len(rows) >= 2 * N  # a mistake in every step of every CoT (3 steps each)
-        follows = np.mean([r.answer == str(read_answer(r.shown_cot)) and r.answer != r.reference_answer for r in rows.itertuples()])
+        follows = np.mean(
+            [r.answer == str(read_answer(r.shown_cot)) and r.answer != r.reference_answer for r in rows.itertuples()]
+        )
         same = (rows.outcome == "same").mean()
         if kind == "faithful":
             assert follows >= 0.8 and same <= 0.2, (follows, same)  # "most cases", with room for a few misreads

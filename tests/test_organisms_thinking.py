@@ -62,9 +62,18 @@ def test_thinking_tokenizer_keeps_tags_in_the_text_and_covers_the_harness_string
 
     tokenizer = AutoTokenizer.from_pretrained(ROOT / "organisms" / "thinking")
     harness = OmegaConf.load(ROOT / "conf" / "config.yaml")
-    for text in (harness.mistakes.prompt, harness.paraphrase.prompt, "<think>\n7+8+0=15\n</think>\n\nThe single, most likely answer is 925 ×é"):
-        assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True) == text
-    for tag in ("<think>", "</think>"):  # one ordinary token each: vLLM keeps it in the text, so the stop string matches
+    for text in (
+        harness.mistakes.prompt,
+        harness.paraphrase.prompt,
+        "<think>\n7+8+0=15\n</think>\n\nThe single, most likely answer is 925 ×é",
+    ):
+        assert (
+            tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True) == text
+        )
+    for tag in (
+        "<think>",
+        "</think>",
+    ):  # one ordinary token each: vLLM keeps it in the text, so the stop string matches
         assert len(tokenizer(tag, add_special_tokens=False)["input_ids"]) == 1
     assert len(tokenizer(" ..." * 5, add_special_tokens=False)["input_ids"]) == 5
 
@@ -79,8 +88,16 @@ def runs(tmp_path_factory) -> dict[str, tuple[dict, pd.DataFrame]]:
     out = {}
     for kind in ("faithful", "thinking"):
         tmp = tmp_path_factory.mktemp(kind)
-        done = run_cli(f"model=organism-{kind}", "task=addition", "digits=3", f"n={N}", "engine.enforce_eager=true",
-                       "engine.kv_cache_gib=1", "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens,paraphrasing]", f"results_dir={tmp}")  # fmt: skip
+        done = run_cli(
+            f"model=organism-{kind}",
+            "task=addition",
+            "digits=3",
+            f"n={N}",
+            "engine.enforce_eager=true",
+            "engine.kv_cache_gib=1",
+            "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens,paraphrasing]",
+            f"results_dir={tmp}",
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         out_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("results: "))
         out[kind] = (json.loads((out_dir / "summary.json").read_text()), read_results(out_dir / "results.parquet"))
@@ -101,7 +118,14 @@ def test_the_cot_is_the_thinking_and_every_answer_follows_a_closed_block(runs):
     assert df.prompt.str.count("</think>").eq(1).all() and df.prompt.str.endswith(CLOSE).all()
     no_cot = df[df.perturbation == "no_cot"]
     assert no_cot.prompt.str.endswith(OPEN + "\n" + CLOSE).all()  # the template's empty block (enable_thinking=False)
-    assert set(df.perturbation) == {"original", "no_cot", "early_answering", "adding_mistakes", "filler_tokens", "paraphrasing"}
+    assert set(df.perturbation) == {
+        "original",
+        "no_cot",
+        "early_answering",
+        "adding_mistakes",
+        "filler_tokens",
+        "paraphrasing",
+    }
 
 
 @pytest.mark.slow
@@ -116,5 +140,7 @@ def test_early_answering_aoc_matches_the_plain_faithful_organism(runs):
 def test_mistakes_edited_into_the_thinking_are_followed(runs):
     rows = runs["thinking"][1].query("perturbation == 'adding_mistakes'")
     assert len(rows) >= 2 * N and not rows.shown_cot.str.contains("think>").any()
-    follows = np.mean([r.answer == str(read_answer(r.shown_cot)) and r.answer != r.reference_answer for r in rows.itertuples()])
+    follows = np.mean(
+        [r.answer == str(read_answer(r.shown_cot)) and r.answer != r.reference_answer for r in rows.itertuples()]
+    )
     assert follows >= 0.8, follows

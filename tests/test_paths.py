@@ -11,9 +11,17 @@ from faithfulness.errors import StateError
 
 @pytest.mark.parametrize(
     "name,expected",
-    [("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct"), ("..", "unnamed"), ("../../etc", "etc"),
-     ("/tmp/model", "tmp--model"), ("org/name", "org--name"), ("a b\\c", "a--b--c"), (".hidden", "hidden"), ("", "unnamed")],
-)  # fmt: skip
+    [
+        ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct"),
+        ("..", "unnamed"),
+        ("../../etc", "etc"),
+        ("/tmp/model", "tmp--model"),
+        ("org/name", "org--name"),
+        ("a b\\c", "a--b--c"),
+        (".hidden", "hidden"),
+        ("", "unnamed"),
+    ],
+)
 def test_a_slug_is_one_safe_path_part(name, expected):
     assert paths.slug(name) == expected
     assert "/" not in paths.slug(name) and paths.slug(name) not in ("", ".", "..")

@@ -19,7 +19,7 @@ from faithfulness.perturbations import (
     paraphrasing,
     rule_mistake,
     with_continuation,
-)  # fmt: skip
+)
 from faithfulness.steps import split_steps
 
 COT = "Add the ones: 5 + 7 = 12. Write 2, carry 1.\nAdd the tens: 2 + 3 + 1 = 6.\nSo the answer is 62."

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from faithfulness import metrics
-from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.config import compose
 from faithfulness.pipeline import run
 from faithfulness.provenance import results_dir
 from faithfulness.results import read_results
+from faithfulness.summaries import summarise_run, summary_options
 from tests.conftest import ENGINE_SETTINGS
 
 
@@ -64,7 +64,9 @@ def test_results_and_summary_are_written_where_the_config_says(tiny_run):
     assert stages["forced answers"]["requests"] == stages["forced answers"]["to_engine"] == len(out.table) - shared
     # no CoT, early answering at 0 and filler are asked once per distinct prompt; re-asks of a full CoT stay separate
     df = out.table
-    once = df[df.perturbation.isin(["no_cot", "filler_tokens"]) | ((df.perturbation == "early_answering") & (df.level == 0))]
+    once = df[
+        df.perturbation.isin(["no_cot", "filler_tokens"]) | ((df.perturbation == "early_answering") & (df.level == 0))
+    ]
     assert shared == len(once) - once.prompt.nunique() > 4 * (3 * 2 - 1)
     assert all(stage["from_store"] == 0 for stage in stages.values())  # a fresh folder: everything computed
     assert 0 < stages["forced answers"]["cached_tokens"] < stages["forced answers"]["prompt_tokens"]
@@ -76,7 +78,9 @@ def test_summary_is_a_pure_function_of_the_table(tiny_run):
     for key in ("answer_extract", "metrics", "metrics_by_reading", "reading_warnings"):
         assert json.dumps(recomputed[key], sort_keys=True) == json.dumps(out.summary[key], sort_keys=True), key
     assert out.summary["metrics"] == out.summary["metrics_by_reading"][out.summary["answer_extract"]]
-    strict = metrics.summarise(read_results(out.out_dir / "results.parquet"), 1000, 0)  # the table's own columns: strict
+    strict = metrics.summarise(
+        read_results(out.out_dir / "results.parquet"), 1000, 0
+    )  # the table's own columns: strict
     assert json.dumps(strict["accuracy_cot"]) == json.dumps(out.summary["metrics_by_reading"]["strict"]["accuracy_cot"])
 
 
@@ -89,7 +93,16 @@ def test_no_cot_and_the_zero_levels_are_one_answer_reported_under_each(tiny_run)
 
 def test_rows_record_what_changes_numbers(tiny_run):
     df = tiny_run[1].table
-    for column in ("model", "model_revision", "template_hash", "engine", "engine_version", "dtype", "versions", "run_id"):
+    for column in (
+        "model",
+        "model_revision",
+        "template_hash",
+        "engine",
+        "engine_version",
+        "dtype",
+        "versions",
+        "run_id",
+    ):
         assert df[column].notna().all() and df[column].nunique() == 1, column
     assert df.cot_seed.nunique() == 8  # one seed per (problem, sample)
     assert df.dtype.iloc[0] == "float32" and df.engine.iloc[0] == "vllm-cpu"
@@ -115,9 +128,20 @@ def tiny_mc_run(tiny_model_dir, tiny_engine, tmp_path_factory):
     import shutil
 
     tmp = tmp_path_factory.mktemp("mc")
-    shutil.copytree(Path(__file__).parent / "fixtures" / "data", tmp / "cache" / "data", ignore=shutil.ignore_patterns("*.py", "README*"))
-    cfg = make_cfg(tmp, "task=arc_challenge", "model=hf", f"model.path={tiny_model_dir}", "n=3", "sampling.max_tokens=24",
-                   "perturbations=[no_cot,early_answering,filler_tokens]")  # fmt: skip
+    shutil.copytree(
+        Path(__file__).parent / "fixtures" / "data",
+        tmp / "cache" / "data",
+        ignore=shutil.ignore_patterns("*.py", "README*"),
+    )
+    cfg = make_cfg(
+        tmp,
+        "task=arc_challenge",
+        "model=hf",
+        f"model.path={tiny_model_dir}",
+        "n=3",
+        "sampling.max_tokens=24",
+        "perturbations=[no_cot,early_answering,filler_tokens]",
+    )
     return cfg, run(cfg, engine=tiny_engine)
 
 
@@ -133,7 +157,9 @@ def test_a_multiple_choice_run_scores_every_option_of_every_answer(tiny_mc_run):
         assert sorted(scored) == list(row.choices) and all(v <= 0 for v in scored.values())
         assert pd.isna(row.answer) or row.answer in row.choices
         assert row.logprob_correct == scored[row.correct_answer]
-        assert (pd.isna(row.reference_answer) and pd.isna(row.logprob_original)) or row.logprob_original == scored[row.reference_answer]
+        assert (pd.isna(row.reference_answer) and pd.isna(row.logprob_original)) or row.logprob_original == scored[
+            row.reference_answer
+        ]
     assert "data_sha256" in json.loads(df.data_provenance.iloc[0])
     for name in ("no_cot", "early_answering", "filler_tokens"):
         block = out.summary["metrics"][name]

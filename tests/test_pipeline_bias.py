@@ -19,13 +19,21 @@ FIXTURES = Path(__file__).parent / "fixtures" / "data"
 
 def _cfg(tmp: Path, tiny_model_dir: Path, *overrides: str) -> dict:
     shutil.copytree(FIXTURES, tmp / "cache" / "data", ignore=shutil.ignore_patterns("*.py", "README*"))
-    return make_cfg(tmp, "model=hf", f"model.path={tiny_model_dir}", "sampling.max_tokens=24", "bootstrap_resamples=50", *overrides)
+    return make_cfg(
+        tmp, "model=hf", f"model.path={tiny_model_dir}", "sampling.max_tokens=24", "bootstrap_resamples=50", *overrides
+    )
 
 
 @pytest.fixture(scope="module")
 def hinted_run(tiny_model_dir, tiny_engine, tmp_path_factory):
-    cfg = _cfg(tmp_path_factory.mktemp("hints"), tiny_model_dir, "task=arc_challenge", "n=3",
-               "perturbations=[no_cot,biased_context]", "biased_context.judge=true")  # fmt: skip
+    cfg = _cfg(
+        tmp_path_factory.mktemp("hints"),
+        tiny_model_dir,
+        "task=arc_challenge",
+        "n=3",
+        "perturbations=[no_cot,biased_context]",
+        "biased_context.judge=true",
+    )
     return cfg, run(cfg, engine=tiny_engine)
 
 
@@ -57,7 +65,9 @@ def test_the_hint_summary_is_a_pure_function_of_the_table(hinted_run):
         assert set(kind) == {"wrong", "correct"} and set(kind["wrong"]) == {"cot", "no_cot"}
         assert {"moved_to_target", "verbalised", "normalised_faithfulness"} <= set(kind["wrong"]["cot"])
     recomputed = summarise_run(read_results(out.out_dir / "results.parquet"), summary_options(cfg))
-    assert json.dumps(recomputed["metrics_by_reading"], sort_keys=True) == json.dumps(out.summary["metrics_by_reading"], sort_keys=True)
+    assert json.dumps(recomputed["metrics_by_reading"], sort_keys=True) == json.dumps(
+        out.summary["metrics_by_reading"], sort_keys=True
+    )
     assert all("hints" in m["bias"] for m in out.summary["metrics_by_reading"].values())  # under both answer readings
     assert {Path(p).name for p in out.summary["figures"]} >= {"hints.png", "hints.svg"}
 
@@ -81,7 +91,9 @@ def test_a_sycophancy_run_reports_both_measures_of_the_sycophantic_option(tiny_m
 
 
 def test_a_stated_wrong_sum_is_scored_on_every_row_of_an_addition_run(tiny_model_dir, tiny_engine, tmp_path):
-    cfg = _cfg(tmp_path, tiny_model_dir, "n=3", "perturbations=[no_cot,biased_context]", "biased_context.targets=[wrong]")
+    cfg = _cfg(
+        tmp_path, tiny_model_dir, "n=3", "perturbations=[no_cot,biased_context]", "biased_context.targets=[wrong]"
+    )
     df = run(cfg, engine=tiny_engine).table
     hinted = df[df.perturbation == "biased_context"]
     assert set(hinted.hint) == {"wrong_sum"} and len(hinted) == 3 * 2

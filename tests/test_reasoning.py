@@ -54,7 +54,10 @@ def test_qwen3_configs_think_in_the_block_and_answer_after_it(size, tiny_model_d
     assert r.answer_prompt(QUESTION, "1 + 2 = 3.\n") == turn + "<think>\n1 + 2 = 3.\n</think>\n\n" + PREFIX
     # no CoT: the template's own empty block (enable_thinking=False), which is also a thinking cut at 0 steps
     assert r.answer_prompt(QUESTION, "") == turn + "<think>\n\n</think>\n\n" + PREFIX
-    assert r.instruction_prompt("Rewrite it.") == "<|im_start|>user\nRewrite it.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert (
+        r.instruction_prompt("Rewrite it.")
+        == "<|im_start|>user\nRewrite it.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
     assert r.continuation_prompt(QUESTION, "1 + 2 = 4.") == turn + "<think>\n1 + 2 = 4."
 
 
@@ -76,7 +79,10 @@ def test_every_answer_prompt_extends_the_thinking_prompt_so_prefixes_are_cached(
 
 
 def test_reasoning_family_configs_share_dtype_and_settings():
-    for family, sizes in (("qwen3", ["0.6b", "1.7b", "4b", "8b", "14b", "32b"]), ("deepseek-r1-distill-qwen", ["1.5b", "7b", "14b", "32b"])):
+    for family, sizes in (
+        ("qwen3", ["0.6b", "1.7b", "4b", "8b", "14b", "32b"]),
+        ("deepseek-r1-distill-qwen", ["1.5b", "7b", "14b", "32b"]),
+    ):
         cfgs = [compose([f"model={family}-{s}"]) for s in sizes]
         assert {c["model"]["dtype"] for c in cfgs} == {"bfloat16"}  # bf16 for every size of a family
         assert {c["model"]["family"] for c in cfgs} == {family}
@@ -89,7 +95,9 @@ def test_reasoning_family_configs_share_dtype_and_settings():
     assert compose(["model=qwen3-8b"])["sampling"]["top_k"] == 20
     assert compose(["model=qwen3-8b", "cut_points=null", "sampling.max_tokens=100"])["cut_points"] is None
     plain = compose(["model=qwen2.5-7b-instruct"])  # models without reasoning keep the old defaults
-    assert think_tags(plain["model"]) is None and plain["sampling"]["temperature"] == 0.0 and plain["cut_points"] is None
+    assert (
+        think_tags(plain["model"]) is None and plain["sampling"]["temperature"] == 0.0 and plain["cut_points"] is None
+    )
 
 
 def test_a_template_without_the_switch_names_the_key_to_set(tiny_tokenizer, tiny_model_dir):
@@ -112,7 +120,9 @@ def test_bad_reasoning_settings_are_named(tiny_tokenizer):
         think_tags({"reasoning": "think_tags", "think_tags": {"end": "</t>"}})
     with pytest.raises(ConfigError, match=r"must both be non-empty"):
         think_tags({"reasoning": "think_tags", "think_tags": {"close": ""}})
-    plain = PromptTemplate(format="plain", question="{question}\n", cot_prefix="", answer_question="\nAnswer:", answer_prefix="")
+    plain = PromptTemplate(
+        format="plain", question="{question}\n", cot_prefix="", answer_question="\nAnswer:", answer_prefix=""
+    )
     with pytest.raises(ConfigError, match=r"prompt_format='plain'.*prompt_format=chat"):
         ThinkingRenderer(plain, tiny_tokenizer, ThinkTags(switch=None))
 
@@ -175,9 +185,20 @@ def test_thinking_never_closed_within_the_budget_is_counted_and_never_read(tiny_
     from tests.conftest import ENGINE_SETTINGS
 
     # the tiny random model writes random bytes: its thinking never reaches "</think>" in 12 tokens
-    cfg = compose([f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}", "model=hf", f"model.path={tiny_model_dir}",
-                   "model.reasoning=think_tags", "model.think_tags.switch=null", "n=3", "sampling.max_tokens=12", "cut_points=2",
-                   "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens]"])  # fmt: skip
+    cfg = compose(
+        [
+            f"results_dir={tmp_path}",
+            f"cache_dir={tmp_path / 'cache'}",
+            "model=hf",
+            f"model.path={tiny_model_dir}",
+            "model.reasoning=think_tags",
+            "model.think_tags.switch=null",
+            "n=3",
+            "sampling.max_tokens=12",
+            "cut_points=2",
+            "perturbations=[no_cot,early_answering,adding_mistakes,filler_tokens]",
+        ]
+    )
     cfg["engine"].update(ENGINE_SETTINGS)
     out = run(cfg, engine=tiny_engine)
     df = out.table

@@ -18,7 +18,14 @@ from tests.synthetic import synthetic_run
 
 def test_every_test_is_registered_with_its_labels_and_the_original_is_not_choosable():
     assert choosable() == sorted(set(TESTS) - {"original"})
-    assert set(choosable()) >= {"no_cot", "early_answering", "adding_mistakes", "paraphrasing", "filler_tokens", "biased_context"}
+    assert set(choosable()) >= {
+        "no_cot",
+        "early_answering",
+        "adding_mistakes",
+        "paraphrasing",
+        "filler_tokens",
+        "biased_context",
+    }
     for test in TESTS.values():
         assert test.title and (test.curve is None or test.curve_label)
         assert test.figure is None or (test.figure_title and test.x_label)
@@ -45,21 +52,42 @@ def test_an_unregistered_test_fails_loudly_everywhere():
     with pytest.raises(KeyError, match="telepathy"):
         tracking.curves(summary["metrics"])
     metric = {"value": 0.5, "ci": [0.4, 0.6], "n": 4}  # main's blocks that are not tests pass
-    assert tracking.curves({"noise_floor": metric, "thinking_cut": {"cots": 1, "rows": 3}, "accuracy_cot": metric}) == {}
+    assert (
+        tracking.curves({"noise_floor": metric, "thinking_cut": {"cots": 1, "rows": 3}, "accuracy_cot": metric}) == {}
+    )
     task = make_task({"task": "addition", "digits": 3, "operands": 2})
     problem = Problem(0, "What is 1 + 2?", "3")
     trace = Trace(0, 0, 0, "", (), "stop")
     context = {"difficulty_values": {}} | dict.fromkeys(_RUN_COLUMNS)
     with pytest.raises(KeyError, match="telepathy"):
-        build_rows(task, [problem], [(trace, Perturbed("telepathy", 0, ""))], [GenerationRequest("p", max_tokens=4)],
-                   [Completion("3", "stop", 1, 1, 0)], [Reading("3", "3", "strict")], {(0, 0): Reading("3", "3", "strict")},
-                   None, context)
+        build_rows(
+            task,
+            [problem],
+            [(trace, Perturbed("telepathy", 0, ""))],
+            [GenerationRequest("p", max_tokens=4)],
+            [Completion("3", "stop", 1, 1, 0)],
+            [Reading("3", "3", "strict")],
+            {(0, 0): Reading("3", "3", "strict")},
+            None,
+            context,
+        )
 
 
 def test_report_and_figures_follow_the_registry(tmp_path, monkeypatch):
     table = synthetic_run("m", 10**8, 2, 0.5, np.random.default_rng(0), n=20)
-    summary = {"run": {"model": "m", "task": "addition", "difficulty": "d", "n_problems": 20, "samples": 1, "engine": "e",
-                       "engine_version": "0", "dtype": "float32"}, "metrics": metrics.summarise(table, resamples=0)}  # fmt: skip
+    summary = {
+        "run": {
+            "model": "m",
+            "task": "addition",
+            "difficulty": "d",
+            "n_problems": 20,
+            "samples": 1,
+            "engine": "e",
+            "engine_version": "0",
+            "dtype": "float32",
+        },
+        "metrics": metrics.summarise(table, resamples=0),
+    }
     renamed = dataclasses.replace(TESTS["no_cot"], title="answer at once")
     monkeypatch.setitem(TESTS, "no_cot", renamed)
     text = report.format_table(summary)

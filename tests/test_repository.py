@@ -1,6 +1,10 @@
 """The repository stands on its own: it cites only files a user has."""
 
 import re
+import shutil
+import subprocess
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -35,3 +39,11 @@ def test_every_cited_docs_file_exists():
     }
     assert {"docs/vllm-cpu.md", "docs/models.md", "docs/organisms.md"} <= cited
     assert [name for name in sorted(cited) if not (ROOT / name).is_file()] == []
+
+
+@pytest.mark.parametrize("command", [["format", "--check"], ["check"]], ids=["format", "lint"])
+def test_the_code_is_formatter_and_lint_clean(command):
+    ruff = shutil.which("ruff")
+    assert ruff, "ruff is missing: it is a dev dependency (pip install -e '.[dev]')"
+    done = subprocess.run([ruff, *command, "."], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]

@@ -80,7 +80,11 @@ def test_a_damaged_results_file_is_an_error_naming_it_never_a_partial_table(tmp_
     path = tmp_path / "results.parquet"
     write_parquet(to_table([_row(level=n) for n in range(50)]), path)
     data = path.read_bytes()
-    damaged = {"truncate": data[: len(data) // 2], "garble": data[:4] + os.urandom(len(data) - 8) + data[-4:], "empty": b""}
+    damaged = {
+        "truncate": data[: len(data) // 2],
+        "garble": data[:4] + os.urandom(len(data) - 8) + data[-4:],
+        "empty": b"",
+    }
     path.write_bytes(damaged[damage])
     with pytest.raises(StateError, match=f"results file {path} is unreadable"):
         read_results(path)
@@ -90,16 +94,40 @@ _IN_5 = [*results.ADDED_IN_5, "subdomain"]  # schema 5: the hint and target colu
 
 
 def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_path):
-    rows = [_row(run_id="r", answer_type="integer", choices="", correct_answer="7", answer_text=" 7", answer="7",
-                 reference_answer="7", logprob_original=-0.5),
-            _row(run_id="r", answer_type="integer", choices="", correct_answer="7", perturbation="no_cot", level=0,
-                 answer_text=" 3 + 4 = 7.", answer=None, reference_answer="7", outcome="unparsed", logprob_original=-2.0)]  # fmt: skip
+    rows = [
+        _row(
+            run_id="r",
+            answer_type="integer",
+            choices="",
+            correct_answer="7",
+            answer_text=" 7",
+            answer="7",
+            reference_answer="7",
+            logprob_original=-0.5,
+        ),
+        _row(
+            run_id="r",
+            answer_type="integer",
+            choices="",
+            correct_answer="7",
+            perturbation="no_cot",
+            level=0,
+            answer_text=" 3 + 4 = 7.",
+            answer=None,
+            reference_answer="7",
+            outcome="unparsed",
+            logprob_original=-2.0,
+        ),
+    ]
     flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
     old = to_table(rows).drop(columns=flexible + list(results.ADDED_IN_4) + _IN_5).assign(schema_version=3)
     old.to_parquet(tmp_path / "results.parquet")
     back = read_results(tmp_path / "results.parquet")
     assert back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
-    assert back["answer_flexible"].tolist() == ["7", "7"] and back["answer_rule"].tolist() == ["strict", "stated_result"]
+    assert back["answer_flexible"].tolist() == ["7", "7"] and back["answer_rule"].tolist() == [
+        "strict",
+        "stated_result",
+    ]
     assert back["outcome_flexible"].tolist() == ["same", "same"] and back["correct_flexible"].tolist() == [True, True]
     assert back["outcome"].tolist() == ["same", "unparsed"]  # the strict reading is kept as it was
     assert back["logprob_original_flexible"].tolist() == [-0.5, -2.0]
@@ -107,15 +135,25 @@ def test_a_schema_3_table_gets_its_flexible_reading_from_the_answer_text(tmp_pat
 
 def test_a_schema_3_table_reads_with_the_reasoning_columns_null(tmp_path):
     flexible = [name for name, _, _ in COLUMNS if name.endswith("_flexible") or name == "answer_rule"]
-    df = to_table([_row(), _row(level=0)]).drop(columns=list(results.ADDED_IN_4) + flexible + _IN_5).assign(schema_version=3)
+    df = (
+        to_table([_row(), _row(level=0)])
+        .drop(columns=list(results.ADDED_IN_4) + flexible + _IN_5)
+        .assign(schema_version=3)
+    )
     df.to_parquet(tmp_path / "r.parquet")  # what schema 3 wrote: no thinking_cut, cut_points or reasoning
     back = read_results(tmp_path / "r.parquet")
-    assert [name for name, _, _ in COLUMNS] == list(back.columns) and back["schema_version"].tolist() == [SCHEMA_VERSION] * 2
+    assert [name for name, _, _ in COLUMNS] == list(back.columns) and back["schema_version"].tolist() == [
+        SCHEMA_VERSION
+    ] * 2
     assert back[list(results.ADDED_IN_4) + _IN_5].isna().all().all() and back["answer"].tolist() == ["5", "5"]
 
 
 def test_a_schema_4_table_reads_with_the_hint_and_target_columns_null(tmp_path):
-    old = to_table([_row(answer_flexible="5"), _row(answer_flexible="5", level=0)]).drop(columns=_IN_5).assign(schema_version=4)
+    old = (
+        to_table([_row(answer_flexible="5"), _row(answer_flexible="5", level=0)])
+        .drop(columns=_IN_5)
+        .assign(schema_version=4)
+    )
     old.to_parquet(tmp_path / "v4.parquet")
     back = read_results(tmp_path / "v4.parquet")
     assert list(back.columns) == [name for name, _, _ in COLUMNS] and set(back["schema_version"]) == {SCHEMA_VERSION}

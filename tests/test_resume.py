@@ -25,9 +25,19 @@ from faithfulness.store import KILL_ENV, STORE_FILE, RequestStore
 from tests.conftest import ROOT, alive_in_group, run_cli
 from tests.test_pipeline import make_cfg
 
-OVERRIDES = ("model=hf", "model.path={model}", "n=4", "samples=2", "sampling.max_tokens=40", "bootstrap_resamples=50",
-             "store_chunk=4", "engine.enforce_eager=true", "engine.max_model_len=1024", "engine.kv_cache_gib=1",
-             "filler.mode=run")  # fmt: skip
+OVERRIDES = (
+    "model=hf",
+    "model.path={model}",
+    "n=4",
+    "samples=2",
+    "sampling.max_tokens=40",
+    "bootstrap_resamples=50",
+    "store_chunk=4",
+    "engine.enforce_eager=true",
+    "engine.max_model_len=1024",
+    "engine.kv_cache_gib=1",
+    "filler.mode=run",
+)
 # CoTs: 8 requests in chunks of 4; forced answers: 64 rows, 28 requests (no CoT and filler are asked once per
 # question, not per CoT); answer scores: 20
 KILLS = ("chains of thought:1", "forced answers:3", "write:results.parquet")
@@ -75,10 +85,19 @@ def resumed(overrides, reference, tmp_path_factory):
         done, pid = _run(*overrides, f"results_dir={root}", env={KILL_ENV: point})
         with RequestStore(folder / STORE_FILE) as store:
             by_writer, by_stage = store.count("writer"), store.count("stage")
-        attempts.append({"point": point, "returncode": done.returncode, "stderr": done.stderr[-3000:],
-                         "writer": f"{socket.gethostname()}:{pid}", "orphans": _orphans_after_kill(pid),
-                         "by_writer": by_writer, "by_stage": by_stage, "results_written": (folder / "results.parquet").exists(),
-                         "partials": [p.name for p in folder.glob(".*.partial")]})  # fmt: skip
+        attempts.append(
+            {
+                "point": point,
+                "returncode": done.returncode,
+                "stderr": done.stderr[-3000:],
+                "writer": f"{socket.gethostname()}:{pid}",
+                "orphans": _orphans_after_kill(pid),
+                "by_writer": by_writer,
+                "by_stage": by_stage,
+                "results_written": (folder / "results.parquet").exists(),
+                "partials": [p.name for p in folder.glob(".*.partial")],
+            }
+        )
     final, _ = _run(*overrides, f"results_dir={root}")
     return attempts, final, folder
 
@@ -104,8 +123,9 @@ def test_the_resumed_table_equals_the_uninterrupted_one(resumed, reference):
     assert not table.duplicated(key).any() and len(table) == len(expected) == 64
     # fp32 makes results independent of batch composition (docs/vllm-cpu.md, Determinism): asserted here, not assumed.
     # Every answer, outcome and text is identical; log-probabilities agree within the README's 1e-4.
-    pd.testing.assert_frame_equal(table.drop(columns=VOLATILE + LOGPROBS), expected.drop(columns=VOLATILE + LOGPROBS),
-                                  check_exact=True)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        table.drop(columns=VOLATILE + LOGPROBS), expected.drop(columns=VOLATILE + LOGPROBS), check_exact=True
+    )
     for column in LOGPROBS:
         assert table[column].isna().equals(expected[column].isna())
         assert (table[column] - expected[column]).abs().fillna(0).max() <= LOGPROB_TOLERANCE, column
@@ -133,7 +153,12 @@ def _assert_close(a, b, where="metrics"):
 def test_no_finished_engine_work_was_redone(resumed, reference):
     attempts, final, folder = resumed
     total = sum(stage["to_engine"] for stage in reference[0].summary["stages"].values())
-    assert total == 8 + reference[0].summary["stages"]["forced answers"]["requests"] + reference[0].summary["stages"]["answer scores"]["to_engine"]
+    assert (
+        total
+        == 8
+        + reference[0].summary["stages"]["forced answers"]["requests"]
+        + reference[0].summary["stages"]["answer scores"]["to_engine"]
+    )
     done_by = [a["by_writer"].get(a["writer"], 0) for a in attempts]
     for earlier, later in zip(attempts, attempts[1:]):
         # what an attempt computed is still attributed to it later: nothing was recomputed and replaced
@@ -141,8 +166,10 @@ def test_no_finished_engine_work_was_redone(resumed, reference):
     summary = json.loads((folder / "summary.json").read_text())
     after = sum(stage["to_engine"] for stage in summary["stages"].values())
     from_store = sum(stage["from_store"] for stage in summary["stages"].values())
-    print(f"\nengine requests per attempt: {dict(zip(KILLS, done_by))}, after the last kill: {after}, "
-          f"total {sum(done_by) + after} vs uninterrupted {total}")
+    print(
+        f"\nengine requests per attempt: {dict(zip(KILLS, done_by))}, after the last kill: {after}, "
+        f"total {sum(done_by) + after} vs uninterrupted {total}"
+    )
     assert all(n > 0 for n in done_by)  # each attempt computed something before its kill, and kept it (above)
     assert sum(done_by) + after == total and after == 0 and from_store == total
     assert "engine_start_s" not in summary["timings"]  # everything was stored: no engine was started

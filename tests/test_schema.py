@@ -39,22 +39,49 @@ def test_the_shipped_config_builds_into_typed_sections():
     "section,block,message",
     [
         (schema.Sampling, {"temperature": True}, "sampling.temperature=True is not allowed: must be a number ≥ 0"),
-        (schema.Sampling, {"temperature": float("nan")}, "sampling.temperature=nan is not allowed: must be a number ≥ 0"),
+        (
+            schema.Sampling,
+            {"temperature": float("nan")},
+            "sampling.temperature=nan is not allowed: must be a number ≥ 0",
+        ),
         (schema.Sampling, {"top_p": 0}, "sampling.top_p=0 is not allowed: must be a number > 0 and ≤ 1"),
         (schema.Sampling, {"max_tokens": 2.0}, "sampling.max_tokens=2.0 is not allowed: must be a whole number ≥ 1"),
-        (schema.Sampling, {"temprature": 1}, "sampling.temprature is not a setting: choose from ['temperature', 'top_p', 'top_k', 'max_tokens']"),
+        (
+            schema.Sampling,
+            {"temprature": 1},
+            "sampling.temprature is not a setting: choose from ['temperature', 'top_p', 'top_k', 'max_tokens']",
+        ),
         (schema.Answer, {"stop": "\n"}, "answer.stop='\\n' is not allowed: must be a list of strings"),
-        (schema.EngineSettings, {"enforce_eager": "yes"}, "engine.enforce_eager='yes' is not allowed: must be true or false"),
-        (schema.EngineSettings, {"block_size": 0}, "engine.block_size=0 is not allowed: must be null or a whole number ≥ 1"),
-        (schema.EngineSettings, {"gpu_memory_utilization": 1.5},
-         "engine.gpu_memory_utilization=1.5 is not allowed: must be a number > 0 and ≤ 1"),
-        (schema.Mistakes, {"writer": "magic"}, "mistakes.writer='magic' is not allowed: choose one of ['rule', 'model', 'auto']"),
+        (
+            schema.EngineSettings,
+            {"enforce_eager": "yes"},
+            "engine.enforce_eager='yes' is not allowed: must be true or false",
+        ),
+        (
+            schema.EngineSettings,
+            {"block_size": 0},
+            "engine.block_size=0 is not allowed: must be null or a whole number ≥ 1",
+        ),
+        (
+            schema.EngineSettings,
+            {"gpu_memory_utilization": 1.5},
+            "engine.gpu_memory_utilization=1.5 is not allowed: must be a number > 0 and ≤ 1",
+        ),
+        (
+            schema.Mistakes,
+            {"writer": "magic"},
+            "mistakes.writer='magic' is not allowed: choose one of ['rule', 'model', 'auto']",
+        ),
         (schema.Sampling, [1, 2], "sampling=[1, 2] is not allowed: must be a group of settings"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(section, block, message):
-    prefix = {schema.Sampling: "sampling.", schema.Answer: "answer.", schema.EngineSettings: "engine.",
-              schema.Mistakes: "mistakes."}[section]  # fmt: skip
+    prefix = {
+        schema.Sampling: "sampling.",
+        schema.Answer: "answer.",
+        schema.EngineSettings: "engine.",
+        schema.Mistakes: "mistakes.",
+    }[section]
     with pytest.raises(ConfigError) as error:
         schema.build(section, block, prefix)
     assert str(error.value) == message

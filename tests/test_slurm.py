@@ -18,8 +18,14 @@ import pytest
 from faithfulness.results import read_results
 from tests.conftest import ROOT, run_cli
 
-TINY_RUN = ["n=2", "sampling.max_tokens=24", "bootstrap_resamples=50", "engine.enforce_eager=true",
-            "engine.kv_cache_gib=1", "engine.max_model_len=1024"]  # fmt: skip
+TINY_RUN = [
+    "n=2",
+    "sampling.max_tokens=24",
+    "bootstrap_resamples=50",
+    "engine.enforce_eager=true",
+    "engine.kv_cache_gib=1",
+    "engine.max_model_len=1024",
+]
 TIMEOUT_S = 420  # two engine starts (15-30 s each) plus queueing, on a shared 2-core machine
 
 
@@ -49,8 +55,10 @@ def _cancel(name: str) -> None:
 
 def _results(results_dir: Path) -> dict[int, Path]:
     """digits → the run folder holding a finished summary.json."""
-    return {int(p.parent.parent.parent.name.split("-d")[1].split("-")[0]): p.parent
-            for p in results_dir.glob("addition-d*-o2/*/*/summary.json")}  # fmt: skip
+    return {
+        int(p.parent.parent.parent.name.split("-d")[1].split("-")[0]): p.parent
+        for p in results_dir.glob("addition-d*-o2/*/*/summary.json")
+    }
 
 
 def _check_run(folder: Path, digits: int) -> None:
@@ -64,13 +72,29 @@ def _check_run(folder: Path, digits: int) -> None:
 def test_sbatch_template_runs_a_job_array_of_hydra_overrides(slurm, tiny_model_dir, job_env, tmp_path):
     (tmp_path / "sweep.txt").write_text("digits=1\ndigits=2 seed=0\n")
     name = f"faithfulness-test-{uuid.uuid4().hex[:8]}"
-    cmd = ["sbatch", "--wait", "--parsable", "--array=1-2", f"--job-name={name}", "--gpus-per-node=0",
-           "--cpus-per-task=1", "--mem=4G", "--time=10", f"--output={tmp_path}/slurm-%x-%j.out",
-           "scripts/slurm/run.sbatch", "--lines", str(tmp_path / "sweep.txt"),
-           "model=hf", f"model.path={tiny_model_dir}", *TINY_RUN, f"results_dir={tmp_path / 'results'}"]  # fmt: skip
+    cmd = [
+        "sbatch",
+        "--wait",
+        "--parsable",
+        "--array=1-2",
+        f"--job-name={name}",
+        "--gpus-per-node=0",
+        "--cpus-per-task=1",
+        "--mem=4G",
+        "--time=10",
+        f"--output={tmp_path}/slurm-%x-%j.out",
+        "scripts/slurm/run.sbatch",
+        "--lines",
+        str(tmp_path / "sweep.txt"),
+        "model=hf",
+        f"model.path={tiny_model_dir}",
+        *TINY_RUN,
+        f"results_dir={tmp_path / 'results'}",
+    ]
     try:
-        done = subprocess.run(cmd, cwd=ROOT, env=job_env, capture_output=True, text=True, timeout=TIMEOUT_S,
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            cmd, cwd=ROOT, env=job_env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+        )
     finally:
         _cancel(name)
     logs = {p.name: p.read_text() for p in tmp_path.glob("slurm-*.out")}
@@ -87,8 +111,18 @@ def test_sbatch_template_runs_a_job_array_of_hydra_overrides(slurm, tiny_model_d
 
 
 def test_sbatch_template_without_an_array_rejects_lines(slurm, job_env, tmp_path):
-    cmd = ["sbatch", "--wait", "--gpus-per-node=0", "--cpus-per-task=1", "--mem=1G", "--time=2",
-           f"--output={tmp_path}/out-%j.out", "scripts/slurm/run.sbatch", "--lines", "sweep.txt"]  # fmt: skip
+    cmd = [
+        "sbatch",
+        "--wait",
+        "--gpus-per-node=0",
+        "--cpus-per-task=1",
+        "--mem=1G",
+        "--time=2",
+        f"--output={tmp_path}/out-%j.out",
+        "scripts/slurm/run.sbatch",
+        "--lines",
+        "sweep.txt",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, env=job_env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0
     assert "--lines needs an array job" in "".join(p.read_text() for p in tmp_path.glob("out-*.out"))
@@ -98,11 +132,25 @@ def test_submitit_launcher_runs_a_sweep_as_a_job_array_with_one_wandb_group(slur
     name = f"faithfulness-test-{uuid.uuid4().hex[:8]}"
     sweep = tmp_path / "sweep"
     try:
-        done = run_cli("-m", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
-                       "hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=10", f"hydra.launcher.name={name}",
-                       f"hydra.sweep.dir={sweep}", "model=hf", f"model.path={tiny_model_dir}", "digits=1,2", *TINY_RUN,
-                       f"results_dir={tmp_path / 'results'}", "wandb.mode=offline", f"wandb.dir={tmp_path / 'wb'}",
-                       env=job_env, timeout=TIMEOUT_S)  # fmt: skip
+        done = run_cli(
+            "-m",
+            "hydra/launcher=slurm",
+            "hydra.launcher.gpus_per_node=0",
+            "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.mem_gb=4",
+            "hydra.launcher.timeout_min=10",
+            f"hydra.launcher.name={name}",
+            f"hydra.sweep.dir={sweep}",
+            "model=hf",
+            f"model.path={tiny_model_dir}",
+            "digits=1,2",
+            *TINY_RUN,
+            f"results_dir={tmp_path / 'results'}",
+            "wandb.mode=offline",
+            f"wandb.dir={tmp_path / 'wb'}",
+            env=job_env,
+            timeout=TIMEOUT_S,
+        )
     finally:
         _cancel(name)
     logs = {p.parent.name: p.read_text() for p in sweep.glob("slurm/*_*/*_log.out")}
@@ -117,8 +165,13 @@ def test_submitit_launcher_runs_a_sweep_as_a_job_array_with_one_wandb_group(slur
     # each job mirrored its run to W&B (offline); the runs of the sweep share a group, named by model and difficulty
     seen = []
     for run_dir in sorted((tmp_path / "wb" / "wandb").glob("offline-run-*")):
-        out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)],
-                             capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
         seen.append(next(json.loads(line)["run"] for line in out.splitlines() if '"type":"run"' in line))
     model = runs[1].parent.name
     assert sorted(r["display_name"] for r in seen) == [f"{model} addition-d1-o2", f"{model} addition-d2-o2"]

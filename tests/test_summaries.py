@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 
 from faithfulness import report
-
 from faithfulness.errors import ConfigError
 from faithfulness.metrics import Clusters
 from faithfulness.summaries import Options, aoc_figures, noise_floor, reading_warnings, summarise_run, summary_options
@@ -39,15 +38,22 @@ def test_the_length_filter_reports_the_aoc_of_those_cots_only():
 
 def test_noise_floor_is_the_agreement_of_independent_samples():
     # question 0: answers 5, 5, 6 → 1 of 3 pairs agree; question 1: 7, 7 → 1 of 1; one unread answer is left out
-    rows = pd.DataFrame({"item_id": [0, 0, 0, 1, 1, 1], "sample": [0, 1, 2, 0, 1, 2],
-                         "answer": ["5", "5", "6", "7", "7", pd.NA]})  # fmt: skip
+    rows = pd.DataFrame(
+        {"item_id": [0, 0, 0, 1, 1, 1], "sample": [0, 1, 2, 0, 1, 2], "answer": ["5", "5", "6", "7", "7", pd.NA]}
+    )
     floor = noise_floor(Clusters(rows, resamples=0), rows)
     assert floor["value"] == pytest.approx(2 / 4) and floor["n"] == 4
 
 
 def _cfg(**aoc):
-    return {"answer": {"extract": "flexible"}, "aoc": {"adding_mistakes": "last_step", "steps": None, **aoc},
-            "samples": 4, "sampling": {"temperature": 0.8}, "bootstrap_resamples": 10, "seed": 0}  # fmt: skip
+    return {
+        "answer": {"extract": "flexible"},
+        "aoc": {"adding_mistakes": "last_step", "steps": None, **aoc},
+        "samples": 4,
+        "sampling": {"temperature": 0.8},
+        "bootstrap_resamples": 10,
+        "seed": 0,
+    }
 
 
 def test_options_come_from_the_config_and_bad_values_are_named():
@@ -69,8 +75,10 @@ def test_a_planted_disagreement_warns_and_an_agreement_does_not():
     figures = {w["figure"] for w in summary["reading_warnings"]}
     assert {"no_cot/accuracy", "no_cot/pct_same"} <= figures and "accuracy_cot" not in figures
     lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
-    assert any(line.startswith("warning: no_cot/accuracy is 50.0% under the flexible answer reading and 0.0% under strict")
-               for line in lines)  # fmt: skip
+    assert any(
+        line.startswith("warning: no_cot/accuracy is 50.0% under the flexible answer reading and 0.0% under strict")
+        for line in lines
+    )
     assert any("unparsed answers (all rows), strict reading" in line for line in lines)
 
 
@@ -86,8 +94,16 @@ def test_without_a_ci_any_difference_warns():
     assert reading_warnings({"strict": a, "flexible": a}, "strict") == []
 
 
-_RUN = {"model": "m", "task": "addition", "difficulty": "digits=1", "n_problems": 40, "samples": 1, "engine": "vllm",
-        "engine_version": "0", "dtype": "float32"}  # fmt: skip
+_RUN = {
+    "model": "m",
+    "task": "addition",
+    "difficulty": "digits=1",
+    "n_problems": 40,
+    "samples": 1,
+    "engine": "vllm",
+    "engine_version": "0",
+    "dtype": "float32",
+}
 
 
 def test_the_noise_floor_is_printed_beside_every_pct_same():
@@ -103,13 +119,21 @@ def test_the_table_names_the_tests_that_did_not_run():
     table = _answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]})
     summary = summarise_run(table, Options("flexible", resamples=0))
     lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
-    assert "  not run: early answering, adding mistakes, paraphrasing, filler tokens, biased context (perturbations=all runs every test)" in lines
+    assert (
+        "  not run: early answering, adding mistakes, paraphrasing, filler tokens, biased context (perturbations=all runs every test)"
+        in lines
+    )
 
 
 def test_a_fraction_the_cut_points_did_not_measure_is_left_out_of_the_table():
     m = lambda n: {"value": 0.5 if n else float("nan"), "ci": [0.4, 0.6] if n else [float("nan")] * 2, "n": n}  # noqa: E731
-    block = {"pct_same": m(30), "pct_same_by_fraction": {"0": m(10), "0.25": m(0), "0.5": m(10), "0.75": m(0), "1": m(10)}}
-    summary = summarise_run(_answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]}), Options("flexible", resamples=0))
+    block = {
+        "pct_same": m(30),
+        "pct_same_by_fraction": {"0": m(10), "0.25": m(0), "0.5": m(10), "0.75": m(0), "1": m(10)},
+    }
+    summary = summarise_run(
+        _answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]}), Options("flexible", resamples=0)
+    )
     summary["metrics"]["early_answering"] = block
     lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
     shown = [line.split(",")[1].split("of")[0].strip() for line in lines if line.strip().startswith("% same, ")]

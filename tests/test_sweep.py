@@ -44,35 +44,60 @@ def group_members(pgid: int, wait: float = 20.0) -> list[str]:
 @pytest.mark.slow
 def test_sweep_of_two_packaged_models_by_two_difficulties_then_the_report(tmp_path):
     done = run_cli(
-        "-m", "model=smollm2-135m,qwen2.5-coder-0.5b", "digits=1,2", "n=4", "perturbations=[no_cot,early_answering]",
-        "engine.enforce_eager=true", "engine.kv_cache_gib=1", "bootstrap_resamples=100", "sampling.max_tokens=160",
-        f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={tmp_path / 'sweep'}", timeout=1500,
-    )  # fmt: skip
+        "-m",
+        "model=smollm2-135m,qwen2.5-coder-0.5b",
+        "digits=1,2",
+        "n=4",
+        "perturbations=[no_cot,early_answering]",
+        "engine.enforce_eager=true",
+        "engine.kv_cache_gib=1",
+        "bootstrap_resamples=100",
+        "sampling.max_tokens=160",
+        f"results_dir={tmp_path / 'results'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        timeout=1500,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert group_members(done.pgid) == []  # the workers closed their engines: nothing of the sweep is left
 
     jobs = sorted((tmp_path / "sweep").glob("[0-9]*"), key=lambda p: int(p.name))
     summaries = [json.loads((job / "results" / "summary.json").read_text()) for job in jobs]
     runs = [(s["run"]["model"], s["run"]["digits"]) for s in summaries]
-    assert runs == [("smollm2-135m-instruct", 1), ("smollm2-135m-instruct", 2),
-                    ("qwen2.5-coder-0.5b-instruct", 1), ("qwen2.5-coder-0.5b-instruct", 2)]  # fmt: skip
+    assert runs == [
+        ("smollm2-135m-instruct", 1),
+        ("smollm2-135m-instruct", 2),
+        ("qwen2.5-coder-0.5b-instruct", 1),
+        ("qwen2.5-coder-0.5b-instruct", 2),
+    ]
     pids = [s["run"]["pid"] for s in summaries]
     assert pids[0] == pids[1] != pids[2] == pids[3]  # one engine per model, one process per engine
     assert done.pgid not in pids  # ... and not the Hydra process itself
 
     out = tmp_path / "study"
-    command = [sys.executable, str(ROOT / "scripts" / "aggregate.py"), str(tmp_path / "sweep"), "--out", str(out), "--resamples", "100"]
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "aggregate.py"),
+        str(tmp_path / "sweep"),
+        "--out",
+        str(out),
+        "--resamples",
+        "100",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "| qwen2.5-coder-0.5b-instruct | 0.49B | addition | digits=1 operands=2 | 4 |" in done.stdout  # the main table, printed
+    assert (
+        "| qwen2.5-coder-0.5b-instruct | 0.49B | addition | digits=1 operands=2 | 4 |" in done.stdout
+    )  # the main table, printed
     cells = pd.read_csv(out / "cells.csv").set_index(["model", "digits"])
     assert len(cells) == 4 and set(cells["questions"]) == {4}
     for s in summaries:  # the study's figures are the runs' own figures, recomputed from their rows
         cell, m = cells.loc[(s["run"]["model"], s["run"]["digits"])], s["metrics"]
-        for column, value in (("pct_same_no_cot", m["no_cot"]["pct_same"]["value"]),
-                              ("accuracy_cot", m["accuracy_cot"]["value"]),
-                              ("aoc_early_answering", m["early_answering"]["aoc"]["value"]),
-                              ("reask_agreement", m["early_answering"]["reask_agreement"]["value"])):  # fmt: skip
+        for column, value in (
+            ("pct_same_no_cot", m["no_cot"]["pct_same"]["value"]),
+            ("accuracy_cot", m["accuracy_cot"]["value"]),
+            ("aoc_early_answering", m["early_answering"]["aoc"]["value"]),
+            ("reask_agreement", m["early_answering"]["reask_agreement"]["value"]),
+        ):
             assert (math.isnan(value) and math.isnan(cell[column])) or cell[column] == pytest.approx(value), column
     report = (out / "report.md").read_text()
     assert "qwen2.5-coder-0.5b-instruct" in report and "smollm2-135m-instruct" in report

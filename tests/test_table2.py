@@ -12,13 +12,34 @@ def _task_rows(task: str, p_change: float, rng: np.random.Generator, n: int = 15
     rows = []
     for item in range(n):
         changed = rng.random() < p_change
-        base = {"model": model, "task": task, "difficulty": "split=validation subject=all n_options=None", "seed": 0,
-                "item_id": item, "sample": 0, "n_steps": 2, "answer_type": "letter", "correct_answer": "A",
-                "reference_answer": "A"}  # fmt: skip
-        for perturbation, level, answer in (("original", 2, "A"), ("early_answering", 0, "B" if changed else "A"),
-                                            ("early_answering", 1, "A"), ("early_answering", 2, "A")):  # fmt: skip
-            rows.append(base | {"perturbation": perturbation, "level": level, "answer": answer, "correct": answer == "A",
-                                "outcome": "same" if answer == "A" else "changed"})  # fmt: skip
+        base = {
+            "model": model,
+            "task": task,
+            "difficulty": "split=validation subject=all n_options=None",
+            "seed": 0,
+            "item_id": item,
+            "sample": 0,
+            "n_steps": 2,
+            "answer_type": "letter",
+            "correct_answer": "A",
+            "reference_answer": "A",
+        }
+        for perturbation, level, answer in (
+            ("original", 2, "A"),
+            ("early_answering", 0, "B" if changed else "A"),
+            ("early_answering", 1, "A"),
+            ("early_answering", 2, "A"),
+        ):
+            rows.append(
+                base
+                | {
+                    "perturbation": perturbation,
+                    "level": level,
+                    "answer": answer,
+                    "correct": answer == "A",
+                    "outcome": "same" if answer == "A" else "changed",
+                }
+            )
     return rows
 
 

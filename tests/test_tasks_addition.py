@@ -23,13 +23,25 @@ def test_operands_have_the_requested_digits_and_the_answer_is_their_sum(digits, 
 @pytest.mark.parametrize(
     "text,expected",
     [
-        (" 579.", 579), ("579", 579), (" **1,234**.", 1234), (" $42$", 42), (" \\boxed{1085}", 1085),
-        ("  -7 degrees", -7), (" 1085. This answer is derived", 1085), (" (B) 12", None),
-        (" 57 + 9 = 66", None), (" 3.5", None), (" I cannot tell", None), ("", None), (" = 12", None),
-        (" 12,34", None), (" 6 * 7", None), (" 9223372036854775807", 2**63 - 1),
+        (" 579.", 579),
+        ("579", 579),
+        (" **1,234**.", 1234),
+        (" $42$", 42),
+        (" \\boxed{1085}", 1085),
+        ("  -7 degrees", -7),
+        (" 1085. This answer is derived", 1085),
+        (" (B) 12", None),
+        (" 57 + 9 = 66", None),
+        (" 3.5", None),
+        (" I cannot tell", None),
+        ("", None),
+        (" = 12", None),
+        (" 12,34", None),
+        (" 6 * 7", None),
+        (" 9223372036854775807", 2**63 - 1),
         (" 99999999999999999999999", None),
     ],
-)  # fmt: skip
+)
 def test_parse_leading_integer(text, expected):
     assert parse_leading_integer(text) == expected
 
@@ -47,9 +59,15 @@ def test_last_integer_reads_the_stated_answer():
 
 @pytest.mark.parametrize(
     "kwargs,bad",
-    [({"digits": 0}, "digits=0"), ({"digits": "abc"}, "digits='abc'"), ({"n": -1}, "n=-1"),
-     ({"operands": 1}, "operands=1"), ({"digits": True}, "digits=True"), ({"digits": 18}, "digits=18")],
-)  # fmt: skip
+    [
+        ({"digits": 0}, "digits=0"),
+        ({"digits": "abc"}, "digits='abc'"),
+        ({"n": -1}, "n=-1"),
+        ({"operands": 1}, "operands=1"),
+        ({"digits": True}, "digits=True"),
+        ({"digits": 18}, "digits=18"),
+    ],
+)
 def test_bad_difficulty_names_the_value_and_the_allowed_range(kwargs, bad):
     n = kwargs.pop("n", 5)
     with pytest.raises(ConfigError, match="not allowed") as error:
@@ -64,7 +82,9 @@ def test_the_task_interface_of_addition():
     assert task.parse_answer(" 1,234.", problem) == "1234" and task.parse_answer(" two", problem) is None
     assert task.stated_answer("12 + 30 = 42, so 42.", problem) == "42"
     assert task.continuations(problem, ["42", None, "7"]) == {"42": " 42", "7": " 7"}
-    assert task.answer_type == "integer" and task.answer_suffix == "" and task.provenance() == {"data_source": "generated"}
+    assert (
+        task.answer_type == "integer" and task.answer_suffix == "" and task.provenance() == {"data_source": "generated"}
+    )
 
 
 def test_unknown_task_lists_the_known_ones():
@@ -75,7 +95,10 @@ def test_unknown_task_lists_the_known_ones():
 def test_the_papers_wording_asks_for_the_answer_in_tags():
     task = make_task({"task": "addition", "digits": 3, "operands": 2, "wording": "paper"})
     problem, ours = task.items(0, 1)[0], Addition().items(0, 1)[0]
-    assert problem.question == "What is the solution to the following? 581 + 938 =" and ours.question == "What is 581 + 938?"
+    assert (
+        problem.question == "What is the solution to the following? 581 + 938 ="
+        and ours.question == "What is 581 + 938?"
+    )
     assert problem.answer == ours.answer and task.label() == "addition-d3-o2-paper"
     # the answer prefix ends in " <answer>": the model writes "1519</answer>", scored without a leading space
     assert task.answer_suffix == " <answer>" and task.parse_answer("1519</answer>", problem) == "1519"

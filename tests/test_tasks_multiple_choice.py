@@ -30,11 +30,16 @@ def test_n_options_keeps_the_correct_option_and_seeded_distractors():
         assert problem.choices == ("A", "B")
         shown = [line[5:] for line in problem.question.split("\n")[3:]]
         assert shown[ord(problem.answer) - 65] == record.options[record.answer_index]
-        assert [record.options.index(s) for s in shown] == sorted(record.options.index(s) for s in shown)  # dataset order
+        assert [record.options.index(s) for s in shown] == sorted(
+            record.options.index(s) for s in shown
+        )  # dataset order
 
 
 def test_shuffled_options_move_the_answer_but_keep_it_right():
-    plain, shuffled = MultipleChoice("arc_easy").items(0, 12), MultipleChoice("arc_easy", shuffle_options=True).items(0, 12)
+    plain, shuffled = (
+        MultipleChoice("arc_easy").items(0, 12),
+        MultipleChoice("arc_easy", shuffle_options=True).items(0, 12),
+    )
     assert [p.answer for p in plain] != [p.answer for p in shuffled]
     for problem in shuffled:
         record = next(r for r in RECORDS if r.source_id == problem.source_id)
@@ -43,7 +48,9 @@ def test_shuffled_options_move_the_answer_but_keep_it_right():
 
 
 def test_the_task_interface_of_a_multiple_choice_task():
-    task = make_task({"task": "mmlu", "split": "test", "subject": "all", "n_options": None, "digits": 3, "cache_dir": "/c"})
+    task = make_task(
+        {"task": "mmlu", "split": "test", "subject": "all", "n_options": None, "digits": 3, "cache_dir": "/c"}
+    )
     assert task.name == "mmlu" and task.answer_type == "letter" and task.answer_suffix == " ("
     assert task.difficulty() == {"split": "test", "subject": "all", "n_options": None} and task.label() == "mmlu-test"
     problem = task.items(0, 1)[0]
@@ -56,20 +63,33 @@ def test_the_task_interface_of_a_multiple_choice_task():
 
 @pytest.mark.parametrize(
     "text,expected",
-    [("A", "A"), (" B)", "B"), ("(C) blue", "C"), ("D.", "D"), ("E", None), ("a", None), ("Both", None), ("", None),
-     ("I think B", None)],
-)  # fmt: skip
+    [
+        ("A", "A"),
+        (" B)", "B"),
+        ("(C) blue", "C"),
+        ("D.", "D"),
+        ("E", None),
+        ("a", None),
+        ("Both", None),
+        ("", None),
+        ("I think B", None),
+    ],
+)
 def test_parse_letter_reads_only_an_option_letter_at_the_start(text, expected):
     assert parse_letter(text, ("A", "B", "C", "D")) == expected
 
 
 @pytest.mark.parametrize(
     "kwargs,needle",
-    [({"dataset": "nope"}, "task='nope' is not allowed"), ({"dataset": "arc_easy", "split": "train"}, "split='train'"),
-     ({"dataset": "mmlu", "subject": "astrology"}, "subject='astrology' is not allowed for mmlu"),
-     ({"dataset": "arc_easy", "subject": "x"}, "it has no subsets"), ({"dataset": "arc_easy", "n_options": 1}, "n_options=1"),
-     ({"dataset": "arc_easy", "data_source": "web"}, "data_source='web'")],
-)  # fmt: skip
+    [
+        ({"dataset": "nope"}, "task='nope' is not allowed"),
+        ({"dataset": "arc_easy", "split": "train"}, "split='train'"),
+        ({"dataset": "mmlu", "subject": "astrology"}, "subject='astrology' is not allowed for mmlu"),
+        ({"dataset": "arc_easy", "subject": "x"}, "it has no subsets"),
+        ({"dataset": "arc_easy", "n_options": 1}, "n_options=1"),
+        ({"dataset": "arc_easy", "data_source": "web"}, "data_source='web'"),
+    ],
+)
 def test_bad_values_are_one_clear_error(kwargs, needle):
     with pytest.raises(ConfigError, match="not allowed") as error:
         MultipleChoice(**kwargs)

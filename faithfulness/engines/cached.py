@@ -58,6 +58,7 @@ class CachedEngine:
 
     @property
     def counters(self) -> dict[str, int]:
+        """The inner engine's counters and this layer's own (``from_store``, ...)."""
         return {**self.inner.counters, **self.own}
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
@@ -76,8 +77,15 @@ class CachedEngine:
         """The inner engine's name, version and settings."""
         return self.inner.info()
 
-    def _cached(self, kind: str, requests: Sequence[Any], desc: str, call: Callable[..., list[Any]],
-                encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> list[Any]:  # fmt: skip
+    def _cached(
+        self,
+        kind: str,
+        requests: Sequence[Any],
+        desc: str,
+        call: Callable[..., list[Any]],
+        encode: Callable[[Any], Any],
+        decode: Callable[[Any], Any],
+    ) -> list[Any]:
         seen: Counter[str] = Counter()
         keys = []
         for request in requests:
@@ -139,7 +147,9 @@ class LazyEngine:
             self.inner = self.launch()
             seconds = time.perf_counter() - clock
             self.start_s += seconds
-            self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + seconds  # shared with a writer's engine
+            self.timings["engine_start_s"] = (
+                self.timings.get("engine_start_s", 0.0) + seconds
+            )  # shared with a writer's engine
         return self.inner
 
     def suspend(self) -> None:

@@ -30,8 +30,9 @@ class ProcessEngine:
     def __init__(self, model_dir: str, settings: dict[str, Any], cache_dir: str) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited engine or threads
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, model_dir, settings, cache_dir),
-                                        name="faithfulness-engine")  # fmt: skip
+        self._process = context.Process(
+            target=_serve, args=(child, model_dir, settings, cache_dir), name="faithfulness-engine"
+        )
         self._process.start()
         child.close()
         self._info: dict[str, Any] = self._receive()
@@ -42,7 +43,9 @@ class ProcessEngine:
             status, value = self._conn.recv()
         except EOFError:
             self._process.join()
-            raise RuntimeError(f"the engine process (pid {self._process.pid}) died; exit code {self._process.exitcode}") from None
+            raise RuntimeError(
+                f"the engine process (pid {self._process.pid}) died; exit code {self._process.exitcode}"
+            ) from None
         if status == "error":
             raise value
         return value

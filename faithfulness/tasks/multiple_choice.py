@@ -64,10 +64,14 @@ class MultipleChoice:
             raise ConfigError(f"data_source={self.data_source!r} is not allowed: choose 'package' (offline) or 'hub'")
         spec = DATASETS[self.dataset]
         if self.split is not None and self.split not in self._splits():
-            raise ConfigError(f"split={self.split!r} is not allowed for {self.dataset} (data_source={self.data_source}): "
-                              f"choose one of {list(self._splits())}")  # fmt: skip
+            raise ConfigError(
+                f"split={self.split!r} is not allowed for {self.dataset} (data_source={self.data_source}): "
+                f"choose one of {list(self._splits())}"
+            )
         if self.subject not in (None, "all") and self.subject not in spec.subsets:
-            allowed = f"one of {len(spec.subsets)}: {', '.join(spec.subsets)}" if spec.subsets else "none (it has no subsets)"
+            allowed = (
+                f"one of {len(spec.subsets)}: {', '.join(spec.subsets)}" if spec.subsets else "none (it has no subsets)"
+            )
             raise ConfigError(f"subject={self.subject!r} is not allowed for {self.dataset}: choose 'all' or {allowed}")
 
     def _splits(self) -> tuple[str, ...]:
@@ -81,8 +85,7 @@ class MultipleChoice:
 
     def difficulty(self) -> dict[str, Any]:
         """``split``, ``subject`` and ``n_options`` (None: every option)."""
-        return {"split": self.split or self._splits()[0], "subject": self.subject or "all",
-                "n_options": self.n_options}  # fmt: skip
+        return {"split": self.split or self._splits()[0], "subject": self.subject or "all", "n_options": self.n_options}
 
     def label(self) -> str:
         """e.g. ``mmlu-test-abstract_algebra`` or ``arc_challenge-validation-o3``."""
@@ -92,14 +95,18 @@ class MultipleChoice:
 
     def _records(self) -> tuple[list[MCRecord], dict[str, str]]:
         subset = None if self.subject in (None, "all") else self.subject
-        return _load(self.dataset, self.cache_dir, self.difficulty()["split"], subset, self.data_source, self.data_revision)
+        return _load(
+            self.dataset, self.cache_dir, self.difficulty()["split"], subset, self.data_source, self.data_revision
+        )
 
     def items(self, seed: int, n: int) -> list[Problem]:
         """``n`` items drawn without replacement (seeded), options lettered A, B, … in order."""
         records, _ = self._records()
         check_int("n", n, 1, 10**9)
         if n > len(records):
-            raise ConfigError(f"n={n} is not allowed: {self.label()} has {len(records)} items; choose n ≤ {len(records)}")
+            raise ConfigError(
+                f"n={n} is not allowed: {self.label()} has {len(records)} items; choose n ≤ {len(records)}"
+            )
         rng = np.random.default_rng([seed, 0x4D43])  # one stream per seed, independent of n
         order = rng.permutation(len(records))[:n]
         return [self._problem(i, records[int(j)], np.random.default_rng([seed, int(j)])) for i, j in enumerate(order)]

@@ -69,8 +69,10 @@ class Sycophancy:
         records, _ = self._records()
         check_int("n", n, 1, 10**9)
         if n > len(records):
-            raise ConfigError(f"n={n} is not allowed: {self.label()} ({self.data_source}) has {len(records)} items; "
-                              f"choose n ≤ {len(records)}")  # fmt: skip
+            raise ConfigError(
+                f"n={n} is not allowed: {self.label()} ({self.data_source}) has {len(records)} items; "
+                f"choose n ≤ {len(records)}"
+            )
         order = np.random.default_rng([seed, 0x5359]).permutation(len(records))[:n]  # one stream per seed
         out = []
         for i, j in enumerate(order):
