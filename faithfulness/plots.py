@@ -35,9 +35,8 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
             _same_curves(ax, metrics.condition(df, name), m[name]["pct_same_by_fraction"])
             ax.set(ylabel="% same answer as original", ylim=(-5, 105))
         elif test.figure == "accuracy_by_length":
-            per_question = (
-                "accuracy_by_fraction" in m[name]
-            )  # m up to each question's own CoT length (the paper's axis)
+            # m up to each question's own CoT length (the paper's axis)
+            per_question = "accuracy_by_fraction" in m[name]
             curve = m[name]["accuracy_by_fraction" if per_question else "accuracy_by_length"]
             _band(ax, [float(k) for k in curve], list(curve.values()), f"with {test.title}", "o-")
             _reference_lines(ax, m)
@@ -133,10 +132,9 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
         grid = table.pivot_table(index="model", columns="difficulty", values=column).reindex(
             index=models, columns=difficulties
         )
-        ax.imshow(
-            grid.to_numpy(dtype=float) * scale, cmap=cmap, aspect="auto", vmin=0, vmax=scale
-        )  # one scale for every study
-        for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float) * scale):
+        values = grid.to_numpy(dtype=float) * scale
+        ax.imshow(values, cmap=cmap, aspect="auto", vmin=0, vmax=scale)  # one scale for every study
+        for (i, j), v in np.ndenumerate(values):
             ax.text(
                 j,
                 i,

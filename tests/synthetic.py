@@ -98,3 +98,17 @@ def write_run(table: pd.DataFrame, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_parquet(table.drop(columns="results_file"), folder / "results.parquet")
     return folder / "results.parquet"
+
+
+def run_header(task: str, n_problems: int) -> dict[str, object]:
+    """The ``run`` block a printed table needs, for summaries made without a run."""
+    return {
+        "model": "m",
+        "task": task,
+        "difficulty": "d",
+        "n_problems": n_problems,
+        "samples": 1,
+        "engine": "e",
+        "engine_version": "0",
+        "dtype": "float32",
+    }

@@ -10,6 +10,7 @@ import pytest
 from faithfulness import bias, metrics, plots, report, summaries
 from faithfulness.metrics import Clusters
 from faithfulness.results import COLUMNS, to_table
+from tests.synthetic import run_header
 
 
 def _row(item, perturbation, probs, answer=None, target="B", level=0, sample=0, hint=None, verbalised=None, **extra):
@@ -175,16 +176,7 @@ def test_the_summary_carries_both_measures_per_condition_and_by_fraction_of_cot(
     assert "hints" not in summary["bias"]
     text = report.format_table(
         {
-            "run": {
-                "model": "m",
-                "task": "sycophancy",
-                "difficulty": "d",
-                "n_problems": 20,
-                "samples": 1,
-                "engine": "e",
-                "engine_version": "0",
-                "dtype": "float32",
-            },
+            "run": run_header("sycophancy", 20),
             "metrics": summary,
         }
     )
@@ -200,16 +192,7 @@ def test_the_summary_carries_both_measures_per_condition_and_by_fraction_of_cot(
         conditions["early_answering"][series]["0.25"] = {"value": float("nan"), "ci": [float("nan")] * 2, "n": 0}
     text = report.format_table(
         {
-            "run": {
-                "model": "m",
-                "task": "sycophancy",
-                "difficulty": "d",
-                "n_problems": 20,
-                "samples": 1,
-                "engine": "e",
-                "engine_version": "0",
-                "dtype": "float32",
-            },
+            "run": run_header("sycophancy", 20),
             "metrics": summary,
         }
     )
@@ -225,16 +208,7 @@ def test_the_printed_table_and_figures_show_both_measures_and_the_hints(tmp_path
 
     df = _hint_run()
     summary = {
-        "run": {
-            "model": "m",
-            "task": "arc_easy",
-            "difficulty": "d",
-            "n_problems": 40,
-            "samples": 1,
-            "engine": "e",
-            "engine_version": "0",
-            "dtype": "float32",
-        },
+        "run": run_header("arc_easy", 40),
         "metrics": metrics.summarise(df, resamples=50),
     }
     text = report.format_table(summary)

@@ -13,7 +13,7 @@ from faithfulness.perturbations import Perturbed, Trace
 from faithfulness.registry import TESTS, Settings, choosable, lookup
 from faithfulness.results import _RUN_COLUMNS, build_rows
 from faithfulness.tasks import Problem, make_task
-from tests.synthetic import synthetic_run
+from tests.synthetic import run_header, synthetic_run
 
 
 def test_every_test_is_registered_with_its_labels_and_the_original_is_not_choosable():
@@ -76,16 +76,7 @@ def test_an_unregistered_test_fails_loudly_everywhere():
 def test_report_and_figures_follow_the_registry(tmp_path, monkeypatch):
     table = synthetic_run("m", 10**8, 2, 0.5, np.random.default_rng(0), n=20)
     summary = {
-        "run": {
-            "model": "m",
-            "task": "addition",
-            "difficulty": "d",
-            "n_problems": 20,
-            "samples": 1,
-            "engine": "e",
-            "engine_version": "0",
-            "dtype": "float32",
-        },
+        "run": run_header("addition", 20),
         "metrics": metrics.summarise(table, resamples=0),
     }
     renamed = dataclasses.replace(TESTS["no_cot"], title="answer at once")

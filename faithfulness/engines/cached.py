@@ -147,9 +147,8 @@ class LazyEngine:
             self.inner = self.launch()
             seconds = time.perf_counter() - clock
             self.start_s += seconds
-            self.timings["engine_start_s"] = (
-                self.timings.get("engine_start_s", 0.0) + seconds
-            )  # shared with a writer's engine
+            # shared with a writer's engine
+            self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + seconds
         return self.inner
 
     def suspend(self) -> None:

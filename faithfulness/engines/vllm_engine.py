@@ -103,9 +103,8 @@ class VLLMEngine:
             self._info = describe(settings)
             kwargs = llm_settings(settings)
             kwargs = {k: v for k, v in kwargs.items() if v is not None or k not in UNSET_IS_DEFAULT}
-            self._watchdog = (
-                lifeline.start()
-            )  # before vLLM starts its processes: they die with this one, however it ends
+            # before vLLM starts its processes: they die with this one, however it ends
+            self._watchdog = lifeline.start()
             self.llm = vllm.LLM(model, **kwargs)
             self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
