@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from faithfulness.config import hydra_error_line, register_resolvers, to_plain
+from faithfulness.config.hydra import hydra_error_line, register_resolvers, to_plain
 from faithfulness.errors import ConfigError, StateError
 from faithfulness.paths import describe
 
@@ -30,7 +30,7 @@ VERBOSE_FLAGS = ("-v", "--verbose")  # not Hydra options: they become the overri
 def main(cfg: DictConfig) -> None:
     """Runs one configuration and prints its table and results folder."""
     from faithfulness import pipeline, report, sweep, tracking
-    from faithfulness.validate import validate
+    from faithfulness.config.rules import load
 
     register_resolvers()  # again here: a Slurm job unpickles main() without running this module's __main__ block
     hydra_cfg = HydraConfig.get()
@@ -38,9 +38,8 @@ def main(cfg: DictConfig) -> None:
     # engine in a worker process instead (faithfulness/sweep.py); other launchers isolate jobs already
     shared = hydra_cfg.mode == RunMode.MULTIRUN and hydra_cfg.launcher.get("_target_") == _BASIC_LAUNCHER
     try:
-        plain = to_plain(cfg)
-        wandb_settings = validate(plain).wandb  # every value checked before the run: a typo must not cost the run
-        out = (sweep.run_shared if shared else pipeline.run)(plain)
+        config = load(to_plain(cfg))  # every value checked before the run: a typo must not cost the run
+        out = (sweep.run_shared if shared else pipeline.run)(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -52,7 +51,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(3)
     link_results(Path(hydra_cfg.runtime.output_dir), out.out_dir)
     print(report.format_table(out.summary))
-    tracking.log_run(out.out_dir, wandb_settings, group=tracking.sweep_group())  # after the results are on disk
+    tracking.log_run(out.out_dir, config.wandb, group=tracking.sweep_group())  # after the results are on disk
     print(f"results: {out.out_dir}")
 
 

@@ -10,7 +10,7 @@ Qwen2.5, SmolLM2 and the organisms), and each question gets its own range (``fil
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,9 @@ from faithfulness.errors import ConfigError
 from faithfulness.prompts import PromptRenderer
 from faithfulness.registry import lookup
 
-MODES = ("per_question", "run")
+if TYPE_CHECKING:
+    from faithfulness.config.sections import RunConfig
+
 CANDIDATES = (" ...", " .", "...", ".", " …")  # tried in order by filler.string=auto
 _PROBES = (1, 2, 7, 64)  # repeat counts checked: merges across repeats show up by 2, long runs by 64
 
@@ -84,34 +86,25 @@ def longest_per_question(items: list[int], cot_tokens: list[int]) -> dict[int, i
     return out
 
 
-def plan(cfg: dict[str, Any], renderer: PromptRenderer, question: str, longest: dict[int, int]) -> dict[str, Any]:
+def plan(config: RunConfig, renderer: PromptRenderer, question: str, longest: dict[int, int]) -> dict[str, Any]:
     """The filler string (checked: one token per repeat) and the lengths m.
 
     Returns:
         ``string``; ``lengths`` (what summary.json records: the run's list, or the step and each
         question's longest CoT); ``per_item`` (item → its m values; None in run mode).
     """
-    settings = cfg["filler"]
-    if "filler_tokens" not in cfg["perturbations"]:
+    settings = config.filler
+    if not config.runs("filler_tokens"):
         return {"string": None, "lengths": [], "per_item": None}
-    string = choose_filler(renderer, question, settings["string"])
-    if settings["mode"] == "run":
-        return {"string": string, "lengths": run_lengths(list(longest.values()), settings["points"]), "per_item": None}
-    per_item = {item: question_lengths(tokens, settings["step"]) for item, tokens in longest.items()}
+    string = choose_filler(renderer, question, settings.string)
+    if settings.mode == "run":
+        return {"string": string, "lengths": run_lengths(list(longest.values()), settings.points), "per_item": None}
+    per_item = {item: question_lengths(tokens, settings.step) for item, tokens in longest.items()}
     return {
         "string": string,
-        "lengths": {"step": settings["step"], "longest_cot_tokens": longest},
+        "lengths": {"step": settings.step, "longest_cot_tokens": longest},
         "per_item": per_item,
     }
-
-
-def check_settings(filler: dict[str, Any]) -> None:
-    """Raises a one-line :class:`ConfigError` for a bad ``filler.mode`` or ``filler.step``."""
-    if filler["mode"] not in MODES:
-        raise ConfigError(f"filler.mode={filler['mode']!r} is not allowed: choose one of {list(MODES)}")
-    step = filler["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise ConfigError(f"filler.step={step!r} is not allowed: must be a whole number ≥ 1 (tokens)")
 
 
 def set_fractions(rows: list[dict[str, Any]], longest: dict[int, int]) -> None:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from faithfulness.errors import ConfigError
 from faithfulness.perturbations import Hint, Perturbed, Trace
 from faithfulness.tasks import Problem
+
+if TYPE_CHECKING:
+    from faithfulness.config.sections import BiasedContext
 
 TARGETS = ("wrong", "correct")  # a seeded wrong answer, or the correct one (the control)
 # References to a hint that need no template of their own ("the hint", "the suggested answer").
@@ -59,11 +62,11 @@ class HintTemplate:
         return self.text.replace("{question}", "").replace("{answer}", answer).strip()
 
 
-def hint_templates(block: dict[str, Any], answer_type: str, task: str) -> list[HintTemplate]:
+def hint_templates(block: BiasedContext, answer_type: str, task: str) -> list[HintTemplate]:
     """The configured hints, checked before any engine starts.
 
     Args:
-        block: ``cfg['biased_context']``: ``hints`` (names), ``targets`` and ``templates``.
+        block: The config's ``biased_context``: ``hints`` (names), ``targets`` and ``templates``.
         answer_type: The task's (a letter hint needs options).
         task: The task's name, for messages.
 
@@ -71,30 +74,26 @@ def hint_templates(block: dict[str, Any], answer_type: str, task: str) -> list[H
         ConfigError: one line naming an unknown hint kind or target, a template without one of its
             placeholders, a bad cue, or a letter hint on a task without options (and vice versa).
     """
-    templates, names = block.get("templates") or {}, block.get("hints")
-    if not isinstance(names, list) or not names:
+    templates, names = block.templates, list(block.hints)
+    if not names:
         raise ConfigError(f"biased_context.hints={names!r} is not allowed: a non-empty list of {sorted(templates)}")
     unknown = [n for n in names if n not in templates]
     if unknown:
         raise ConfigError(
             f"biased_context.hints={unknown} is not allowed: unknown hint kind; choose from {sorted(templates)}"
         )
-    targets = block.get("targets")
-    if not isinstance(targets, list) or not targets or not set(targets) <= set(TARGETS):
+    targets = list(block.targets)
+    if not targets or not set(targets) <= set(TARGETS):
         raise ConfigError(f"biased_context.targets={targets!r} is not allowed: a non-empty list of {list(TARGETS)}")
     out = []
     for name in names:
         spec = templates[name]
-        text, kind, cues = spec.get("text", ""), spec.get("answer_type"), tuple(spec.get("cues") or ())
+        text, kind, cues = spec.text, spec.answer_type, tuple(spec.cues)
         for placeholder in ("{question}", "{answer}"):
             if placeholder not in text:
                 raise ConfigError(
                     f"biased_context.templates.{name}.text={text!r} is not allowed: must contain {placeholder}"
                 )
-        if kind not in ("letter", "integer"):
-            raise ConfigError(
-                f"biased_context.templates.{name}.answer_type={kind!r} is not allowed: 'letter' or 'integer'"
-            )
         if kind != answer_type:
             need = "a task with options (multiple choice)" if kind == "letter" else "integer answers (addition)"
             raise ConfigError(

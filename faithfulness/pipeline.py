@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
@@ -44,8 +44,10 @@ from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
 from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
-from faithfulness.validate import validate
 from faithfulness.writer import Writer, build_writer
+
+if TYPE_CHECKING:
+    from faithfulness.config.sections import ModelSpec, RunConfig
 
 
 @dataclass
@@ -57,52 +59,51 @@ class RunOutput:
     summary: dict[str, Any]
 
 
-def run(cfg: dict[str, Any], engine: Engine | None = None) -> RunOutput:
+def run(config: RunConfig, engine: Engine | None = None) -> RunOutput:
     """Runs one configuration end to end and writes ``results.parquet`` and ``summary.json``.
 
     A rerun of the same config (after a kill or a Slurm requeue) takes every finished engine result
     from the folder's request store and computes only the rest (see ``faithfulness/store.py``).
 
     Args:
-        cfg: The resolved config (see ``conf/config.yaml``).
-        engine: An already started engine for ``cfg['model']`` (tests share one); started here if None.
+        config: The run's config, checked (``faithfulness.config.rules.load``, before any folder or engine).
+        engine: An already started engine for ``config.model`` (tests share one); started here if None.
     """
-    validate(cfg)  # every value, before any folder, download or engine
     with ExitStack() as held:  # the results folder's lock and request store, released however the run ends
-        return _run(cfg, engine, held)
+        return _run(config, engine, held)
 
 
-def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutput:
+def _run(cfg: RunConfig, engine: Engine | None, held: ExitStack) -> RunOutput:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     task, problems = build_task(cfg)
-    model = resolve_model(cfg["model"], cfg["cache_dir"])
+    model = resolve_model(cfg.model, cfg.cache_dir)
     timings["model_prepare_s"] = time.perf_counter() - clock
-    renderer = build_renderer(cfg, model, task)
+    renderer = build_renderer(cfg, cfg.model, cfg.prompt_format, model, task)
     out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
     store = held.enter_context(RequestStore(out_dir / STORE_FILE))
-    held.enter_context(console.engine_log(out_dir / "engine.log", cfg["verbose"]))  # vLLM's output, unless verbose
+    held.enter_context(console.engine_log(out_dir / "engine.log", cfg.verbose))  # vLLM's output, unless verbose
     own_engine = engine is None
-    writer = build_writer(cfg, store, timings, lambda wcfg, wmodel: build_renderer(wcfg, wmodel, task))
+    writer = build_writer(cfg, store, timings, lambda spec, fmt, wmodel: build_renderer(cfg, spec, fmt, wmodel, task))
     if engine is None:  # started at the first request the store lacks: none when all engine work is stored
         # with a separate mistake writer the subject's engine lives in a process, closed while the writer works
         launch = partial(start_process_engine if writer else start_engine, cfg, model)
-        engine = LazyEngine(launch, describe_engine(dict(cfg["engine"])), timings)
+        engine = LazyEngine(launch, describe_engine(asdict(cfg.engine)), timings)
         if writer:  # the writer's engine starts only for rewrites the store lacks; the subject's closes first
             writer.engine.inner.before_start = engine.suspend  # type: ignore[attr-defined]
-    engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg["store_chunk"])
+    engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg.store_chunk)
     stages: dict[str, dict[str, float]] = {}
     question = {p.item_id: p.question for p in problems}
     problem = {p.item_id: p for p in problems}
 
     # 1. chains of thought
-    keys = [(p.item_id, s) for p in problems for s in range(cfg["samples"])]
+    keys = [(p.item_id, s) for p in problems for s in range(cfg.samples)]
     cot_requests = [
         GenerationRequest(
             renderer.cot_prompt(question[i]),
             stop=tuple(renderer.cot_stop()),
-            seed=stable_seed(cfg["seed"], i, s),
-            **cfg["sampling"],
+            seed=stable_seed(cfg.seed, i, s),
+            **asdict(cfg.sampling),
         )
         for i, s in keys
     ]
@@ -111,7 +112,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         Trace(i, s, req.seed or 0, c.text, tuple(split_steps(c.text)), c.finish_reason)
         for (i, s), req, c in zip(keys, cot_requests, cots)
     ]
-    tags = think_tags(cfg["model"])  # reasoning models: the CoT is the thinking, cut if never closed
+    tags = think_tags(cfg.model)  # reasoning models: the CoT is the thinking, cut if never closed
     cut = {(t.item_id, t.sample): thinking_cut(c, tags) for t, c in zip(traces, cots)}
 
     # 2. perturbations: pure functions of each trace
@@ -151,7 +152,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         None if tags is None else bool((p.hint is None and cut[(t.item_id, t.sample)]) or rest_cut.get(n))
         for n, (t, p) in enumerate(perturbed)
     ]
-    if templates and cfg["biased_context"]["judge"]:
+    if templates and cfg.biased_context and cfg.biased_context.judge:
         perturbed = judge_hints(engine, renderer, perturbed, cfg, stages)
 
     # 5. forced answers, and 6. the probability of the original, the correct and the target answer
@@ -164,7 +165,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
 
     # what will be scored and is known before the answers (all but the original answer): the engine keeps
     # those tokens' logprobs while it generates, so many scores need no request of their own
-    known = [tuple(scored(t, p).values()) if cfg["score_answers"] else () for t, p in perturbed]
+    known = [tuple(scored(t, p).values()) if cfg.score_answers else () for t, p in perturbed]
     answer_requests = [
         GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), score=s, **settings)
         for (t, p), s in zip(perturbed, known)
@@ -180,7 +181,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
     reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
     to_score = [scored(t, p, *reference[(t.item_id, t.sample)].values()) for t, p in perturbed]
-    scores = score_answers(engine, answer_requests, to_score, stages) if cfg["score_answers"] else None
+    scores = score_answers(engine, answer_requests, to_score, stages) if cfg.score_answers else None
 
     context = run_context(cfg, task, model, renderer, engine)
     if own_engine:
@@ -188,7 +189,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
     rows = build_rows(
         task, problems, perturbed, answer_requests, answers, readings, reference, scores, context, row_cut
     )
-    if cfg["filler"]["mode"] == "per_question":
+    if cfg.filler.mode == "per_question":
         set_fractions(rows, longest)
     try:
         table = to_table(rows)
@@ -196,13 +197,13 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         write_json(rows, out_dir / "rows.unvalidated.json")  # keep the engine's work for inspection
         raise
     write_parquet(table, out_dir / "results.parquet")  # first: everything below is derived from it
-    write_json(cfg, out_dir / "config.json")
+    write_json(cfg.plain, out_dir / "config.json")
     summary = {
         "run": {
             **context,
             "results_dir": str(out_dir),
             "n_problems": len(problems),
-            "samples": cfg["samples"],
+            "samples": cfg.samples,
             "host": platform.node(),
             "pid": os.getpid(),
         },  # jobs of a sweep that shared an engine share a pid
@@ -214,7 +215,7 @@ def _run(cfg: dict[str, Any], engine: Engine | None, held: ExitStack) -> RunOutp
         "stages": stages,
         "timings": timings,
     }
-    summary["figures"] = [str(p) for p in write_figures(view(table, cfg["answer"]["extract"]), summary, out_dir)]
+    summary["figures"] = [str(p) for p in write_figures(view(table, cfg.answer.extract), summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
 
@@ -224,7 +225,7 @@ def model_rewrites(
     writer: Writer | None,
     renderer: PromptRenderer,
     rewrites: list[Rewrite],
-    cfg: dict[str, Any],
+    cfg: RunConfig,
     stages: dict[str, dict[str, float]],
 ) -> list[Any]:
     """Paraphrases by the subject model; mistakes by the writer if there is one, else by the subject."""
@@ -244,15 +245,15 @@ def model_rewrites(
     return out
 
 
-def start_process_engine(cfg: dict[str, Any], model: ResolvedModel) -> Engine:
+def start_process_engine(cfg: RunConfig, model: ResolvedModel) -> Engine:
     """The subject's engine in a process of its own (closed while a separate mistake writer works)."""
-    return ProcessEngine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
+    return ProcessEngine(model.path, asdict(cfg.engine), cfg.cache_dir)
 
 
-def start_engine(cfg: dict[str, Any], model: ResolvedModel | None = None) -> Engine:
-    """Starts the engine for ``cfg['model']`` with the ``engine`` settings (resolving the model if needed)."""
-    model = model or resolve_model(cfg["model"], cfg["cache_dir"])
-    return load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
+def start_engine(cfg: RunConfig, model: ResolvedModel | None = None) -> Engine:
+    """Starts the engine for ``cfg.model`` with the ``engine`` settings (resolving the model if needed)."""
+    model = model or resolve_model(cfg.model, cfg.cache_dir)
+    return load_engine(model.path, asdict(cfg.engine), cfg.cache_dir)
 
 
 def _stage(
@@ -295,48 +296,45 @@ def _stage_once(
     return [results[index[key]] for key in keys]
 
 
-def build_task(cfg: dict[str, Any]) -> tuple[Task, list[Problem]]:
-    """Builds the task (which checks its own keys; ``validate`` checked the rest) and its problems."""
+def build_task(cfg: RunConfig) -> tuple[Task, list[Problem]]:
+    """Builds the task (which checks its own keys; ``rules.load`` checked the rest) and its problems."""
     task = make_task(cfg)
-    problems = task.items(cfg["seed"], cfg["n"])
-    return task, hints.with_targets(problems, cfg["seed"]) if "biased_context" in cfg["perturbations"] else problems
+    problems = task.items(cfg.seed, cfg.n)
+    return task, hints.with_targets(problems, cfg.seed) if cfg.runs("biased_context") else problems
 
 
-def hint_templates(cfg: dict[str, Any], task: Task) -> list[hints.HintTemplate]:
+def hint_templates(cfg: RunConfig, task: Task) -> list[hints.HintTemplate]:
     """The configured hints when ``biased_context`` runs (checked against the task), else none."""
-    if "biased_context" not in cfg["perturbations"]:
+    if not cfg.runs("biased_context") or cfg.biased_context is None:
         return []
-    return hints.hint_templates(cfg["biased_context"], task.answer_type, task.name)
+    return hints.hint_templates(cfg.biased_context, task.answer_type, task.name)
 
 
-def build_renderer(cfg: dict[str, Any], model: ResolvedModel, task: Task) -> PromptRenderer:
-    """Loads the model's tokenizer and the configured prompt template (its answer prefix completed by the task's)."""
+def build_renderer(cfg: RunConfig, spec: ModelSpec, fmt: str, model: ResolvedModel, task: Task) -> PromptRenderer:
+    """Loads the model's tokenizer and prompt format ``fmt`` (its answer prefix completed by the task's)."""
     from transformers import AutoTokenizer
 
-    fmt = cfg["prompt_format"]
     revision = None if model.revision == "local" or len(model.revision) == 64 else model.revision
     tokenizer = AutoTokenizer.from_pretrained(model.path, revision=revision)
-    strings = dict(cfg["prompts"][fmt])
+    strings = asdict(cfg.prompts[fmt])
     strings["answer_prefix"] += task.answer_suffix  # " (" for option letters: the next token is the letter
-    return make_renderer(cfg["model"], PromptTemplate(format=fmt, **strings), tokenizer)
+    return make_renderer(spec, PromptTemplate(format=fmt, **strings), tokenizer)
 
 
-def answer_settings(cfg: dict[str, Any], task: Task) -> dict[str, Any]:
+def answer_settings(cfg: RunConfig, task: Task) -> dict[str, Any]:
     """The forced answers' generation settings: the config's, at most the task's token limit."""
-    settings = {
-        k: v for k, v in cfg["answer"].items() if k != "extract"
-    }  # extract is how answers are read, not generated
+    settings = cfg.answer.generation()
     if task.answer_max_tokens is not None:
         settings["max_tokens"] = min(settings["max_tokens"], task.answer_max_tokens)
     return settings
 
 
 def build_perturbations(
-    cfg: dict[str, Any], filler: dict[str, Any], problems: list[Problem], task: Task
+    cfg: RunConfig, filler: dict[str, Any], problems: list[Problem], task: Task
 ) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
     settings = registry.Settings(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
-    return [registry.lookup(name).bind(settings) for name in cfg["perturbations"]]
+    return [registry.lookup(name).bind(settings) for name in cfg.perturbations]
 
 
 def asked(question: dict[int, str], trace: Trace, perturbed: Perturbed) -> str:
@@ -344,30 +342,30 @@ def asked(question: dict[int, str], trace: Trace, perturbed: Perturbed) -> str:
     return perturbed.hint.question if perturbed.hint else question[trace.item_id]
 
 
-def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: dict[str, Any]) -> GenerationRequest:
+def rewrite_request(renderer: PromptRenderer, rewrite: Rewrite, cfg: RunConfig) -> GenerationRequest:
     """Asks the subject model to rewrite a step with a mistake, or to paraphrase steps 1..k."""
-    template = cfg["mistakes"]["prompt"] if rewrite.kind == "mistake" else cfg["paraphrase"]["prompt"]
+    template = cfg.mistakes.prompt if rewrite.kind == "mistake" else cfg.paraphrase.prompt
     stop = (("\n",) if rewrite.kind == "mistake" else ()) + tuple(
         renderer.rewrite_stop()
     )  # a mistaken step is one line
     return GenerationRequest(
         renderer.instruction_prompt(template.replace("{text}", rewrite.text.strip())),
-        max_tokens=cfg["rewrite_max_tokens"],
+        max_tokens=cfg.rewrite_max_tokens,
         stop=stop,
     )
 
 
 def regenerate_request(
-    renderer: PromptRenderer, question: dict[int, str], trace: Trace, perturbed: Perturbed, cfg: dict[str, Any]
+    renderer: PromptRenderer, question: dict[int, str], trace: Trace, perturbed: Perturbed, cfg: RunConfig
 ) -> GenerationRequest:
     """Continues a perturbed CoT prefix with the CoT sampling settings and a seed of its own."""
     hint = (perturbed.hint.kind, perturbed.hint.target) if perturbed.hint else ()  # each hinted question its own seed
-    seed = stable_seed(cfg["seed"], trace.item_id, trace.sample, perturbed.perturbation, perturbed.level, *hint)
+    seed = stable_seed(cfg.seed, trace.item_id, trace.sample, perturbed.perturbation, perturbed.level, *hint)
     return GenerationRequest(
         renderer.continuation_prompt(asked(question, trace, perturbed), perturbed.cot),
         stop=tuple(renderer.cot_stop()),
         seed=seed,
-        **cfg["sampling"],
+        **asdict(cfg.sampling),
     )
 
 
@@ -398,12 +396,12 @@ def judge_hints(
     engine: Engine,
     renderer: PromptRenderer,
     perturbed: list[tuple[Trace, Perturbed]],
-    cfg: dict[str, Any],
+    cfg: RunConfig,
     stages: dict[str, dict[str, float]],
 ) -> list[tuple[Trace, Perturbed]]:
     """Asks the judge (the subject, with ``biased_context.judge_prompt``) whether each hinted CoT mentions its hint."""
     todo = [n for n, (_, p) in enumerate(perturbed) if p.hint and p.level == 1]
-    prompt = cfg["biased_context"]["judge_prompt"]
+    prompt = cfg.biased_context.judge_prompt if cfg.biased_context else ""  # rules.load: set when it runs
     requests = [
         GenerationRequest(renderer.instruction_prompt(hints.judge_prompt(prompt, perturbed[n][1])), max_tokens=3)
         for n in todo

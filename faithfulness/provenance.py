@@ -7,7 +7,7 @@ import importlib.metadata
 import json
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faithfulness
 from faithfulness import paths
@@ -17,20 +17,23 @@ from faithfulness.prompts import PromptRenderer
 from faithfulness.store import hash_json
 from faithfulness.tasks import Task, difficulty_label, make_task
 
+if TYPE_CHECKING:
+    from faithfulness.config.sections import RunConfig
+
 
 def run_context(
-    cfg: dict[str, Any], task: Task, model: ResolvedModel, renderer: PromptRenderer, engine: Engine
+    config: RunConfig, task: Task, model: ResolvedModel, renderer: PromptRenderer, engine: Engine
 ) -> dict[str, Any]:
     """The per-run facts every row and the summary record."""
     info = engine.info()
     versions = {name: _version(name) for name in ("torch", "transformers", "numpy", "pyarrow", "hydra-core")}
     versions.update(faithfulness=faithfulness.__version__, python=platform.python_version())
     return {
-        "run_id": config_hash(cfg),
-        "model": cfg["model"]["name"],
+        "run_id": config_hash(config.plain),
+        "model": config.model.name,
         "model_revision": model.revision,
-        "model_family": cfg["model"].get("family"),
-        "model_size": cfg["model"].get("size"),
+        "model_family": config.model.family,
+        "model_size": config.model.size,
         "task": task.name,
         "task_version": task.version,
         "difficulty": difficulty_label(task.difficulty()),
@@ -38,16 +41,16 @@ def run_context(
         "task_label": task.label(),
         "answer_type": task.answer_type,
         "data_provenance": json.dumps(task.provenance(), sort_keys=True),
-        "seed": cfg["seed"],
-        "prompt_format": cfg["prompt_format"],
+        "seed": config.seed,
+        "prompt_format": config.prompt_format,
         "template_hash": renderer.template_hash(),
         "engine": info["engine"],
         "engine_version": info["engine_version"],
         "dtype": str(info.get("engine_dtype")),
         "versions": json.dumps(versions, sort_keys=True),
         "engine_settings": info,
-        "cut_points": cfg.get("cut_points"),
-        "reasoning": cfg["model"].get("reasoning"),
+        "cut_points": config.cut_points,
+        "reasoning": config.model.reasoning,
     } | task.difficulty()
 
 
@@ -64,19 +67,19 @@ _NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb", "v
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
-    """Hash of the config keys that determine results: same config, same folder (for resuming)."""
+    """Hash of the resolved plain config's keys that determine results: same config, same folder (for resuming)."""
     identity = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
     if isinstance(identity.get("answer"), dict):  # both readings are in every table: the choice only picks one to show
         identity["answer"] = {k: v for k, v in identity["answer"].items() if k != "extract"}
     return hash_json(identity)[:10]
 
 
-def results_dir(cfg: dict[str, Any]) -> Path:
+def results_dir(config: RunConfig) -> Path:
     """The deterministic folder of a config's results."""
-    run = f"n{cfg['n']}-s{cfg['samples']}-seed{cfg['seed']}-{config_hash(cfg)}"
+    run = f"n{config.n}-s{config.samples}-seed{config.seed}-{config_hash(config.plain)}"
     # the model name as a slug, and never a path outside results_dir ("..", "/abs/name")
     return paths.inside(
-        Path(cfg["results_dir"]).expanduser(), make_task(cfg).label(), paths.slug(cfg["model"]["name"]), run
+        Path(config.results_dir).expanduser(), make_task(config).label(), paths.slug(config.model.name), run
     )
 
 

@@ -17,55 +17,18 @@ For them (``model.reasoning: think_tags``) every test acts on the thinking, not 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
-from typing import Any
 
+from faithfulness.config.sections import ModelSpec, ThinkTags
 from faithfulness.engines import Completion
 from faithfulness.errors import ConfigError
 from faithfulness.prompts import ChatTokenizer, PromptRenderer, PromptTemplate
 
-MODES = (None, "think_tags")
 _PROBE = "<QUESTION>"  # a placeholder question: the block's closing text does not depend on it
 
 
-@dataclass(frozen=True)
-class ThinkTags:
-    """How a model's thinking block is written (``model.think_tags``).
-
-    Attributes:
-        open: The tag that opens the block.
-        close: The tag that closes it (also the CoT's stop string).
-        switch: The chat template's variable that turns thinking off, rendering an empty block;
-            None: the template has none, and the empty block is written by hand.
-    """
-
-    open: str = "<think>"
-    close: str = "</think>"
-    switch: str | None = "enable_thinking"  # Qwen3's name; the R1 distills' templates have no switch
-
-
-def think_tags(model: dict[str, Any]) -> ThinkTags | None:
-    """The thinking tags of a ``model`` config node, or None for a model that reasons in its reply.
-
-    Raises:
-        ConfigError: for an unknown ``model.reasoning`` or ``model.think_tags`` key, or an empty tag.
-    """
-    mode = model.get("reasoning")
-    if mode not in MODES:
-        raise ConfigError(
-            f"model.reasoning={mode!r} is not allowed: choose null (the CoT is the reply) or "
-            "'think_tags' (the CoT is the <think> block)"
-        )
-    if mode is None:
-        return None
-    node = dict(model.get("think_tags") or {})
-    unknown = sorted(set(node) - {f.name for f in fields(ThinkTags)})
-    if unknown:
-        raise ConfigError(f"model.think_tags.{unknown[0]} is not allowed: its keys are open, close and switch")
-    tags = ThinkTags(**node)
-    if not tags.open or not tags.close:
-        raise ConfigError(f"model.think_tags.open={tags.open!r} and close={tags.close!r} must both be non-empty")
-    return tags
+def think_tags(model: ModelSpec) -> ThinkTags | None:
+    """The thinking tags of a model config, or None for a model that reasons in its reply."""
+    return model.think_tags if model.reasoning == "think_tags" else None
 
 
 def thinking_cut(completion: Completion, tags: ThinkTags | None) -> bool | None:
@@ -167,7 +130,7 @@ class ThinkingRenderer(PromptRenderer):
         return self._generation_prompt(content, False)
 
 
-def make_renderer(model: dict[str, Any], template: PromptTemplate, tokenizer: ChatTokenizer) -> PromptRenderer:
+def make_renderer(model: ModelSpec, template: PromptTemplate, tokenizer: ChatTokenizer) -> PromptRenderer:
     """The renderer a model config asks for: thinking-block prompts for reasoning models, else the plain ones."""
     tags = think_tags(model)
     return PromptRenderer(template, tokenizer) if tags is None else ThinkingRenderer(template, tokenizer, tags)

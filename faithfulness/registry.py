@@ -3,7 +3,7 @@
 Each entry says how to build the test's items from a trace (a pure function bound to the run's
 settings) and how every consumer treats its rows: whether its level counts CoT steps (the rows'
 ``fraction``), its % same curve and AOC (metrics), its labels (the printed table, W&B) and its
-figure (plots). The config check (``validate``), the pipeline, rows, filler fractions, metrics,
+figure (plots). The config check (``config.rules``), the pipeline, rows, filler fractions, metrics,
 the run summary under both answer readings (``summaries``), report, plots and W&B all read this
 dict, and :func:`lookup` raises for a name nobody registered, so a new test can never silently miss
 a table.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from faithfulness.perturbations import (
 )
 from faithfulness.tasks import Problem
 
+if TYPE_CHECKING:
+    from faithfulness.config.sections import RunConfig
+
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)  # x-axis points of the printed curves (metrics.FRACTIONS)
 
 
@@ -38,14 +41,14 @@ class Settings:
     """What binding a test to a run needs.
 
     Attributes:
-        cfg: The resolved config.
+        config: The run's config.
         filler: The filler plan of this run (``faithfulness.filler.plan``: ``string``, the run's
             ``lengths`` and, per question, ``per_item``).
         problems: The run's problems by item id (with their hint targets set).
         hint_templates: The configured hints (``biased_context``), already checked.
     """
 
-    cfg: dict[str, Any]
+    config: RunConfig
     filler: dict[str, Any] = field(default_factory=lambda: {"string": None, "lengths": [], "per_item": None})
     problems: dict[int, Problem] = field(default_factory=dict)
     hint_templates: list[hints.HintTemplate] = field(default_factory=list)
@@ -98,7 +101,7 @@ class FaithfulnessTest:
 
 
 def _rng(s: Settings, trace: Trace) -> np.random.Generator:
-    return np.random.default_rng([s.cfg["seed"], trace.item_id, trace.sample])  # per trace, not per batch
+    return np.random.default_rng([s.config.seed, trace.item_id, trace.sample])  # per trace, not per batch
 
 
 def _filler(s: Settings) -> Callable[[Trace], list[Item]]:
@@ -109,7 +112,7 @@ def _filler(s: Settings) -> Callable[[Trace], list[Item]]:
 
 
 def _biased_context(s: Settings) -> Callable[[Trace], list[Item]]:
-    targets = list(s.cfg["biased_context"]["targets"])
+    targets = list(s.config.biased_context.targets) if s.config.biased_context else []  # rules.load: set when it runs
     return lambda t: list(hints.biased_context(t, s.problems[t.item_id], s.hint_templates, targets))
 
 
@@ -122,7 +125,7 @@ TESTS: dict[str, FaithfulnessTest] = {
         _T(
             "early_answering",
             "early answering",
-            lambda s: partial(early_answering, points=s.cfg.get("cut_points")),
+            lambda s: partial(early_answering, points=s.config.cut_points),
             step_based=True,
             curve=(FRACTIONS, False),
             curve_label="steps shown",
@@ -135,7 +138,7 @@ TESTS: dict[str, FaithfulnessTest] = {
         _T(
             "adding_mistakes",
             "adding mistakes",  # a mistake sits in step k = 0..n-1
-            lambda s: lambda t: adding_mistakes(t, _rng(s, t), s.cfg["mistakes"]["writer"], s.cfg.get("cut_points")),
+            lambda s: lambda t: adding_mistakes(t, _rng(s, t), s.config.mistakes.writer, s.config.cut_points),
             step_based=True,
             curve=(FRACTIONS[:-1], False),
             curve_label="before the mistake",
@@ -148,7 +151,7 @@ TESTS: dict[str, FaithfulnessTest] = {
         _T(
             "paraphrasing",
             "paraphrasing",
-            lambda s: partial(paraphrasing, points=s.cfg.get("cut_points")),
+            lambda s: partial(paraphrasing, points=s.config.cut_points),
             step_based=True,
             curve=(FRACTIONS[1:], True),
             curve_label="paraphrased",  # steps 1..k: rounds up

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from faithfulness import metrics
 from faithfulness.answers import READINGS, view
-from faithfulness.errors import ConfigError
 from faithfulness.filler import accuracy_by_fraction
 from faithfulness.registry import TESTS, lookup
+
+if TYPE_CHECKING:
+    from faithfulness.config.sections import RunConfig
 
 AOC_DEFINITIONS = ("last_step", "full_cot")  # adding mistakes' curve ends at k = n−1, or at the unmodified CoT
 
@@ -45,30 +47,17 @@ class Options:
     seed: int = 0
 
 
-def summary_options(cfg: dict[str, Any]) -> Options:
-    """The config's choices about the figures (``answer.extract``, ``aoc.*``), checked.
-
-    Raises:
-        ConfigError: naming the key and the values allowed.
-    """
-    extract, definition, steps = cfg["answer"].get("extract"), cfg["aoc"]["adding_mistakes"], cfg["aoc"]["steps"]
-    if extract not in READINGS:
-        raise ConfigError(f"answer.extract={extract!r} is not allowed: choose one of {list(READINGS)}")
-    if definition not in AOC_DEFINITIONS:
-        raise ConfigError(f"aoc.adding_mistakes={definition!r} is not allowed: choose one of {list(AOC_DEFINITIONS)}")
-    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-    if steps is not None and not (len(steps) == 2 and all(map(whole, steps)) and 1 <= steps[0] <= steps[1]):
-        raise ConfigError(
-            f"aoc.steps={steps!r} is not allowed: null or [low, high], whole numbers, 1 ≤ low ≤ high (e.g. [3, 6])"
-        )
-    noise = cfg["samples"] > 1 and cfg["sampling"]["temperature"] > 0  # greedy samples are one CoT repeated
+def summary_options(config: RunConfig) -> Options:
+    """The config's choices about the figures (``answer.extract``, ``aoc.*``, the CIs)."""
+    steps = config.aoc.steps
+    noise = config.samples > 1 and config.sampling.temperature > 0  # greedy samples are one CoT repeated
     return Options(
-        extract,
-        definition,
+        config.answer.extract,
+        config.aoc.adding_mistakes,
         None if steps is None else (steps[0], steps[1]),
         noise,
-        cfg["bootstrap_resamples"],
-        cfg["seed"],
+        config.bootstrap_resamples,
+        config.seed,
     )
 
 

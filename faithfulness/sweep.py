@@ -16,14 +16,18 @@ import json
 import multiprocessing
 import sys
 from contextlib import nullcontext
+from dataclasses import asdict
 from functools import partial
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING
 
 from faithfulness import console, lifeline, pipeline
 from faithfulness.engines import describe_engine
 from faithfulness.engines.cached import LazyEngine
 from faithfulness.provenance import results_dir
+
+if TYPE_CHECKING:
+    from faithfulness.config.sections import RunConfig
 
 
 class EngineWorker:
@@ -41,9 +45,9 @@ class EngineWorker:
         self._process.start()
         child.close()
 
-    def run(self, cfg: dict[str, Any]) -> pipeline.RunOutput:
+    def run(self, config: RunConfig) -> pipeline.RunOutput:
         """Runs one job in the worker and returns its output (or raises the job's exception)."""
-        self._conn.send(cfg)
+        self._conn.send(config)
         try:
             status, value = self._conn.recv()
         except EOFError:
@@ -71,45 +75,46 @@ def _serve(conn: Connection) -> None:
     try:
         while True:
             try:
-                cfg = conn.recv()
+                config = conn.recv()
             except EOFError:  # the parent died: do not leave the engine's processes behind
                 break
-            if cfg is None:
+            if config is None:
                 break
-            last = cfg
+            last = config
             try:
                 if engine is None:  # started inside the first run that needs it, which gets its engine.log lines
-                    engine = LazyEngine(partial(pipeline.start_engine, cfg), describe_engine(dict(cfg["engine"])), {})
-                conn.send(("ok", pipeline.run(cfg, engine)))
+                    start = partial(pipeline.start_engine, config)
+                    engine = LazyEngine(start, describe_engine(asdict(config.engine)), {})
+                conn.send(("ok", pipeline.run(config, engine)))
             except BaseException as error:  # noqa: BLE001 - the parent re-raises it
                 conn.send(("error", error))
     finally:
         if engine is not None and last is not None:
             folder = results_dir(last)  # the engine's shutdown lines go to the log of the last run it served
-            with console.engine_log(folder / "engine.log", last["verbose"]) if folder.is_dir() else nullcontext():
+            with console.engine_log(folder / "engine.log", last.verbose) if folder.is_dir() else nullcontext():
                 engine.close()
 
 
-def engine_key(cfg: dict[str, Any]) -> str:
+def engine_key(config: RunConfig) -> str:
     """What decides whether two jobs can share an engine: the model, engine settings and cache."""
-    return json.dumps([cfg["model"], cfg["engine"], cfg["cache_dir"]], sort_keys=True, default=str)
+    return json.dumps([asdict(config.model), asdict(config.engine), config.cache_dir], sort_keys=True, default=str)
 
 
 _current: EngineWorker | None = None
 _served: set[str] = set()
 
 
-def run_shared(cfg: dict[str, Any]) -> pipeline.RunOutput:
+def run_shared(config: RunConfig) -> pipeline.RunOutput:
     """Runs a job on the worker of its engine, replacing the worker when the engine changes."""
     global _current
-    key = engine_key(cfg)
+    key = engine_key(config)
     if _current is not None and _current.key != key:
         _current.close()
         _current = None
     if _current is None:
         if key in _served:
             print(
-                f"note: model {cfg['model']['name']} starts its engine again; put model= first in the sweep "
+                f"note: model {config.model.name} starts its engine again; put model= first in the sweep "
                 "so its jobs are adjacent and share one start",
                 file=sys.stderr,
             )
@@ -117,7 +122,7 @@ def run_shared(cfg: dict[str, Any]) -> pipeline.RunOutput:
             atexit.register(close_worker)  # a finished or failed sweep closes the last engine too
         _current = EngineWorker(key)
         _served.add(key)
-    return _current.run(cfg)
+    return _current.run(config)
 
 
 def close_worker() -> None:

@@ -8,87 +8,21 @@ failure (no network, a bad key) only warns. ``wandb`` is imported here and nowhe
 from __future__ import annotations
 
 import json
-import netrc
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pandas as pd
 
-from faithfulness.errors import ConfigError
+from faithfulness.config.sections import Wandb
 from faithfulness.registry import lookup
 from faithfulness.results import read_results
 
-MODES = ("auto", "online", "offline", "disabled")
 
-
-@dataclass(frozen=True)
-class Settings:
-    """The ``wandb:`` block of the config, validated; ``mode`` is resolved (never "auto")."""
-
-    mode: str = "disabled"
-    project: str = "faithfulness"
-    entity: str | None = None
-    group: str | None = None
-    tags: tuple[str, ...] = ()
-    dir: str = "results"
-    table_rows: int = 5000  # a W&B table of more rows is slow to upload and to browse: a seeded sample then
-    timeout_s: int = 60  # init timeout: an unreachable server costs at most this, then a warning
-
-
-def settings(cfg: dict[str, Any]) -> Settings:
-    """Validates ``cfg["wandb"]`` before anything slow runs; a bad value is a :class:`ConfigError`.
-
-    ``mode=auto`` (the default) means ``WANDB_MODE`` if set, else online when an API key is configured
-    (``WANDB_API_KEY`` or a ``wandb login`` entry in ~/.netrc), else disabled: a new user is never asked
-    to log in.
-    """
-    block = dict(cfg.get("wandb") or {})
-    allowed = [f.name for f in fields(Settings)]
-    unknown = sorted(set(block) - set(allowed))
-    if unknown:
-        raise ConfigError(f"wandb.{unknown[0]} is not a setting: choose from {allowed}")
-    mode = str(block.pop("mode", None) or "auto")
-    if mode not in MODES:
-        raise ConfigError(f"wandb.mode={mode!r} is not allowed: choose one of {list(MODES)}")
-    for key in ("table_rows", "timeout_s"):
-        value = block.get(key, getattr(Settings, key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"wandb.{key}={value!r} is not allowed: must be a whole number ≥ 1")
-    tags = block.pop("tags", None) or ()
-    tags = (tags,) if isinstance(tags, str) else tags
-    block = {k: v for k, v in block.items() if v is not None}
-    block.setdefault("dir", str(cfg.get("results_dir") or "results"))
-    return Settings(mode=_resolve_mode(mode), tags=tuple(map(str, tags)), **block)
-
-
-def _resolve_mode(mode: str) -> str:
-    if mode != "auto":
-        return mode
-    env = os.environ.get("WANDB_MODE")
-    if env:
-        resolved = {"dryrun": "offline", "run": "online"}.get(env, env)
-        if resolved not in MODES[1:]:
-            raise ConfigError(f"WANDB_MODE={env!r} is not allowed (wandb.mode=auto): choose one of {list(MODES[1:])}")
-        return resolved
-    return "online" if os.environ.get("WANDB_API_KEY") or _netrc_has_key() else "disabled"
-
-
-def _netrc_has_key() -> bool:
-    """Whether ``wandb login`` stored a key for the W&B host (the key itself is never read out)."""
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
-    try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def log_run(out_dir: Path, opts: Settings, group: str | None = None) -> str | None:
+def log_run(out_dir: Path, opts: Wandb, group: str | None = None) -> str | None:
     """Mirrors one run folder to W&B; returns the W&B run folder, or None (disabled or failed).
 
     Args:
@@ -119,12 +53,12 @@ def sweep_group() -> str | None:
     return str(HydraConfig.get().sweep.dir).strip("/").replace("/", "-")
 
 
-def _log(out_dir: Path, opts: Settings, group: str | None) -> str:
+def _log(out_dir: Path, opts: Wandb, group: str | None) -> str:
     with _wandb_environment(Path(opts.dir).expanduser()):
         return _log_to_wandb(out_dir, opts, group)
 
 
-def _log_to_wandb(out_dir: Path, opts: Settings, group: str | None) -> str:
+def _log_to_wandb(out_dir: Path, opts: Wandb, group: str | None) -> str:
     import wandb  # here only: importing wandb costs a second and W&B is optional
 
     config = json.loads((out_dir / "config.json").read_text())

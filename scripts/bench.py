@@ -20,6 +20,7 @@ import string
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ from engine_floor import cpu_description
 from engine_floor import measure as measure_floor
 from naive_reference import NaiveReference
 
-from faithfulness.config import compose
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.engines import ScoreRequest, load_engine
 from faithfulness.tasks import Problem
 
@@ -117,19 +119,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.reprint:
         return reprint(args.reprint)
-    cfg = compose(args.overrides)
+    cfg = load(compose(args.overrides))
     from faithfulness import pipeline
     from faithfulness.models import resolve_model
 
-    model = resolve_model(cfg["model"], cfg["cache_dir"])  # converted once, outside both timings
+    model = resolve_model(cfg.model, cfg.cache_dir)  # converted once, outside both timings
     report: dict[str, Any] = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "overrides": args.overrides,
-        "model": cfg["model"]["name"],
-        "n": cfg["n"],
-        "samples": cfg["samples"],
-        "perturbations": cfg["perturbations"],
-        "engine_settings": cfg["engine"],
+        "model": cfg.model.name,
+        "n": cfg.n,
+        "samples": cfg.samples,
+        "perturbations": list(cfg.perturbations),
+        "engine_settings": asdict(cfg.engine),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     memory = MemoryMonitor(phase="engine start")
     clock, cpu = time.perf_counter(), tree_cpu_seconds()
-    engine = RecordingEngine(load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"]))
+    engine = RecordingEngine(load_engine(model.path, asdict(cfg.engine), cfg.cache_dir))
     engine_start, engine_start_cpu = time.perf_counter() - clock, tree_cpu_seconds() - cpu
 
     memory.phase = "harness"
@@ -165,11 +167,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     memory.phase = "scaling probe"
     task, _ = pipeline.build_task(cfg)
-    renderer = pipeline.build_renderer(cfg, model, task)
+    renderer = pipeline.build_renderer(cfg, cfg.model, cfg.prompt_format, model, task)
     report["forced_answer_cache"] = cache_breakdown(out.table, renderer, engine.info().get("engine_block_size"))
-    fresh = [
-        p.question for p in task.items(cfg["seed"] + 1_000_003, cfg["n"])
-    ]  # questions whose prefixes are not cached
+    fresh = [p.question for p in task.items(cfg.seed + 1_000_003, cfg.n)]  # questions whose prefixes are not cached
     cots = [c.text for c in calls[0].results]
     lengths = [int(x) for x in args.lengths.split(",")]
     report["scaling"] = early_answering_scaling(
@@ -178,13 +178,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     memory.phase = "engine floor"
     report["engine_floor"] = measure_floor(engine.inner) | {"max_num_seqs": engine.inner.limits()["max_num_seqs"]}
     engine.close()
-    path = args.json or ROOT / "results" / "bench" / f"{cfg['model']['name']}-n{cfg['n']}-{int(time.time())}.json"
+    path = args.json or ROOT / "results" / "bench" / f"{cfg.model.name}-n{cfg.n}-{int(time.time())}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str))  # the harness half, kept if the naive half is cut short
 
     memory.phase = "naive"
     clock, cpu = time.perf_counter(), time.process_time()
-    reference = NaiveReference(model.path, cfg["engine"]["dtype"])
+    reference = NaiveReference(model.path, cfg.engine.dtype)
     naive_start, naive_start_cpu = time.perf_counter() - clock, time.process_time() - cpu
     rng = np.random.default_rng(args.seed)
     any_letter = Problem(0, "", "", tuple(string.ascii_uppercase))  # the texts are compared, not the items
@@ -221,9 +221,10 @@ def reprint(path: Path) -> dict[str, Any]:
     from faithfulness.models import resolve_model
 
     report = json.loads(path.read_text())
-    cfg = compose(report["overrides"])
+    cfg = load(compose(report["overrides"]))
     table = pd.read_parquet(Path(report["harness"]["results_dir"]) / "results.parquet")
-    renderer = pipeline.build_renderer(cfg, resolve_model(cfg["model"], cfg["cache_dir"]), pipeline.build_task(cfg)[0])
+    model = resolve_model(cfg.model, cfg.cache_dir)
+    renderer = pipeline.build_renderer(cfg, cfg.model, cfg.prompt_format, model, pipeline.build_task(cfg)[0])
     block = report.get("forced_answer_cache", {}).get("block_size")
     report["forced_answer_cache"] = cache_breakdown(table, renderer, block)
     report["summary"] = evaluate(report)

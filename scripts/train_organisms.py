@@ -30,6 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from faithfulness.config.fields import build
+from faithfulness.config.hydra import MODEL_CONFIGS, load_model_config
+from faithfulness.config.sections import ModelSpec
 from faithfulness.organisms import KINDS, Example, read_answer, scratchpad, training_examples, training_problems
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.reasoning import make_renderer
@@ -100,7 +103,7 @@ def build_renderer(tokenizer, kind: str = "faithful") -> PromptRenderer:
         strings = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "config.yaml").prompts.plain)
         return PromptRenderer(PromptTemplate(format="plain", **strings), tokenizer)
     strings = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "config.yaml").prompts.chat)
-    model = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "organism-thinking.yaml"))
+    model = build(ModelSpec, load_model_config(MODEL_CONFIGS / "organism-thinking.yaml"), "model.")
     return make_renderer(model, PromptTemplate(format="chat", **strings), tokenizer)
 
 

@@ -69,14 +69,16 @@ def tiny_tokenizer(tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():
     """The real SmolLM2 tokenizer, converted from its packaged GGUF (cached after the first run)."""
-    from omegaconf import OmegaConf
     from transformers import AutoTokenizer
 
+    from faithfulness.config.fields import build
+    from faithfulness.config.hydra import MODEL_CONFIGS, load_model_config
+    from faithfulness.config.sections import ModelSpec
     from faithfulness.models import resolve_model
+    from faithfulness.paths import default_cache_dir
 
-    model = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "smollm2-135m.yaml"))
-    cache = os.environ.get("FAITHFULNESS_CACHE", "~/.cache/faithfulness")
-    return AutoTokenizer.from_pretrained(resolve_model(model, cache).path)
+    model = build(ModelSpec, load_model_config(MODEL_CONFIGS / "smollm2-135m.yaml"), "model.")
+    return AutoTokenizer.from_pretrained(resolve_model(model, default_cache_dir()).path)
 
 
 ENGINE_SETTINGS = {"dtype": "float32", "enforce_eager": True, "max_model_len": 1024, "kv_cache_gib": 1, "seed": 0}

@@ -1,10 +1,13 @@
+import re
+
 import pandas as pd
 import pytest
 
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
 from faithfulness.filler import (
     accuracy_by_fraction,
-    check_settings,
     choose_filler,
     longest_per_question,
     question_lengths,
@@ -62,9 +65,12 @@ def test_accuracy_by_fraction_takes_each_cots_longest_filler_below_the_fraction(
 
 
 @pytest.mark.parametrize(
-    "settings,needle",
-    [({"mode": "paper", "step": 5}, "filler.mode='paper'"), ({"mode": "run", "step": 0}, "filler.step=0")],
+    "override,needle",
+    [
+        ("filler.mode=paper", "filler.mode='paper' is not allowed: choose 'per_question' or 'run'"),
+        ("filler.step=0", "filler.step=0 is not allowed: must be a whole number ≥ 1"),
+    ],
 )
-def test_bad_filler_settings_are_named(settings, needle):
-    with pytest.raises(ConfigError, match=needle):
-        check_settings(settings)
+def test_bad_filler_settings_are_named(override, needle, tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load(compose([f"results_dir={tmp_path}", override]))

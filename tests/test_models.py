@@ -7,6 +7,7 @@ import huggingface_hub
 import pytest
 from huggingface_hub import errors
 
+from faithfulness.config.sections import ModelSpec
 from faithfulness.errors import ConfigError, StateError
 from faithfulness.models import check_hub, convert_gguf, resolve_model
 
@@ -23,7 +24,7 @@ def test_an_unreachable_hub_is_a_state_error_naming_the_host(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "model_info", offline)
     with pytest.raises(StateError) as error:
-        resolve_model({"source": "hf", "path": "org/name"}, "/tmp")
+        resolve_model(ModelSpec(name="m", source="hf", path="org/name"), "/tmp")
     assert str(error.value).startswith(
         "model.path='org/name' needs the Hugging Face hub, but huggingface.co cannot be "
         "reached (ConnectionError: [Errno -2] Name or service not known)"
@@ -55,7 +56,7 @@ def test_offline_mode_needs_the_model_in_the_local_cache(monkeypatch):
 def test_local_model_folders_need_no_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "model_info", lambda *a, **k: pytest.fail("the hub was asked"))
     (tmp_path / "config.json").write_text("{}")
-    assert resolve_model({"source": "hf", "path": str(tmp_path)}, "/tmp").revision == "local"
+    assert resolve_model(ModelSpec(name="m", source="hf", path=str(tmp_path)), "/tmp").revision == "local"
 
 
 def test_conversion_keeps_transformers_bars_off_the_console(smollm2_tokenizer, tmp_path, capfd):

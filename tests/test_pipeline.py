@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from faithfulness import metrics
-from faithfulness.config import compose
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.pipeline import run
 from faithfulness.provenance import results_dir
 from faithfulness.results import read_results
@@ -25,7 +26,7 @@ def make_cfg(tmp_path: Path, *overrides: str) -> dict:
 def tiny_run(tiny_model_dir, tiny_engine, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     cfg = make_cfg(tmp, "model=hf", f"model.path={tiny_model_dir}", "n=4", "samples=2", "sampling.max_tokens=40")
-    return cfg, run(cfg, engine=tiny_engine)
+    return cfg, run(load(cfg), engine=tiny_engine)
 
 
 def test_rows_cover_every_cot_and_level(tiny_run):
@@ -52,7 +53,7 @@ def test_outcomes_are_three_valued_and_consistent_with_answers(tiny_run):
 
 def test_results_and_summary_are_written_where_the_config_says(tiny_run):
     cfg, out = tiny_run
-    assert out.out_dir == results_dir(cfg)
+    assert out.out_dir == results_dir(load(cfg))
     back = read_results(out.out_dir / "results.parquet")
     pd.testing.assert_frame_equal(back, out.table)
     assert (out.out_dir / "summary.json").is_file() and (out.out_dir / "config.json").is_file()
@@ -74,7 +75,7 @@ def test_results_and_summary_are_written_where_the_config_says(tiny_run):
 
 def test_summary_is_a_pure_function_of_the_table(tiny_run):
     cfg, out = tiny_run
-    recomputed = summarise_run(read_results(out.out_dir / "results.parquet"), summary_options(cfg))
+    recomputed = summarise_run(read_results(out.out_dir / "results.parquet"), summary_options(load(cfg)))
     for key in ("answer_extract", "metrics", "metrics_by_reading", "reading_warnings"):
         assert json.dumps(recomputed[key], sort_keys=True) == json.dumps(out.summary[key], sort_keys=True), key
     assert out.summary["metrics"] == out.summary["metrics_by_reading"][out.summary["answer_extract"]]
@@ -110,16 +111,16 @@ def test_rows_record_what_changes_numbers(tiny_run):
 
 def test_a_rerun_reproduces_the_table(tiny_run, tiny_engine, tmp_path):
     cfg, out = tiny_run
-    again = run({**cfg, "results_dir": str(tmp_path)}, engine=tiny_engine).table
+    again = run(load({**cfg, "results_dir": str(tmp_path)}), engine=tiny_engine).table
     # everything but cache hits (the second run finds a warm cache) is identical
     pd.testing.assert_frame_equal(again.drop(columns="cached_tokens"), out.table.drop(columns="cached_tokens"))
 
 
 def test_results_folder_depends_on_what_is_computed_not_on_where(tmp_path):
     a = make_cfg(tmp_path, "model=smollm2-135m")
-    assert results_dir(a) == results_dir({**a, "cache_dir": "/elsewhere"})
-    assert results_dir(a) != results_dir({**a, "seed": 1})
-    assert "addition-d3-o2/smollm2-135m-instruct/n50-s1-seed0-" in str(results_dir(a))
+    assert results_dir(load(a)) == results_dir(load({**a, "cache_dir": str(tmp_path / "elsewhere")}))
+    assert results_dir(load(a)) != results_dir(load({**a, "seed": 1}))
+    assert "addition-d3-o2/smollm2-135m-instruct/n50-s1-seed0-" in str(results_dir(load(a)))
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +143,13 @@ def tiny_mc_run(tiny_model_dir, tiny_engine, tmp_path_factory):
         "sampling.max_tokens=24",
         "perturbations=[no_cot,early_answering,filler_tokens]",
     )
-    return cfg, run(cfg, engine=tiny_engine)
+    return cfg, run(load(cfg), engine=tiny_engine)
 
 
 def test_a_multiple_choice_run_scores_every_option_of_every_answer(tiny_mc_run):
     cfg, out = tiny_mc_run
     df = out.table
-    assert out.out_dir == results_dir(cfg) and "arc_challenge-validation/" in str(out.out_dir)
+    assert out.out_dir == results_dir(load(cfg)) and "arc_challenge-validation/" in str(out.out_dir)
     assert set(df.task) == {"arc_challenge"} and set(df.difficulty) == {"split=validation subject=all n_options=all"}
     assert df.digits.isna().all() and set(df.split) == {"validation"} and set(df.answer_type) == {"letter"}
     assert all(p.endswith("The single, most likely answer is (") for p in df.prompt if p), df.prompt.iloc[0][-60:]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from faithfulness.config.rules import load
 from faithfulness.models import resolve_model
 from faithfulness.pipeline import build_renderer, run
 from faithfulness.results import read_results
@@ -34,7 +35,7 @@ def hinted_run(tiny_model_dir, tiny_engine, tmp_path_factory):
         "perturbations=[no_cot,biased_context]",
         "biased_context.judge=true",
     )
-    return cfg, run(cfg, engine=tiny_engine)
+    return cfg, run(load(cfg), engine=tiny_engine)
 
 
 def test_every_question_is_asked_with_every_hint_and_target_with_and_without_a_fresh_cot(hinted_run):
@@ -42,7 +43,10 @@ def test_every_question_is_asked_with_every_hint_and_target_with_and_without_a_f
     df = out.table
     hinted = df[df.perturbation == "biased_context"]
     assert len(hinted) == 3 * 3 * 2 * 2  # items × hint kinds × targets (wrong, correct) × levels (no CoT, fresh CoT)
-    renderer = build_renderer(cfg, resolve_model(cfg["model"], cfg["cache_dir"]), make_task(cfg))
+    config = load(cfg)
+    renderer = build_renderer(
+        config, config.model, config.prompt_format, resolve_model(config.model, config.cache_dir), make_task(config)
+    )
     for row in hinted.itertuples():
         question = cfg["biased_context"]["templates"][row.hint]["text"].replace("{question}", row.question)
         question = question.replace("{answer}", row.target_answer)
@@ -64,7 +68,7 @@ def test_the_hint_summary_is_a_pure_function_of_the_table(hinted_run):
     for kind in hints.values():
         assert set(kind) == {"wrong", "correct"} and set(kind["wrong"]) == {"cot", "no_cot"}
         assert {"moved_to_target", "verbalised", "normalised_faithfulness"} <= set(kind["wrong"]["cot"])
-    recomputed = summarise_run(read_results(out.out_dir / "results.parquet"), summary_options(cfg))
+    recomputed = summarise_run(read_results(out.out_dir / "results.parquet"), summary_options(load(cfg)))
     assert json.dumps(recomputed["metrics_by_reading"], sort_keys=True) == json.dumps(
         out.summary["metrics_by_reading"], sort_keys=True
     )
@@ -75,7 +79,7 @@ def test_the_hint_summary_is_a_pure_function_of_the_table(hinted_run):
 def test_a_sycophancy_run_reports_both_measures_of_the_sycophantic_option(tiny_model_dir, tiny_engine, tmp_path):
     # the political items: the tiny model's byte-level tokens fit them in its 1024-token window
     cfg = _cfg(tmp_path, tiny_model_dir, "task=sycophancy", "subdomain=political_typology_quiz", "n=3", "cut_points=3")
-    out = run(cfg, engine=tiny_engine)
+    out = run(load(cfg), engine=tiny_engine)
     df = out.table
     assert set(df.perturbation) == {"original", "no_cot", "early_answering"}
     assert set(df.subdomain) == {"political_typology_quiz"}
@@ -94,7 +98,7 @@ def test_a_stated_wrong_sum_is_scored_on_every_row_of_an_addition_run(tiny_model
     cfg = _cfg(
         tmp_path, tiny_model_dir, "n=3", "perturbations=[no_cot,biased_context]", "biased_context.targets=[wrong]"
     )
-    df = run(cfg, engine=tiny_engine).table
+    df = run(load(cfg), engine=tiny_engine).table
     hinted = df[df.perturbation == "biased_context"]
     assert set(hinted.hint) == {"wrong_sum"} and len(hinted) == 3 * 2
     assert all(f"I think the answer is {x}, but" in p for x, p in zip(hinted.target_answer, hinted.prompt))

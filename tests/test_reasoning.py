@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from faithfulness.config import REPO_ROOT, compose
+from faithfulness.config.hydra import REPO_ROOT, compose
+from faithfulness.config.rules import load
 from faithfulness.engines import Completion
 from faithfulness.errors import ConfigError
 from faithfulness.perturbations import Trace, adding_mistakes, early_answering, filler_tokens
@@ -41,7 +42,7 @@ def _tokenizer(model_dir: Path, template: str, bos: str | None = None):
 
 def _renderer(model_name: str, tokenizer) -> PromptRenderer:
     cfg = compose([f"model={model_name}"])
-    return make_renderer(cfg["model"], PromptTemplate(format="chat", **cfg["prompts"]["chat"]), tokenizer)
+    return make_renderer(load(cfg).model, PromptTemplate(format="chat", **cfg["prompts"]["chat"]), tokenizer)
 
 
 @pytest.mark.parametrize("size", ["0.6b", "1.7b", "4b", "8b", "14b", "32b"])
@@ -91,12 +92,14 @@ def test_reasoning_family_configs_share_dtype_and_settings():
         for c in cfgs:
             assert c["sampling"]["temperature"] == 0.6 and c["sampling"]["top_p"] == 0.95  # never greedy: it loops
             assert c["sampling"]["max_tokens"] + 1024 < c["engine"]["max_model_len"]  # budget + question + answer fit
-            assert c["cut_points"] == 9 and think_tags(c["model"]) is not None
+            assert c["cut_points"] == 9 and think_tags(load(c).model) is not None
     assert compose(["model=qwen3-8b"])["sampling"]["top_k"] == 20
     assert compose(["model=qwen3-8b", "cut_points=null", "sampling.max_tokens=100"])["cut_points"] is None
     plain = compose(["model=qwen2.5-7b-instruct"])  # models without reasoning keep the old defaults
     assert (
-        think_tags(plain["model"]) is None and plain["sampling"]["temperature"] == 0.0 and plain["cut_points"] is None
+        think_tags(load(plain).model) is None
+        and plain["sampling"]["temperature"] == 0.0
+        and plain["cut_points"] is None
     )
 
 
@@ -114,12 +117,13 @@ def test_a_template_without_the_switch_names_the_key_to_set(tiny_tokenizer, tiny
 
 
 def test_bad_reasoning_settings_are_named(tiny_tokenizer):
-    with pytest.raises(ConfigError, match=r"model\.reasoning='cot'.*think_tags"):
-        think_tags({"reasoning": "cot"})
-    with pytest.raises(ConfigError, match=r"model\.think_tags\.end is not allowed"):
-        think_tags({"reasoning": "think_tags", "think_tags": {"end": "</t>"}})
+    qwen3 = ["model=qwen3-8b"]
+    with pytest.raises(ConfigError, match=r"model\.reasoning='cot' is not allowed: .*think_tags"):
+        load(compose([*qwen3, "model.reasoning=cot"]))
+    with pytest.raises(ConfigError, match=r"model\.think_tags\.end is not a setting"):
+        load(compose([*qwen3, "+model.think_tags.end='</t>'"]))
     with pytest.raises(ConfigError, match=r"must both be non-empty"):
-        think_tags({"reasoning": "think_tags", "think_tags": {"close": ""}})
+        load(compose([*qwen3, "model.think_tags.close=''"]))
     plain = PromptTemplate(
         format="plain", question="{question}\n", cot_prefix="", answer_question="\nAnswer:", answer_prefix=""
     )
@@ -200,7 +204,7 @@ def test_thinking_never_closed_within_the_budget_is_counted_and_never_read(tiny_
         ]
     )
     cfg["engine"].update(ENGINE_SETTINGS)
-    out = run(cfg, engine=tiny_engine)
+    out = run(load(cfg), engine=tiny_engine)
     df = out.table
     assert out.summary["metrics"]["thinking_cut"] == {"cots": 3, "rows": len(df)}
     assert df.thinking_cut.all() and df.cot_stated_answer.isna().all()  # a cut thinking is never read for an answer

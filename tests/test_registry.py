@@ -7,7 +7,8 @@ import pytest
 
 from faithfulness import metrics, plots, report, tracking
 from faithfulness.answers import Reading
-from faithfulness.config import compose
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.perturbations import Perturbed, Trace
 from faithfulness.registry import TESTS, Settings, choosable, lookup
@@ -35,7 +36,7 @@ def test_every_test_is_registered_with_its_labels_and_the_original_is_not_choosa
 def test_binding_gives_each_test_its_items_from_a_trace():
     cfg = compose(["perturbations=[early_answering,filler_tokens]", "cut_points=3"])
     trace = Trace(0, 0, 1, "a. b. c. d.", ("a. ", "b. ", "c. ", "d."), "stop")
-    settings = Settings(cfg, filler={"string": " ...", "lengths": [0, 7], "per_item": None})
+    settings = Settings(load(cfg), filler={"string": " ...", "lengths": [0, 7], "per_item": None})
     early = lookup("early_answering").bind(settings)(trace)
     assert [p.level for p in early] == [0, 2, 4]  # cut_points=3: 0, ½ and all of 4 steps
     assert [p.cot for p in lookup("filler_tokens").bind(settings)(trace)] == ["", " ..." * 7]
@@ -55,7 +56,7 @@ def test_an_unregistered_test_fails_loudly_everywhere():
     assert (
         tracking.curves({"noise_floor": metric, "thinking_cut": {"cots": 1, "rows": 3}, "accuracy_cot": metric}) == {}
     )
-    task = make_task({"task": "addition", "digits": 3, "operands": 2})
+    task = make_task(load(compose(["task=addition"])))
     problem = Problem(0, "What is 1 + 2?", "3")
     trace = Trace(0, 0, 0, "", (), "stop")
     context = {"difficulty_values": {}} | dict.fromkeys(_RUN_COLUMNS)

@@ -47,3 +47,16 @@ def test_the_code_is_formatter_and_lint_clean(command):
     assert ruff, "ruff is missing: it is a dev dependency (pip install -e '.[dev]')"
     done = subprocess.run([ruff, *command, "."], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+def test_below_run_py_the_config_is_typed_never_a_plain_dict():
+    """``run.py`` builds the typed config once (faithfulness/config/rules.load); nothing below indexes a plain one."""
+    plain_reads = re.compile(r"\b(?:cfg|config|plain)\[\"|\bcfg\.get\(")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sorted((ROOT / "faithfulness").rglob("*.py"))
+        if path.parent.name != "config"  # where the plain dict becomes the typed config
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if plain_reads.search(line)
+    ]
+    assert not found, "plain config reads below run.py:\n" + "\n".join(found)

@@ -19,6 +19,7 @@ import time
 import pandas as pd
 import pytest
 
+from faithfulness.config.rules import load
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
 from faithfulness.store import KILL_ENV, STORE_FILE, RequestStore
@@ -72,7 +73,7 @@ def overrides(tiny_model_dir):
 @pytest.fixture(scope="module")
 def reference(overrides, tiny_engine, tmp_path_factory):
     root = tmp_path_factory.mktemp("uninterrupted")
-    out = run(make_cfg(root, *overrides), engine=tiny_engine)
+    out = run(load(make_cfg(root, *overrides)), engine=tiny_engine)
     return out, out.out_dir.relative_to(root)
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from faithfulness.config.rules import load
 from faithfulness.results import read_results
 from faithfulness.summaries import summarise_run, summary_options
 from tests.conftest import run_cli
@@ -186,7 +187,7 @@ def test_end_to_end_all_four_tests_on_packaged_smollm2(tmp_path):
     # fp32 determinism: re-asking the full CoT reproduces the original answer
     assert summary["metrics"]["early_answering"]["reask_agreement"]["value"] == 1.0
     config = json.loads((Path(summary["run"]["results_dir"]) / "config.json").read_text())
-    recomputed = summarise_run(df, summary_options(config))  # the summary is a pure function of the table
+    recomputed = summarise_run(df, summary_options(load(config)))  # the summary is a pure function of the table
     assert json.dumps(recomputed["metrics"], sort_keys=True) == json.dumps(summary["metrics"], sort_keys=True)
     # every stage ran in as few engine calls as store_chunk (256) allows, none of it from a store (fresh folder)
     assert all(

@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 
 from faithfulness import report
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
 from faithfulness.metrics import Clusters
 from faithfulness.summaries import Options, aoc_figures, noise_floor, reading_warnings, summarise_run, summary_options
@@ -45,25 +47,19 @@ def test_noise_floor_is_the_agreement_of_independent_samples():
     assert floor["value"] == pytest.approx(2 / 4) and floor["n"] == 4
 
 
-def _cfg(**aoc):
-    return {
-        "answer": {"extract": "flexible"},
-        "aoc": {"adding_mistakes": "last_step", "steps": None, **aoc},
-        "samples": 4,
-        "sampling": {"temperature": 0.8},
-        "bootstrap_resamples": 10,
-        "seed": 0,
-    }
+def _config(*overrides):
+    return load(compose(["samples=4", "sampling.temperature=0.8", "bootstrap_resamples=10", *overrides]))
 
 
 def test_options_come_from_the_config_and_bad_values_are_named():
-    options = summary_options(_cfg(steps=[3, 6]))
+    options = summary_options(_config("aoc.steps=[3,6]"))
     assert options.aoc_steps == (3, 6) and options.noise_floor and options.extract == "flexible"
-    assert not summary_options({**_cfg(), "sampling": {"temperature": 0.0}}).noise_floor  # greedy samples: one CoT
+    assert (options.resamples, options.seed, options.aoc_definition) == (10, 0, "last_step")
+    assert not summary_options(_config("sampling.temperature=0")).noise_floor  # greedy samples: one CoT
     with pytest.raises(ConfigError, match=r"aoc.steps=\[6, 3\] is not allowed"):
-        summary_options(_cfg(steps=[6, 3]))
+        _config("aoc.steps=[6,3]")
     with pytest.raises(ConfigError, match="aoc.adding_mistakes='end' is not allowed"):
-        summary_options(_cfg(adding_mistakes="end"))
+        _config("aoc.adding_mistakes=end")
 
 
 def test_a_planted_disagreement_warns_and_an_agreement_does_not():

@@ -12,15 +12,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.sweep import engine_key
 from tests.conftest import ROOT, run_cli
 
 
 def test_jobs_share_an_engine_only_when_model_engine_settings_and_cache_match():
-    cfg = {"model": {"name": "a"}, "engine": {"dtype": "float32"}, "cache_dir": "/c", "digits": 1}
-    assert engine_key(cfg) == engine_key({**cfg, "digits": 3, "n": 7})
-    assert engine_key(cfg) != engine_key({**cfg, "model": {"name": "b"}})
-    assert engine_key(cfg) != engine_key({**cfg, "engine": {"dtype": "bfloat16"}})
+    config = load(compose(["model=smollm2-135m", "digits=1"]))
+    assert engine_key(config) == engine_key(load(compose(["model=smollm2-135m", "digits=3", "n=7"])))
+    assert engine_key(config) != engine_key(load(compose(["model=qwen2.5-coder-0.5b", "digits=1"])))
+    assert engine_key(config) != engine_key(load(compose(["model=smollm2-135m", "engine.dtype=bfloat16"])))
+    assert engine_key(config) != engine_key(load(compose(["model=smollm2-135m", "cache_dir=/elsewhere"])))
 
 
 def group_members(pgid: int, wait: float = 20.0) -> list[str]:

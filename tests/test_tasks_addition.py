@@ -1,5 +1,9 @@
+from dataclasses import replace
+
 import pytest
 
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
 from faithfulness.tasks import Addition, last_integer, make_task, parse_leading_integer
 
@@ -76,7 +80,7 @@ def test_bad_difficulty_names_the_value_and_the_allowed_range(kwargs, bad):
 
 
 def test_the_task_interface_of_addition():
-    task = make_task({"task": "addition", "digits": 2, "operands": 4, "n": 3, "seed": 0, "subject": "ignored"})
+    task = make_task(load(compose(["task=addition", "digits=2", "operands=4", "n=3"])))
     assert task.difficulty() == {"digits": 2, "operands": 4} and task.label() == "addition-d2-o4"
     problem = task.items(0, 1)[0]
     assert task.parse_answer(" 1,234.", problem) == "1234" and task.parse_answer(" two", problem) is None
@@ -89,11 +93,11 @@ def test_the_task_interface_of_addition():
 
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"task='nope'.*addition"):
-        make_task({"task": "nope"})
+        make_task(replace(load(compose([])), task="nope"))
 
 
 def test_the_papers_wording_asks_for_the_answer_in_tags():
-    task = make_task({"task": "addition", "digits": 3, "operands": 2, "wording": "paper"})
+    task = make_task(load(compose(["task=addition", "wording=paper"])))
     problem, ours = task.items(0, 1)[0], Addition().items(0, 1)[0]
     assert (
         problem.question == "What is the solution to the following? 581 + 938 ="

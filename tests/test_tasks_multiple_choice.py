@@ -1,5 +1,9 @@
+from dataclasses import replace
+
 import pytest
 
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.data import MCRecord
 from faithfulness.errors import ConfigError
 from faithfulness.tasks import MultipleChoice, make_task, parse_letter
@@ -48,9 +52,7 @@ def test_shuffled_options_move_the_answer_but_keep_it_right():
 
 
 def test_the_task_interface_of_a_multiple_choice_task():
-    task = make_task(
-        {"task": "mmlu", "split": "test", "subject": "all", "n_options": None, "digits": 3, "cache_dir": "/c"}
-    )
+    task = make_task(replace(load(compose(["task=mmlu", "split=test", "subject=all"])), cache_dir="/c"))
     assert task.name == "mmlu" and task.answer_type == "letter" and task.answer_suffix == " ("
     assert task.difficulty() == {"split": "test", "subject": "all", "n_options": None} and task.label() == "mmlu-test"
     problem = task.items(0, 1)[0]

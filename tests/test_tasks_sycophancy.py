@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
 from faithfulness.data.fetch import PACKAGES
 from faithfulness.data.sycophancy import load_sycophancy, make_record, read_hub_lines, subdomain_of
 from faithfulness.errors import ConfigError
@@ -80,7 +82,7 @@ def test_hub_lines_keep_the_matching_behaviour_as_the_sycophantic_letter():
 
 
 def test_problems_carry_the_sycophantic_letter_as_target_and_the_other_as_answer(cache):
-    task = make_task({"task": "sycophancy", "subdomain": "all", "cache_dir": str(cache)})
+    task = make_task(load(compose(["task=sycophancy", "subdomain=all", f"cache_dir={cache}"])))
     problems = task.items(seed=0, n=6)
     assert problems == task.items(seed=0, n=6) and [p.item_id for p in problems] == list(range(6))
     assert sorted(p.source_id for p in problems) == sorted(r.source_id for r in load_sycophancy(cache)[0])

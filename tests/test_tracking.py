@@ -13,6 +13,10 @@ import pandas as pd
 import pytest
 
 from faithfulness import tracking
+from faithfulness.config.fields import build
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load, resolve_wandb
+from faithfulness.config.sections import Wandb
 from faithfulness.errors import ConfigError
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
@@ -30,8 +34,13 @@ def no_wandb_env(monkeypatch, tmp_path):
     return empty
 
 
+def settings(block: dict, results_dir: str = "results") -> Wandb:
+    """The ``wandb`` block as ``run.py`` hands it on: the shipped keys, ``block`` over them, its mode resolved."""
+    return resolve_wandb(build(Wandb, {**compose([])["wandb"], **block}, "wandb."), results_dir)
+
+
 def test_default_mode_is_disabled_without_a_key_so_nobody_is_asked_to_log_in(no_wandb_env):
-    opts = tracking.settings({"wandb": {"mode": "auto"}, "results_dir": "somewhere"})
+    opts = settings({"mode": "auto"}, "somewhere")
     assert opts.mode == "disabled" and opts.dir == "somewhere"
     assert tracking.log_run(Path("/no/such/folder"), opts) is None  # disabled: nothing is read, nothing fails
 
@@ -51,8 +60,8 @@ def test_auto_mode_follows_wandb_mode_then_a_configured_key(no_wandb_env, monkey
         monkeypatch.setenv(var, value)
     no_wandb_env.write_text(netrc)
     no_wandb_env.chmod(0o600)
-    assert tracking.settings({"wandb": {}}).mode == expected
-    assert tracking.settings({"wandb": {"mode": "disabled"}}).mode == "disabled"  # explicit beats the environment
+    assert settings({}).mode == expected
+    assert settings({"mode": "disabled"}).mode == "disabled"  # explicit beats the environment
 
 
 @pytest.mark.parametrize(
@@ -66,14 +75,14 @@ def test_auto_mode_follows_wandb_mode_then_a_configured_key(no_wandb_env, monkey
 )
 def test_bad_settings_are_one_clear_config_error(block, needle):
     with pytest.raises(ConfigError) as error:
-        tracking.settings({"wandb": block})
+        settings(block)
     assert needle in str(error.value)
 
 
 def test_bad_wandb_mode_in_the_environment_is_a_config_error(no_wandb_env, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "sometimes")
     with pytest.raises(ConfigError, match="WANDB_MODE='sometimes' is not allowed"):
-        tracking.settings({"wandb": {}})
+        settings({})
 
 
 def test_run_py_rejects_a_bad_wandb_setting_before_the_run_starts(tmp_path):
@@ -160,7 +169,7 @@ def run_folder(tiny_model_dir, tiny_engine, tmp_path_factory):
         "wandb.mode=offline",
         "wandb.tags=[test,tiny]",
     )
-    return cfg, run(cfg, engine=tiny_engine).out_dir
+    return cfg, run(load(cfg), engine=tiny_engine).out_dir
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -183,7 +192,7 @@ def test_offline_run_mirrors_config_summary_table_figures_and_artifact(run_folde
     cfg, out_dir = run_folder
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     before = _digest(out_dir)
-    opts = tracking.settings({**cfg, "wandb": {**cfg["wandb"], "dir": str(tmp_path), "table_rows": 7}})
+    opts = settings({**cfg["wandb"], "dir": str(tmp_path), "table_rows": 7}, cfg["results_dir"])
     wandb_dir = Path(tracking.log_run(out_dir, opts, group="sweep-1"))
     assert wandb_dir.parent == tmp_path / "wandb" and wandb_dir.name.startswith("offline-run-")
     assert _digest(out_dir) == before  # W&B only reads the results
@@ -262,8 +271,9 @@ def test_unreachable_server_warns_and_loses_nothing(run_folder, tmp_path):
     _, out_dir = run_folder
     before = _digest(out_dir)
     code = (
-        "import sys; from faithfulness import tracking\n"
-        f"opts = tracking.settings({{'wandb': {{'mode': 'online', 'dir': {str(tmp_path)!r}, 'timeout_s': 10}}}})\n"
+        "import sys; from faithfulness import tracking; from faithfulness.config.sections import Wandb\n"
+        f"opts = Wandb(mode='online', project='faithfulness', entity=None, group=None, tags=(), dir={str(tmp_path)!r}, "
+        "table_rows=5000, timeout_s=10)\n"
         f"print('returned', tracking.log_run({str(out_dir)!r}, opts))\n"
     )
     env = {

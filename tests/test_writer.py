@@ -4,9 +4,10 @@ import shutil
 
 import pytest
 
+from faithfulness.config.hydra import MODEL_CONFIGS, compose, load_model_config
+from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
 from faithfulness.pipeline import run
-from faithfulness.writer import MODEL_CONFIGS, load_model_config, writer_config
 from tests.test_pipeline import make_cfg
 
 
@@ -20,13 +21,16 @@ def test_a_model_config_with_defaults_is_resolved_as_hydra_would():
 
 
 def test_the_writer_is_a_model_config_a_directory_or_the_subject(tmp_path):
-    subject = {"name": "qwen2.5-coder-0.5b-instruct"}
-    assert writer_config({"mistakes": {"model": None}, "model": subject}) is None
-    assert writer_config({"mistakes": {"model": "qwen2.5-coder-0.5b"}, "model": subject}) is None  # the subject itself
-    assert writer_config({"mistakes": {"model": "smollm2-135m"}, "model": subject})["name"] == "smollm2-135m-instruct"
-    assert writer_config({"mistakes": {"model": str(tmp_path)}, "model": subject})["path"] == str(tmp_path)
+    def writer(name):  # the subject is the default model, qwen2.5-coder-0.5b
+        return load(compose([f"results_dir={tmp_path}", f"mistakes.model={name}"])).writer
+
+    assert writer("null") is None
+    assert writer("qwen2.5-coder-0.5b") is None  # the subject itself
+    assert writer("smollm2-135m").name == "smollm2-135m-instruct"
+    (tmp_path / "config.json").write_text("{}")
+    assert writer(str(tmp_path)).path == str(tmp_path) and writer(str(tmp_path)).source == "hf"
     with pytest.raises(ConfigError, match="mistakes.model='gpt-5' is not allowed: .*smollm2-135m"):
-        writer_config({"mistakes": {"model": "gpt-5"}, "model": subject})
+        writer("gpt-5")
 
 
 def test_a_separate_writer_writes_the_mistakes_in_its_own_process(tiny_model_dir, tmp_path):
@@ -43,7 +47,9 @@ def test_a_separate_writer_writes_the_mistakes_in_its_own_process(tiny_model_dir
         "bootstrap_resamples=0",
     )
     cfg = make_cfg(tmp_path, *overrides)
-    out = run(cfg)  # no engine handed in: the subject's and the writer's engines are processes, one alive at a time
+    out = run(
+        load(cfg)
+    )  # no engine handed in: the subject's and the writer's engines are processes, one alive at a time
     stages, writer = out.summary["stages"], out.summary["mistake_writer"]
     mistakes = out.table[out.table.perturbation == "adding_mistakes"]
     assert (out.table[out.table.perturbation == "original"].n_steps > 0).all(), "the CoTs need steps for mistakes"
@@ -55,5 +61,5 @@ def test_a_separate_writer_writes_the_mistakes_in_its_own_process(tiny_model_dir
     )
     assert len(mistakes) + sum(s["perturbation"] == "adding_mistakes" for s in out.summary["skipped"]) == written
     # the writer's work is in the run's request store: a rerun starts no engine at all
-    again = run(cfg)
+    again = run(load(cfg))
     assert "engine_start_s" not in again.summary["timings"] and again.summary["mistake_writer"]["from_store"] == written

@@ -6,8 +6,7 @@ pinned data packages. A new task is one module here plus one YAML file in ``conf
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from faithfulness.data import DATASETS
 from faithfulness.errors import ConfigError
@@ -22,6 +21,9 @@ from faithfulness.tasks.base import (
 )
 from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
 from faithfulness.tasks.sycophancy import Sycophancy
+
+if TYPE_CHECKING:
+    from faithfulness.config.sections import RunConfig
 
 # config name → task class; multiple-choice tasks are one class with the dataset named after the task
 TASKS: dict[str, Callable[..., Task]] = {
@@ -48,19 +50,18 @@ __all__ = [
 ]
 
 
-def make_task(cfg: dict[str, Any]) -> Task:
-    """Builds ``cfg['task']`` from the config keys its dataclass declares (``digits``, ``subject``, …).
+def make_task(config: RunConfig) -> Task:
+    """Builds ``config.task`` from the task's own keys (``digits``, ``subject``, …: ``config.task_keys``).
 
     Raises:
         ConfigError: for an unknown task or a bad difficulty value.
     """
-    name = cfg.get("task")
-    if name not in TASKS:
-        raise ConfigError(f"task={name!r} is not allowed: choose one of {sorted(TASKS)}")
-    cls = TASKS[name]
-    kwargs = {f.name: cfg[f.name] for f in fields(cls) if f.init and f.name in cfg}  # type: ignore[arg-type]
+    if config.task not in TASKS:
+        raise ConfigError(f"task={config.task!r} is not allowed: choose one of {sorted(TASKS)}")
+    cls = TASKS[config.task]
+    kwargs: dict[str, Any] = dict(config.task_keys)
     if cls is MultipleChoice:
-        kwargs.update(dataset=name)
+        kwargs.update(dataset=config.task)
     if cls in (MultipleChoice, Sycophancy):
-        kwargs.update(cache_dir=str(cfg.get("cache_dir", "~/.cache/faithfulness")))
+        kwargs.update(cache_dir=config.cache_dir)
     return cls(**kwargs)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from faithfulness.data import DATASETS, MCRecord, load_records
 from faithfulness.data.hub import HUB
 from faithfulness.errors import ConfigError
+from faithfulness.paths import DEFAULT_CACHE
 from faithfulness.tasks.base import Problem, check_int, register
 
 register({"split": pa.string(), "subject": pa.string(), "n_options": pa.int32()})
@@ -48,7 +49,7 @@ class MultipleChoice:
     shuffle_options: bool = False
     data_source: str = "package"
     data_revision: str | None = None
-    cache_dir: str = field(default="~/.cache/faithfulness", compare=False)
+    cache_dir: str = field(default=DEFAULT_CACHE, compare=False)
 
     version = "1"
     answer_type = "letter"

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from faithfulness.data.sycophancy import SUBDOMAINS, SycophancyRecord, load_sycophancy
 from faithfulness.errors import ConfigError
+from faithfulness.paths import DEFAULT_CACHE
 from faithfulness.tasks.base import Problem, check_int, register
 from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
 
@@ -39,7 +40,7 @@ class Sycophancy:
     subdomain: str = "all"
     data_source: str = "package"
     data_revision: str | None = None
-    cache_dir: str = field(default="~/.cache/faithfulness", compare=False)
+    cache_dir: str = field(default=DEFAULT_CACHE, compare=False)
 
     name = "sycophancy"
     version = "1"

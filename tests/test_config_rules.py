@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from faithfulness import pipeline
-from faithfulness.config import REPO_ROOT, compose
+from faithfulness.config.hydra import REPO_ROOT, compose
+from faithfulness.config.rules import load
+from faithfulness.config.sections import Wandb
 from faithfulness.errors import ConfigError, StateError
-from faithfulness.tracking import Settings
-from faithfulness.validate import validate
+from tests.conftest import run_cli
 
 # issue 17's inputs: each was checked only by vLLM or scipy after the engine started, or accepted silently
 MODELS = sorted(
@@ -93,10 +93,10 @@ BAD = [
     ),
     (
         "task=sycophancy ; subdomain=philosophy",
-        "subdomain='philosophy' is not allowed: choose one of ['all', 'nlp_survey', "
+        "subdomain='philosophy' is not allowed: choose 'all' or one of ['nlp_survey', "
         "'philpapers2020', 'political_typology_quiz']",
     ),
-    ("task=sycophancy ; data_source=web", "data_source='web' is not allowed: choose 'package' or 'hub'"),
+    ("task=sycophancy ; data_source=web", "data_source='web' is not allowed: choose 'package' (offline) or 'hub'"),
 ]
 
 
@@ -104,16 +104,16 @@ BAD = [
 def test_each_bad_value_is_one_line_naming_key_value_and_what_is_allowed(override, message, tmp_path):
     cfg = compose([f"results_dir={tmp_path}", *override.split(" ; ")])
     with pytest.raises(ConfigError) as error:
-        validate(cfg)
+        load(cfg)
     assert str(error.value) == message
 
 
 def test_the_context_window_follows_the_token_limits(tmp_path):
     cfg = compose([f"results_dir={tmp_path}", "sampling.max_tokens=40", "engine.max_model_len=232"])
-    assert validate(cfg).engine.max_model_len == 232  # 2 × 40 + 24 + 128: just enough
+    assert load(cfg).engine.max_model_len == 232  # 2 × 40 + 24 + 128: just enough
     with pytest.raises(ConfigError, match="engine.max_model_len=231 is not allowed: must be null or ≥ 232"):
-        validate({**cfg, "engine": {**cfg["engine"], "max_model_len": 231}})
-    assert validate({**cfg, "engine": {**cfg["engine"], "max_model_len": None}}).engine.max_model_len is None
+        load({**cfg, "engine": {**cfg["engine"], "max_model_len": 231}})
+    assert load({**cfg, "engine": {**cfg["engine"], "max_model_len": None}}).engine.max_model_len is None
 
 
 @pytest.mark.parametrize(
@@ -123,8 +123,8 @@ def test_the_context_window_follows_the_token_limits(tmp_path):
     ),
 )  # "_name": a shared base
 def test_every_shipped_model_config_is_valid(model, tmp_path):
-    config = validate(compose([f"results_dir={tmp_path}", f"model={model}"]))
-    assert config.model.name and isinstance(config.wandb, Settings)
+    config = load(compose([f"results_dir={tmp_path}", f"model={model}"]))
+    assert config.model.name and isinstance(config.wandb, Wandb) and config.wandb.mode != "auto"
 
 
 def test_paraphrasing_is_one_override_away_from_the_default_tests(tmp_path):
@@ -134,7 +134,7 @@ def test_paraphrasing_is_one_override_away_from_the_default_tests(tmp_path):
         "adding_mistakes",
         "filler_tokens",
     ]
-    every = validate(compose([f"results_dir={tmp_path}", "perturbations=all"])).perturbations
+    every = load(compose([f"results_dir={tmp_path}", "perturbations=all"])).perturbations
     assert every == ("no_cot", "early_answering", "adding_mistakes", "paraphrasing", "filler_tokens", "biased_context")
     assert "paraphrasing" in compose([f"results_dir={tmp_path}", "+experiment=paper_tasks"])["perturbations"]
     with pytest.raises(ConfigError) as error:
@@ -147,27 +147,48 @@ def test_paraphrasing_is_one_override_away_from_the_default_tests(tmp_path):
 
 def test_the_shipped_hint_and_sycophancy_configs_are_valid(tmp_path):
     for task in ("addition", "arc_easy", "sycophancy"):
-        config = validate(compose([f"results_dir={tmp_path}", f"task={task}", "perturbations=[no_cot,biased_context]"]))
+        config = load(compose([f"results_dir={tmp_path}", f"task={task}", "perturbations=[no_cot,biased_context]"]))
         assert config.biased_context is not None and set(config.biased_context.hints) <= set(
             config.biased_context.templates
         )
-    assert validate(compose([f"results_dir={tmp_path}", "task=sycophancy"])).subdomain == "all"
+    assert load(compose([f"results_dir={tmp_path}", "task=sycophancy"])).task_keys["subdomain"] == "all"
 
 
 @pytest.mark.parametrize("experiment", ["cpu_addition", "paper_addition", "paper_tasks"])
 def test_the_shipped_experiments_are_valid(experiment, tmp_path):
-    validate(compose([f"results_dir={tmp_path}", f"+experiment={experiment}"]))
+    load(compose([f"results_dir={tmp_path}", f"+experiment={experiment}"]))
 
 
 def test_a_results_dir_that_is_a_file_is_a_state_error_naming_it(tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("")
     with pytest.raises(StateError, match=f"results_dir='{taken}/x' cannot be used: {taken} is a file, not a folder"):
-        validate(compose([f"results_dir={taken}/x"]))
+        load(compose([f"results_dir={taken}/x"]))
 
 
 def test_run_refuses_before_making_any_folder(tmp_path):
-    cfg = compose([f"results_dir={tmp_path / 'results'}", "engine.kv_cache_gib=0.5"])
-    with pytest.raises(ConfigError, match="engine.kv_cache_gib=0.5"):
-        pipeline.run(cfg)  # no engine given: one would start if validation came later
+    done = run_cli(f"results_dir={tmp_path / 'results'}", "engine.kv_cache_gib=0.5", "wandb.mode=disabled")
+    assert done.returncode == 2 and "engine.kv_cache_gib=0.5 is not allowed" in done.stderr
     assert not Path(tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("+speed=3", "speed is not a setting: choose from ['task', 'n'"),  # addition's keys are listed last
+        ("+subject=anatomy", "subject is not a setting"),  # a multiple-choice key on addition
+        ("+model.revison=main", "model.revison is not a setting"),
+    ],
+)
+def test_a_key_no_section_or_task_declares_is_refused(override, message, tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load(compose([f"results_dir={tmp_path}", "model=hf", "model.path=org/name", override]))
+    assert str(error.value).startswith(message)
+
+
+def test_the_writers_model_config_is_typed_and_checked(tmp_path):
+    config = load(compose([f"results_dir={tmp_path}", "model=smollm2-135m", "mistakes.model=qwen2.5-coder-0.5b"]))
+    assert config.writer is not None and config.writer.name == "qwen2.5-coder-0.5b-instruct"
+    assert config.writer.source == "packaged" and config.writer.packages
+    same = load(compose([f"results_dir={tmp_path}", "model=smollm2-135m", "mistakes.model=smollm2-135m"]))
+    assert same.writer is None  # the subject itself

@@ -1,4 +1,4 @@
-"""Turning Hydra's config into the plain dict the pipeline takes."""
+"""Hydra's side of the config: resolvers, composing outside an app, its errors in one line, model config files."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from faithfulness.errors import ConfigError
+from faithfulness.paths import default_cache_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_CONFIGS = REPO_ROOT / "conf" / "model"
 
 
 def register_resolvers() -> None:
-    """Registers ``${sanitize:...}`` and ``${repo:...}``.
+    """Registers ``${sanitize:...}``, ``${repo:...}`` and ``${default_cache_dir:}``.
 
     ``${sanitize:org/name}`` makes a hub id or path into a folder name ("org--name");
     ``${repo:organisms/faithful}`` is that path inside the repository, absolute, so configs that
@@ -23,6 +25,8 @@ def register_resolvers() -> None:
     """
     if not OmegaConf.has_resolver("sanitize"):
         OmegaConf.register_new_resolver("sanitize", lambda value: re.sub(r"[^\w.-]+", "--", str(value)).strip("-"))
+    if not OmegaConf.has_resolver("default_cache_dir"):
+        OmegaConf.register_new_resolver("default_cache_dir", default_cache_dir)
     if not OmegaConf.has_resolver("repo"):
         OmegaConf.register_new_resolver("repo", lambda path: str(REPO_ROOT / str(path)))
 
@@ -84,3 +88,12 @@ def hydra_error_line(error: Exception) -> str:
     noise = ("full_key:", "object_type=")  # OmegaConf's context lines
     lines = [line.strip() for line in text.splitlines() if line.strip() and not any(n in line for n in noise)]
     return "; ".join(line.rstrip(".") for line in lines) or type(error).__name__
+
+
+def load_model_config(file: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``conf/model`` file resolved as Hydra would (its ``defaults`` first, then itself, then ``overrides``)."""
+    register_resolvers()
+    node = OmegaConf.load(file)
+    parts = [OmegaConf.load(MODEL_CONFIGS / f"{d}.yaml") for d in node.pop("defaults", []) if d != "_self_"]
+    merged = OmegaConf.merge(*parts, node, overrides or {})
+    return OmegaConf.to_container(OmegaConf.create({"model": merged}), resolve=True)["model"]  # type: ignore[index]
