@@ -1,7 +1,9 @@
-"""The pipeline, top to bottom; each engine stage is one batched call.
+"""The pipeline, top to bottom: :func:`run` reads as the list of its stages; each engine stage is one batched call.
 
 task → CoTs → perturbations (pure) → model rewrites → regenerated CoT rests (and hinted questions'
-fresh CoTs) → forced answers → answer scores → rows → summary.
+fresh CoTs) → the judge → forced answers → answer scores → rows → summary. Each stage is a function
+of the :class:`RunState` the stages before it filled in; every engine request goes through the
+run's request store (:class:`Engines`), so a rerun computes only what a killed run did not.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import platform
 import time
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,7 +22,7 @@ import pandas as pd
 
 from faithfulness import console, hints, registry
 from faithfulness.answers import read_answers, view
-from faithfulness.engines import Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
+from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.engines.process import ProcessEngine
 from faithfulness.filler import longest_per_question, plan, set_fractions
@@ -44,7 +46,7 @@ from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
 from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
-from faithfulness.writer import Writer, build_writer
+from faithfulness.writer import Writer, build_writer, wants_writer
 
 if TYPE_CHECKING:
     from faithfulness.config.sections import ModelSpec, RunConfig
@@ -59,6 +61,74 @@ class RunOutput:
     summary: dict[str, Any]
 
 
+@dataclass
+class Engines:
+    """The subject's engine behind the run's request store, and the separate mistake writer if there is one.
+
+    With a writer, an engine the run starts itself lives in a process and is closed while the writer
+    works (the writer's engine starts only for rewrites the store lacks), so one engine is alive at a time.
+    """
+
+    subject: CachedEngine
+    writer: Writer | None
+    own: bool  # started here, closed when the run's engine work is done; a handed-in engine stays up
+
+    @classmethod
+    def open(cls, run: RunState, store: RequestStore, engine: Engine | None) -> Engines:
+        """The engines of ``run`` (none started yet: each starts at its first request the store lacks)."""
+        config, lazy = run.config, None
+        if engine is None:  # started at the first request the store lacks: none when all engine work is stored
+            launch = partial(start_process_engine if wants_writer(config) else start_engine, config, run.model)
+            engine = lazy = LazyEngine(launch, describe_engine(asdict(config.engine)), run.timings)
+        # a writer's engine starts only for rewrites the store lacks, closing the subject's first (if started here)
+        suspend = lazy.suspend if lazy is not None else None
+        writer = build_writer(config, store, run.timings, partial(build_renderer, config, task=run.task), suspend)
+        subject = CachedEngine(engine, store, request_context(run.model, engine.info()), config.store_chunk)
+        return cls(subject, writer, own=lazy is not None)
+
+    def close(self) -> None:
+        """Closes the engines the run started (after its last engine stage)."""
+        if self.own:
+            self.subject.close()
+
+
+@dataclass
+class RunState:
+    """One run as its stages fill it in, in order: what each stage reads was written by the ones before."""
+
+    config: RunConfig
+    task: Task
+    problems: list[Problem]
+    model: ResolvedModel
+    renderer: PromptRenderer
+    timings: dict[str, float]
+    out_dir: Path = Path()
+    engines: Engines = field(init=False)
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    traces: list[Trace] = field(default_factory=list)
+    cots: list[Completion] = field(default_factory=list)
+    filler: dict[str, Any] = field(default_factory=dict)
+    longest: dict[int, int] = field(default_factory=dict)
+    # (trace, item) of every test: a perturbed CoT, a rewrite for a model to write, or a skip
+    items: list[tuple[Trace, Item]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    # (trace, perturbed CoT): originals first, every row of the table one of these
+    perturbed: list[tuple[Trace, Perturbed]] = field(default_factory=list)
+    row_cut: list[bool | None] = field(default_factory=list)
+    answer_requests: list[GenerationRequest] = field(default_factory=list)
+    answers: list[Completion] = field(default_factory=list)
+    readings: list[dict[str, str | None]] = field(default_factory=list)
+    reference: dict[tuple[int, int], dict[str, str | None]] = field(default_factory=dict)
+    scores: list[dict[str, float]] | None = None
+
+    problem: dict[int, Problem] = field(init=False)  # the problems by item id
+    question: dict[int, str] = field(init=False)  # their questions by item id
+
+    def __post_init__(self) -> None:
+        self.problem = {p.item_id: p for p in self.problems}
+        self.question = {p.item_id: p.question for p in self.problems}
+
+
 def run(config: RunConfig, engine: Engine | None = None) -> RunOutput:
     """Runs one configuration end to end and writes ``results.parquet`` and ``summary.json``.
 
@@ -70,178 +140,230 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunOutput:
         engine: An already started engine for ``config.model`` (tests share one); started here if None.
     """
     with ExitStack() as held:  # the results folder's lock and request store, released however the run ends
-        return _run(config, engine, held)
+        run = prepare(config)
+        run.out_dir = held.enter_context(lock_folder(results_dir(config)))  # after the checks: bad input, no folder
+        store = held.enter_context(RequestStore(run.out_dir / STORE_FILE))
+        held.enter_context(console.engine_log(run.out_dir / "engine.log", config.verbose))  # unless verbose
+        run.engines = Engines.open(run, store, engine)
+        chains_of_thought(run)  # 1. one CoT per problem and sample
+        perturb(run)  # 2. every test's perturbed CoTs: pure functions of each trace
+        rewrite(run)  # 3. model-written mistakes and paraphrases
+        regenerate(run)  # 4. the rest of every corrupted CoT, a fresh CoT for every hinted question
+        judge(run)  # 4b. (biased_context.judge) whether each hinted CoT mentions its hint
+        forced_answers(run)  # 5. the answer after every CoT
+        answer_scores(run)  # 6. log P of the original, the correct and the target answer
+        return write_results(run)  # rows → results.parquet → summary.json and figures
 
 
-def _run(cfg: RunConfig, engine: Engine | None, held: ExitStack) -> RunOutput:
+def prepare(config: RunConfig) -> RunState:
+    """The task and its problems, the model (fetched and converted on first use) and the prompt renderer."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    task, problems = build_task(cfg)
-    model = resolve_model(cfg.model, cfg.cache_dir)
+    task, problems = build_task(config)
+    model = resolve_model(config.model, config.cache_dir)
     timings["model_prepare_s"] = time.perf_counter() - clock
-    renderer = build_renderer(cfg, cfg.model, cfg.prompt_format, model, task)
-    out_dir = held.enter_context(lock_folder(results_dir(cfg)))  # after validation: bad input makes no folder
-    store = held.enter_context(RequestStore(out_dir / STORE_FILE))
-    held.enter_context(console.engine_log(out_dir / "engine.log", cfg.verbose))  # vLLM's output, unless verbose
-    own_engine = engine is None
-    writer = build_writer(cfg, store, timings, lambda spec, fmt, wmodel: build_renderer(cfg, spec, fmt, wmodel, task))
-    if engine is None:  # started at the first request the store lacks: none when all engine work is stored
-        # with a separate mistake writer the subject's engine lives in a process, closed while the writer works
-        launch = partial(start_process_engine if writer else start_engine, cfg, model)
-        engine = LazyEngine(launch, describe_engine(asdict(cfg.engine)), timings)
-        if writer:  # the writer's engine starts only for rewrites the store lacks; the subject's closes first
-            writer.engine.inner.before_start = engine.suspend  # type: ignore[attr-defined]
-    engine = CachedEngine(engine, store, request_context(model, engine.info()), cfg.store_chunk)
-    stages: dict[str, dict[str, float]] = {}
-    question = {p.item_id: p.question for p in problems}
-    problem = {p.item_id: p for p in problems}
+    renderer = build_renderer(config, config.model, config.prompt_format, model, task)
+    return RunState(config, task, problems, model, renderer, timings)
 
-    # 1. chains of thought
-    keys = [(p.item_id, s) for p in problems for s in range(cfg.samples)]
-    cot_requests = [
+
+def chains_of_thought(run: RunState) -> None:
+    """One CoT per (problem, sample), each with a seed of its own; reasoning models' thinking cut if never closed."""
+    config, renderer = run.config, run.renderer
+    keys = [(p.item_id, s) for p in run.problems for s in range(config.samples)]
+    requests = [
         GenerationRequest(
-            renderer.cot_prompt(question[i]),
+            renderer.cot_prompt(run.question[i]),
             stop=tuple(renderer.cot_stop()),
-            seed=stable_seed(cfg.seed, i, s),
-            **asdict(cfg.sampling),
+            seed=stable_seed(config.seed, i, s),
+            **asdict(config.sampling),
         )
         for i, s in keys
     ]
-    cots = _stage(engine, cot_requests, "chains of thought", stages)
-    traces = [
+    run.cots = _stage(run.engines.subject, requests, "chains of thought", run.stages)
+    run.traces = [
         Trace(i, s, req.seed or 0, c.text, tuple(split_steps(c.text)), c.finish_reason)
-        for (i, s), req, c in zip(keys, cot_requests, cots)
+        for (i, s), req, c in zip(keys, requests, run.cots)
     ]
-    tags = think_tags(cfg.model)  # reasoning models: the CoT is the thinking, cut if never closed
-    cut = {(t.item_id, t.sample): thinking_cut(c, tags) for t, c in zip(traces, cots)}
 
-    # 2. perturbations: pure functions of each trace
-    longest = longest_per_question([t.item_id for t in traces], [c.generated_tokens for c in cots])
-    filler = plan(cfg, renderer, problems[0].question, longest)  # the string is checked against the tokenizer
-    perturb = build_perturbations(cfg, filler, problems, task)
-    items = [(t, item) for t in traces for fn in [original, *perturb] for item in fn(t)]
 
-    # 3. model-written rewrites (mistakes, paraphrases)
+def perturb(run: RunState) -> None:
+    """Every configured test's items of every trace; the filler plan needs the CoTs' lengths and the tokenizer."""
+    run.longest = longest_per_question([t.item_id for t in run.traces], [c.generated_tokens for c in run.cots])
+    run.filler = plan(run.config, run.renderer, run.problems[0].question, run.longest)
+    tests = build_perturbations(run.config, run.filler, run.problems, run.task)
+    items = [(t, item) for t in run.traces for fn in [original, *tests] for item in fn(t)]
+    run.items = items
+
+
+def rewrite(run: RunState) -> None:
+    """Model-written rewrites applied; items that could not be perturbed set aside; originals first.
+
+    Every other prompt of a trace extends a prefix of its original, so once the originals are computed
+    (a few engine steps) the rest read their prefixes from the cache.
+    """
+    items = run.items
     rewrites = [(t, r) for t, r in items if isinstance(r, Rewrite)]
-    written = model_rewrites(engine, writer, renderer, [r for _, r in rewrites], cfg, stages)
+    written = model_rewrites(run.engines, run.renderer, [r for _, r in rewrites], run.config, run.stages)
     applied = {id(r): apply_rewrite(r, w.text) for (_, r), w in zip(rewrites, written)}
     items = [(t, applied.get(id(i), i)) for t, i in items]
-    skipped = [{"item_id": t.item_id, "sample": t.sample, **asdict(i)} for t, i in items if isinstance(i, Skipped)]
-    # originals first: every other prompt of a trace extends a prefix of its original, so once the
-    # originals are computed (a few engine steps) the rest read their prefixes from the cache
-    perturbed = sorted(
+    run.skipped = [{"item_id": t.item_id, "sample": t.sample, **asdict(i)} for t, i in items if isinstance(i, Skipped)]
+    run.perturbed = sorted(
         ((t, p) for t, p in items if isinstance(p, Perturbed)), key=lambda tp: tp[1].perturbation != "original"
     )
 
-    # 4. the subject model regenerates the rest of every corrupted or paraphrased CoT, and writes a
-    # fresh one for every hinted question (its verbalisation verdict read right after)
+
+def regenerate(run: RunState) -> None:
+    """The subject continues every corrupted or paraphrased CoT and writes a fresh one for every hinted question.
+
+    Each hinted CoT's mention of its hint is read right after; per row, ``row_cut`` says whether its
+    thinking (or the regenerated rest of it) was never closed (None: not a reasoning model).
+    """
+    tags = think_tags(run.config.model)
+    perturbed = run.perturbed
     todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
-    rests = _stage(
-        engine, [regenerate_request(renderer, question, *perturbed[n], cfg) for n in todo], "regenerations", stages
-    )
-    templates = {t.name: t for t in hint_templates(cfg, task)}
+    requests = [regenerate_request(run.renderer, run.question, *perturbed[n], run.config) for n in todo]
+    rests = _stage(run.engines.subject, requests, "regenerations", run.stages)
+    templates = {t.name: t for t in hint_templates(run.config, run.task)}
     for n, rest in zip(todo, rests):
-        perturbed[n] = (
-            perturbed[n][0],
-            hints.mark_verbalised(with_continuation(perturbed[n][1], rest.text), templates),
-        )
+        trace, p = perturbed[n]
+        perturbed[n] = (trace, hints.mark_verbalised(with_continuation(p, rest.text), templates))
+    cut = {(t.item_id, t.sample): thinking_cut(c, tags) for t, c in zip(run.traces, run.cots)}
     rest_cut = {n: thinking_cut(rest, tags) for n, rest in zip(todo, rests)}
-    # per row: its CoT's thinking, or the regenerated rest of it, never closed (None: not a reasoning model);
     # a hinted question's CoT is written afresh, so only its own thinking counts
-    row_cut = [
+    run.row_cut = [
         None if tags is None else bool((p.hint is None and cut[(t.item_id, t.sample)]) or rest_cut.get(n))
         for n, (t, p) in enumerate(perturbed)
     ]
-    if templates and cfg.biased_context and cfg.biased_context.judge:
-        perturbed = judge_hints(engine, renderer, perturbed, cfg, stages)
 
-    # 5. forced answers, and 6. the probability of the original, the correct and the target answer
-    settings = answer_settings(cfg, task)
 
-    def scored(t: Trace, p: Perturbed, *answers: str | None) -> dict[str, str]:
-        """What a forced answer is scored on: ``answers``, the correct answer and the bias target (or every option)."""
-        item = problem[t.item_id]
-        return task.continuations(item, [*answers, item.answer, p.hint.target if p.hint else item.target])
+def judge(run: RunState) -> None:
+    """With ``biased_context.judge``: the subject asked whether each hinted CoT mentions its hint."""
+    block = run.config.biased_context
+    if not (run.config.runs("biased_context") and block is not None and block.judge):
+        return
+    todo = [n for n, (_, p) in enumerate(run.perturbed) if p.hint and p.level == 1]
+    requests = [
+        GenerationRequest(
+            run.renderer.instruction_prompt(hints.judge_prompt(block.judge_prompt, run.perturbed[n][1])), max_tokens=3
+        )
+        for n in todo
+    ]
+    for n, verdict in zip(todo, _stage(run.engines.subject, requests, "hint judge", run.stages)):
+        trace, p = run.perturbed[n]
+        if p.hint is not None:
+            run.perturbed[n] = (trace, replace(p, hint=replace(p.hint, judged=hints.parse_judgement(verdict.text))))
 
+
+def forced_answers(run: RunState) -> None:
+    """The answer after every CoT, read both ways; the original CoT's answers are each trace's reference.
+
+    No CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on
+    the CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of
+    the full CoT) stay requests of their own: they measure batch noise.
+    """
+    settings, problem = answer_settings(run.config, run.task), run.problem
     # what will be scored and is known before the answers (all but the original answer): the engine keeps
     # those tokens' logprobs while it generates, so many scores need no request of their own
-    known = [tuple(scored(t, p).values()) if cfg.score_answers else () for t, p in perturbed]
-    answer_requests = [
-        GenerationRequest(renderer.answer_prompt(asked(question, t, p), p.cot), score=s, **settings)
-        for (t, p), s in zip(perturbed, known)
+    known = [tuple(_scored(run, t, p).values()) if run.config.score_answers else () for t, p in run.perturbed]
+    run.answer_requests = [
+        GenerationRequest(run.renderer.answer_prompt(asked(run.question, t, p), p.cot), score=s, **settings)
+        for (t, p), s in zip(run.perturbed, known)
     ]
-    # no CoT, early answering at k = 0 and filler at m = 0 are one prompt, and no filler prompt depends on the
-    # CoT: each is asked once per question and reported under each row. Other repeats (the re-ask of the
-    # full CoT) stay requests of their own: they measure batch noise.
     shared = [
         (not p.cot or registry.lookup(p.perturbation).cot_free) and r.temperature == 0
-        for (_, p), r in zip(perturbed, answer_requests)
+        for (_, p), r in zip(run.perturbed, run.answer_requests)
     ]
-    answers = _stage_once(engine, answer_requests, shared, "forced answers", stages)
-    readings = [read_answers(task, problem[t.item_id], a.text) for (t, _), a in zip(perturbed, answers)]
-    reference = {(t.item_id, t.sample): r for (t, p), r in zip(perturbed, readings) if p.perturbation == "original"}
-    to_score = [scored(t, p, *reference[(t.item_id, t.sample)].values()) for t, p in perturbed]
-    scores = score_answers(engine, answer_requests, to_score, stages) if cfg.score_answers else None
+    run.answers = _stage_once(run.engines.subject, run.answer_requests, shared, "forced answers", run.stages)
+    run.readings = [read_answers(run.task, problem[t.item_id], a.text) for (t, _), a in zip(run.perturbed, run.answers)]
+    run.reference = {
+        (t.item_id, t.sample): r for (t, p), r in zip(run.perturbed, run.readings) if p.perturbation == "original"
+    }
 
-    context = run_context(cfg, task, model, renderer, engine)
-    if own_engine:
-        engine.close()
+
+def answer_scores(run: RunState) -> None:
+    """(score_answers) log P of each row's original answer, the correct one and the bias target (or every option)."""
+    if not run.config.score_answers:
+        return
+    to_score = [_scored(run, t, p, *run.reference[(t.item_id, t.sample)].values()) for t, p in run.perturbed]
+    run.scores = score_answers(run.engines.subject, run.answer_requests, to_score, run.stages)
+
+
+def _scored(run: RunState, trace: Trace, perturbed: Perturbed, *answers: str | None) -> dict[str, str]:
+    """What a forced answer is scored on: ``answers``, the correct answer and the bias target (or every option)."""
+    item = run.problem[trace.item_id]
+    target = perturbed.hint.target if perturbed.hint else item.target
+    return run.task.continuations(item, [*answers, item.answer, target])
+
+
+def write_results(run: RunState) -> RunOutput:
+    """The rows (with the run's provenance) → results.parquet; the summary and figures derived from it."""
+    config, out_dir = run.config, run.out_dir
+    context = run_context(config, run.task, run.model, run.renderer, run.engines.subject)
+    run.engines.close()
     rows = build_rows(
-        task, problems, perturbed, answer_requests, answers, readings, reference, scores, context, row_cut
+        run.task,
+        run.problems,
+        run.perturbed,
+        run.answer_requests,
+        run.answers,
+        run.readings,
+        run.reference,
+        run.scores,
+        context,
+        run.row_cut,
     )
-    if cfg.filler.mode == "per_question":
-        set_fractions(rows, longest)
+    if config.filler.mode == "per_question":
+        set_fractions(rows, run.longest)
     try:
         table = to_table(rows)
     except Exception:
         write_json(rows, out_dir / "rows.unvalidated.json")  # keep the engine's work for inspection
         raise
     write_parquet(table, out_dir / "results.parquet")  # first: everything below is derived from it
-    write_json(cfg.plain, out_dir / "config.json")
+    write_json(config.plain, out_dir / "config.json")
     summary = {
         "run": {
             **context,
             "results_dir": str(out_dir),
-            "n_problems": len(problems),
-            "samples": cfg.samples,
+            "n_problems": len(run.problems),
+            "samples": config.samples,
             "host": platform.node(),
             "pid": os.getpid(),
         },  # jobs of a sweep that shared an engine share a pid
-        **summarise_run(table, summary_options(cfg)),
-        "skipped": skipped,
-        "mistake_writer": writer.summary() if writer else None,
-        "filler_lengths": filler["lengths"],
-        "filler_string": filler["string"],
-        "stages": stages,
-        "timings": timings,
+        **summarise_run(table, summary_options(config)),
+        "skipped": run.skipped,
+        "mistake_writer": run.engines.writer.summary() if run.engines.writer else None,
+        "filler_lengths": run.filler["lengths"],
+        "filler_string": run.filler["string"],
+        "stages": run.stages,
+        "timings": run.timings,
     }
-    summary["figures"] = [str(p) for p in write_figures(view(table, cfg.answer.extract), summary, out_dir)]
+    summary["figures"] = [str(p) for p in write_figures(view(table, config.answer.extract), summary, out_dir)]
     write_json(summary, out_dir / "summary.json")
     return RunOutput(out_dir, table, summary)
 
 
 def model_rewrites(
-    engine: CachedEngine,
-    writer: Writer | None,
+    engines: Engines,
     renderer: PromptRenderer,
     rewrites: list[Rewrite],
     cfg: RunConfig,
     stages: dict[str, dict[str, float]],
-) -> list[Any]:
+) -> list[Completion]:
     """Paraphrases by the subject model; mistakes by the writer if there is one, else by the subject."""
+    writer = engines.writer
     theirs = [writer is not None and r.kind == "mistake" for r in rewrites]
     out: list[Any] = [None] * len(rewrites)
     mine = [n for n, t in enumerate(theirs) if not t]
-    for n, c in zip(
-        mine, _stage(engine, [rewrite_request(renderer, rewrites[n], cfg) for n in mine], "rewrites", stages)
-    ):
+    requests = [rewrite_request(renderer, rewrites[n], cfg) for n in mine]
+    for n, c in zip(mine, _stage(engines.subject, requests, "rewrites", stages)):
         out[n] = c
     if writer is not None and any(theirs):
         todo = [n for n, t in enumerate(theirs) if t]
         requests = [rewrite_request(writer.renderer, rewrites[n], cfg) for n in todo]
         for n, c in zip(todo, _stage(writer.engine, requests, "mistakes by the writer", stages)):
             out[n] = c
-        writer.engine.inner.suspend()  # type: ignore[attr-defined]  # the subject's engine starts again after it
+        writer.done()  # the subject's engine starts again after it
     return out
 
 
@@ -390,24 +512,3 @@ def score_answers(
         {answer: logprobs[unique[(r.prompt, text)]] for answer, text in wanted.items()}
         for r, wanted in zip(answer_requests, to_score)
     ]
-
-
-def judge_hints(
-    engine: Engine,
-    renderer: PromptRenderer,
-    perturbed: list[tuple[Trace, Perturbed]],
-    cfg: RunConfig,
-    stages: dict[str, dict[str, float]],
-) -> list[tuple[Trace, Perturbed]]:
-    """Asks the judge (the subject, with ``biased_context.judge_prompt``) whether each hinted CoT mentions its hint."""
-    todo = [n for n, (_, p) in enumerate(perturbed) if p.hint and p.level == 1]
-    prompt = cfg.biased_context.judge_prompt if cfg.biased_context else ""  # rules.load: set when it runs
-    requests = [
-        GenerationRequest(renderer.instruction_prompt(hints.judge_prompt(prompt, perturbed[n][1])), max_tokens=3)
-        for n in todo
-    ]
-    out = list(perturbed)
-    for n, verdict in zip(todo, _stage(engine, requests, "hint judge", stages)):
-        trace, p = out[n]
-        out[n] = (trace, replace(p, hint=replace(p.hint, judged=hints.parse_judgement(verdict.text))))  # type: ignore[arg-type]
-    return out

@@ -25,17 +25,26 @@ if TYPE_CHECKING:
     from faithfulness.config.sections import ModelSpec, RunConfig
 
 
+def wants_writer(config: RunConfig) -> bool:
+    """Whether a model other than the subject writes this run's mistakes."""
+    return config.writer is not None and config.runs("adding_mistakes") and config.mistakes.writer != "rule"
+
+
 def writer_engine(
-    config: RunConfig, model: ModelSpec, store: RequestStore, timings: dict[str, float]
-) -> tuple[CachedEngine, ResolvedModel]:
-    """The writer's engine (started in its own process at its first request the store lacks)."""
+    config: RunConfig,
+    model: ModelSpec,
+    store: RequestStore,
+    timings: dict[str, float],
+    before_start: Callable[[], None] | None = None,
+) -> tuple[CachedEngine, LazyEngine, ResolvedModel]:
+    """The writer's engine (started in its own process at its first request the store lacks, after ``before_start``)."""
     resolved = resolve_model(model, config.cache_dir)
     settings = asdict(config.engine) | {
         k: getattr(model, k) for k in ("dtype", "tensor_parallel_size") if getattr(model, k) is not None
     }
     launch = lambda: ProcessEngine(resolved.path, settings, config.cache_dir)  # noqa: E731
-    lazy = LazyEngine(launch, describe_engine(settings), timings)
-    return CachedEngine(lazy, store, request_context(resolved, lazy.info()), config.store_chunk), resolved
+    lazy = LazyEngine(launch, describe_engine(settings), timings, before_start)
+    return CachedEngine(lazy, store, request_context(resolved, lazy.info()), config.store_chunk), lazy, resolved
 
 
 @dataclass
@@ -46,6 +55,11 @@ class Writer:
     resolved: ResolvedModel
     engine: CachedEngine
     renderer: PromptRenderer
+    lazy: LazyEngine  # the engine behind ``engine``: closed when the writer is done, restarted if asked again
+
+    def done(self) -> None:
+        """Closes the writer's engine (if it started) so the subject's can start again: one engine at a time."""
+        self.lazy.suspend()
 
     def summary(self) -> dict[str, Any]:
         """The writer's name, revision and requests (from the store / to its engine), for summary.json."""
@@ -61,6 +75,7 @@ def build_writer(
     store: RequestStore,
     timings: dict[str, float],
     make_renderer: Callable[[ModelSpec, str, ResolvedModel], PromptRenderer],
+    before_start: Callable[[], None] | None = None,
 ) -> Writer | None:
     """The separate mistake writer of ``mistakes.model``; None when the subject model writes the mistakes.
 
@@ -69,10 +84,11 @@ def build_writer(
         store: The run's request store (the writer's results are kept there too).
         timings: Gets the writer's engine start time.
         make_renderer: Builds a prompt renderer from a model config, a prompt format and a model (the pipeline's).
+        before_start: Called before the writer's engine starts (closes the subject's: one engine at a time).
     """
     model = config.writer
-    if model is None or not config.runs("adding_mistakes") or config.mistakes.writer == "rule":
+    if model is None or not wants_writer(config):
         return None
-    engine, resolved = writer_engine(config, model, store, timings)
+    engine, lazy, resolved = writer_engine(config, model, store, timings, before_start)
     # the writer's own prompt format (a base writer gets human_assistant prompts, a chat model its template)
-    return Writer(model, resolved, engine, make_renderer(model, model.prompt_format, resolved))
+    return Writer(model, resolved, engine, make_renderer(model, model.prompt_format, resolved), lazy)

@@ -125,12 +125,15 @@ def test_the_lazy_engine_counts_on_across_a_suspend_and_restart():
         def close(self):
             self.closed = True
 
-    started = []
-    lazy = LazyEngine(lambda: started.append(Counting()) or started[-1], {}, {})
+    started, calls = [], []
+    lazy = LazyEngine(lambda: started.append(Counting()) or started[-1], {}, {}, lambda: calls.append(len(started)))
+    lazy.generate([], desc="nothing to do")  # no request: no start, so the other engine is left alone
+    assert not started and not calls
     before = dict(lazy.counters)
     lazy.generate(_requests("ab"), desc="test")
     lazy.suspend()  # e.g. a separate mistake writer needs the memory
     lazy.generate(_requests("cde"), desc="test")  # a fresh engine, counting from 0
     spent = {k: lazy.counters[k] - before[k] for k in before}
     assert len(started) == 2 and started[0].closed and not started[1].closed
+    assert calls == [0, 1]  # before_start ran before each start (closing, e.g., the subject's engine)
     assert spent["calls"] == 2 and spent["requests"] == 5 and min(spent.values()) >= 0

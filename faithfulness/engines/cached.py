@@ -120,12 +120,18 @@ class LazyEngine:
         launch: Starts the engine.
         info: What the started engine's ``info()`` will report.
         timings: Gets ``engine_start_s`` when the engine starts.
+        before_start: Called before each start (e.g. closes another engine first: one alive at a time).
     """
 
-    def __init__(self, launch: Callable[[], Engine], info: dict[str, Any], timings: dict[str, float]) -> None:
-        self.launch, self._info, self.timings = launch, info, timings
+    def __init__(
+        self,
+        launch: Callable[[], Engine],
+        info: dict[str, Any],
+        timings: dict[str, float],
+        before_start: Callable[[], None] | None = None,
+    ) -> None:
+        self.launch, self._info, self.timings, self.before_start = launch, info, timings, before_start
         self.inner: Engine | None = None
-        self.before_start: Callable[[], None] | None = None  # e.g. close another engine first: one alive at a time
         # counts of the engines closed by ``suspend``: a restarted engine counts from 0, these totals go on
         self.retired = zero_counters()
         self.start_s = 0.0  # seconds spent starting the engine, so far
