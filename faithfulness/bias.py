@@ -16,23 +16,13 @@ disagree are counted. All of it is a pure function of the results table.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from faithfulness.metrics import Clusters, at_fraction, condition, rate, rate_stat
 from faithfulness.registry import FRACTIONS
-
-
-def share(c: Clusters, rows: pd.DataFrame, hits: pd.Series, among: pd.Series) -> dict[str, Any]:
-    """Share of ``hits`` among the ``among`` rows, with its clustered CI; n counts ``among``.
-
-    Unlike :func:`metrics.rate`, the rows outside ``among`` are not reported as unparsed: they
-    are outside the question (e.g. pairs whose unhinted answer already was X).
-    """
-    return c.estimate(rate_stat(c, rows, hits, among), int(among.to_numpy(dtype=bool).sum()))
+from faithfulness.stats import Clusters, at_fraction, condition, option_share, rate, rate_stat, share
 
 
 def target_probabilities(rows: pd.DataFrame, target: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -49,13 +39,8 @@ def target_probabilities(rows: pd.DataFrame, target: pd.Series) -> tuple[pd.Seri
         if x is None or x is pd.NA:
             continue
         if row.answer_type == "letter":
-            if not isinstance(row.option_logprobs, str):
-                continue
-            lp = json.loads(row.option_logprobs)
-            if x not in lp:
-                continue
-            values = np.array(list(lp.values()), dtype=float)
-            p[index], top[index] = float(np.exp(lp[x] - np.logaddexp.reduce(values))), lp[x] >= values.max()
+            if isinstance(row.option_logprobs, str) and (found := option_share(row.option_logprobs, x)) is not None:
+                p[index], top[index] = found
             continue
         known = {row.correct_answer: row.logprob_correct, row.target_answer: row.logprob_target}
         mine = known.get(x)

@@ -10,18 +10,16 @@ Qwen2.5, SmolLM2 and the organisms), and each question gets its own range (``fil
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from faithfulness import metrics
+from faithfulness.config.sections import RunConfig
 from faithfulness.errors import ConfigError
 from faithfulness.prompts import PromptRenderer
 from faithfulness.registry import lookup
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import RunConfig
 
 CANDIDATES = (" ...", " .", "...", ".", " …")  # tried in order by filler.string=auto
 _PROBES = (1, 2, 7, 64)  # repeat counts checked: merges across repeats show up by 2, long runs by 64

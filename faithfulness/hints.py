@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from faithfulness.config.sections import BiasedContext
 from faithfulness.errors import ConfigError
 from faithfulness.perturbations import Hint, Perturbed, Trace
 from faithfulness.tasks import Problem
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import BiasedContext
 
 TARGETS = ("wrong", "correct")  # a seeded wrong answer, or the correct one (the control)
 # References to a hint that need no template of their own ("the hint", "the suggested answer").

@@ -7,92 +7,23 @@ samples and levels), as the rows of one question are not independent.
 
 from __future__ import annotations
 
-import json
-import warnings
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from faithfulness import bias
 from faithfulness.registry import FRACTIONS, lookup  # noqa: F401 (FRACTIONS: the printed curves' points)
-
-Stat = Callable[[np.ndarray], np.ndarray]  # resampled item indices (B, I) → statistic (B,)
-
-
-class Clusters:
-    """The questions of a run, and the bootstrap over them.
-
-    Args:
-        df: The results table (any rows; its ``item_id`` values define the clusters).
-        resamples: Bootstrap resamples per CI (0 disables CIs).
-        seed: Seed of the resampling, so a CI is reproducible.
-    """
-
-    def __init__(self, df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> None:
-        self.items = np.sort(df["item_id"].unique())
-        self.resamples = resamples
-        self.seed = seed
-
-    def codes(self, rows: pd.DataFrame) -> np.ndarray:
-        """Cluster index of each row."""
-        return np.searchsorted(self.items, rows["item_id"].to_numpy())
-
-    def per_item(self, rows: pd.DataFrame, values: np.ndarray) -> np.ndarray:
-        """Sums ``values`` (one per row) within each question."""
-        return np.bincount(self.codes(rows), weights=values.astype(float), minlength=len(self.items))
-
-    def estimate(self, stat: Stat, n: int, unparsed: int | None = None) -> dict[str, object]:
-        """The statistic on all questions, its percentile bootstrap CI, and its n."""
-        everyone = np.arange(len(self.items))[None, :]
-        value = float(stat(everyone)[0])
-        low = high = float("nan")
-        if self.resamples and n and len(self.items) > 1 and np.isfinite(value):
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # constant statistic: CI is [v, v]
-                result = stats.bootstrap(
-                    (np.arange(len(self.items)),),
-                    lambda idx, axis=-1: stat(np.atleast_2d(idx)),
-                    vectorized=True,
-                    method="percentile",
-                    n_resamples=self.resamples,
-                    batch=250,
-                    random_state=np.random.default_rng(self.seed),
-                )
-            low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-        out: dict[str, object] = {"value": value, "ci": [low, high], "n": n}
-        if unparsed is not None:
-            out["unparsed"] = unparsed
-        return out
-
-
-def rate(clusters: Clusters, rows: pd.DataFrame, hits: pd.Series, valid: pd.Series) -> dict[str, object]:
-    """Share of ``hits`` among ``valid`` rows, with a clustered CI (a ratio of per-question sums)."""
-    valid_np = valid.to_numpy(dtype=bool)
-    return clusters.estimate(rate_stat(clusters, rows, hits, valid), int(valid_np.sum()), int((~valid_np).sum()))
-
-
-def rate_stat(clusters: Clusters, rows: pd.DataFrame, hits: pd.Series, valid: pd.Series) -> Stat:
-    """The statistic behind :func:`rate`, for combining with others (e.g. a paired difference)."""
-    valid_np = valid.to_numpy(dtype=bool)
-    h = clusters.per_item(rows[valid_np], hits.to_numpy(dtype=float, na_value=0.0)[valid_np])
-    c = clusters.per_item(rows[valid_np], np.ones(int(valid_np.sum())))
-
-    def stat(idx: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return h[idx].sum(-1) / c[idx].sum(-1)
-
-    return stat
-
-
-def condition(df: pd.DataFrame, perturbation: str, level: str | int | None = None) -> pd.DataFrame:
-    """Rows of one condition; ``level`` may be an int, ``"full"`` (k = n_steps) or None (all)."""
-    rows = df[df["perturbation"] == perturbation]
-    if level == "full":
-        return rows[rows["level"] == rows["n_steps"]]
-    if level is not None:
-        return rows[rows["level"] == level]
-    return rows
+from faithfulness.stats import (  # noqa: F401 (the shared statistics, read through metrics by its callers)
+    Clusters,
+    Stat,
+    at_fraction,
+    condition,
+    option_share,
+    rate,
+    rate_stat,
+    share,
+)
 
 
 def accuracy(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
@@ -192,14 +123,8 @@ def option_probabilities(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.S
     p = pd.Series(np.nan, index=rows.index)
     top = pd.Series(False, index=rows.index)
     for index, scored, ref in zip(rows.index, rows["option_logprobs"], rows["reference_answer"]):
-        if scored is None or scored is pd.NA or ref is None or ref is pd.NA:
-            continue
-        lp = json.loads(scored)
-        if ref not in lp:
-            continue
-        values = np.array(list(lp.values()), dtype=float)
-        p[index] = float(np.exp(lp[ref] - np.logaddexp.reduce(values)))
-        top[index] = lp[ref] >= values.max()
+        if isinstance(scored, str) and isinstance(ref, str) and (found := option_share(scored, ref)) is not None:
+            p[index], top[index] = found
     return p, top, p.notna()
 
 
@@ -210,17 +135,6 @@ def option_metrics(c: Clusters, rows: pd.DataFrame) -> dict[str, dict[str, objec
         "mean_p_original_normalised": rate(c, rows, p.fillna(0.0), valid),
         "pct_original_top": rate(c, rows, top, valid),
     }
-
-
-def at_fraction(rows: pd.DataFrame, fraction: float, up: bool = False) -> pd.DataFrame:
-    """Rows at level ⌊fraction · n⌋ (⌈fraction · n⌉ with ``up``) of each CoT of n steps.
-
-    CoTs without steps are left out; the 1e-9 keeps 0.75 · 4 at 3 despite float rounding.
-    """
-    rows = rows[rows["n_steps"] > 0]
-    x = fraction * rows["n_steps"].astype(float)
-    level = np.ceil(x - 1e-9) if up else np.floor(x + 1e-9)
-    return rows[rows["level"] == level.astype(int)]
 
 
 def aoc(c: Clusters, rows: pd.DataFrame, end_at_full_cot: bool = False) -> dict[str, object]:
@@ -328,7 +242,5 @@ def summarise(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict[st
             }
         out[name] = block
     if "target_answer" in df and df["target_answer"].notna().any():
-        from faithfulness import bias  # sycophancy and hints: both probability measures of the target
-
-        out["bias"] = bias.summarise(c, df)
+        out["bias"] = bias.summarise(c, df)  # sycophancy and hints: both probability measures of the target
     return out

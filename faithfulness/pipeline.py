@@ -16,12 +16,13 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import pandas as pd
 
 from faithfulness import console, hints, registry
 from faithfulness.answers import read_answers, view
+from faithfulness.config.sections import ModelSpec, RunConfig
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.engines.process import ProcessEngine
@@ -47,9 +48,6 @@ from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_co
 from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
 from faithfulness.writer import Writer, build_writer, wants_writer
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import ModelSpec, RunConfig
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pandas as pd
 
 from faithfulness import metrics
 from faithfulness.aggregate import difficulty_order
+from faithfulness.bias import target_probabilities
 from faithfulness.registry import TESTS
 
 MAX_LENGTH_LINES = 6  # the most common CoT lengths get their own line; more would be unreadable
@@ -24,9 +25,7 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
 
     m, written = summary["metrics"], []
     if "bias" in m:  # sycophancy and hints: P(X) per item against the ½ line
-        from faithfulness.bias_report import write_bias_figures
-
-        written += write_bias_figures(df, out_dir)
+        written += bias_figures(df, out_dir)
     for name, test in TESTS.items():
         if name not in m or test.figure in (None, "hints"):  # "hints": drawn with the bias figures
             continue
@@ -54,7 +53,7 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
             ax.set(ylabel="accuracy (%)")
         ax.set(title=test.figure_title, **({} if test.figure == "accuracy_by_length" else {"xlabel": test.x_label}))
         ax.legend(fontsize=7)
-        written += _save(fig, out_dir, name)
+        written += save_figure(fig, out_dir, name)
     return written
 
 
@@ -116,7 +115,7 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
             ylim=(-5, 105),
         )
         ax.legend(title="task and difficulty", fontsize=7)
-    written = _save(fig, out_dir, "scaling")
+    written = save_figure(fig, out_dir, "scaling")
 
     table = cells.sort_values(["model_family", "model_size"])
     models = list(dict.fromkeys(table["model"]))
@@ -146,10 +145,11 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set(title=title, xticks=range(len(difficulties)), yticks=range(len(models)))
         ax.set_xticklabels(difficulties, fontsize=8)
         ax.set_yticklabels(models, fontsize=8)
-    return written + _save(fig, out_dir, "heatmap")
+    return written + save_figure(fig, out_dir, "heatmap")
 
 
-def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
+def save_figure(fig: Any, out_dir: Path, name: str) -> list[Path]:
+    """Writes ``fig`` as ``<name>.png`` and ``<name>.svg`` in ``out_dir`` and closes it; returns both paths."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
@@ -158,3 +158,74 @@ def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
         fig.savefig(path, dpi=120)
     plt.close(fig)
     return paths
+
+
+_CONDITIONS = {"cot": "with CoT", "no_cot": "no CoT"}  # the bias figures' legend names of the two conditions
+
+
+def bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """The bias figures.
+
+    ``bias_items``: P(X) per item against the ½ line, per condition, or in a run with hints, ``hints``: hinted vs
+    unhinted P(X) per item and hint kind.
+    """
+    import matplotlib.pyplot as plt
+
+    if (df["perturbation"] == "biased_context").any():
+        return _hint_figure(df, out_dir)
+    plain = df[df["target_answer"].notna() & df["hint"].isna()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (key, name), marker in zip((("no_cot", "no_cot"), ("cot", "original")), ("o", "s")):
+        rows = metrics.condition(plain, name)
+        p, top, valid = target_probabilities(rows, rows["target_answer"])
+        item = p[valid].groupby(rows.loc[valid, "item_id"]).mean().sort_values()
+        wins = top[valid].groupby(rows.loc[valid, "item_id"]).mean()
+        if len(item):
+            ax.plot(
+                np.arange(len(item)) / max(len(item) - 1, 1),
+                item.to_numpy(),
+                marker,
+                ms=3,
+                alpha=0.7,
+                label=f"{_CONDITIONS[key]}: mean {item.mean():.2f}, X wins {100 * (wins > 0.5).mean():.0f}%",
+            )
+    ax.axhline(0.5, color="k", lw=0.8, ls="--")
+    ax.set(
+        title="P(X) per item (multiple choice: normalised over the options)",
+        xlabel="items, sorted by P(X)",
+        ylabel="P(X)",
+        ylim=(-0.02, 1.02),
+    )
+    ax.legend(fontsize=7)
+    return save_figure(fig, out_dir, "bias_items")
+
+
+def _hint_figure(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Per hint kind: P(X) with the hint against P(X) without it, per item, with and without CoT."""
+    import matplotlib.pyplot as plt
+
+    hinted = metrics.condition(df, "biased_context")
+    kinds = sorted(hinted["hint"].dropna().unique())
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        for level, reference, marker in ((1, "original", "o"), (0, "no_cot", "x")):
+            wrong = hinted["target_answer"] != hinted["correct_answer"]
+            rows = hinted[(hinted["hint"] == kind) & (hinted["level"] == level) & wrong]
+            base = rows[["item_id", "sample"]].merge(
+                metrics.condition(df, reference), on=["item_id", "sample"], how="left"
+            )
+            y = target_probabilities(rows, rows["target_answer"])[0].to_numpy()
+            x = target_probabilities(base.set_index(rows.index), rows["target_answer"])[0].to_numpy()
+            ax.plot(x, y, marker, ms=4, alpha=0.6, label="with CoT" if level else "no CoT")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+        ax.axhline(0.5, color="k", lw=0.8, ls="--")
+        ax.axvline(0.5, color="k", lw=0.8, ls="--")
+        ax.set(
+            title=f"hint: {kind} (X wrong)",
+            xlabel="P(X) without the hint",
+            ylabel="P(X) with the hint",
+            xlim=(-0.02, 1.02),
+            ylim=(-0.02, 1.02),
+        )
+        ax.legend(fontsize=7)
+    return save_figure(fig, out_dir, "hints")

@@ -7,18 +7,16 @@ import importlib.metadata
 import json
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faithfulness
 from faithfulness import paths
+from faithfulness.config.sections import RunConfig
 from faithfulness.engines import Engine
 from faithfulness.models import ResolvedModel
 from faithfulness.prompts import PromptRenderer
 from faithfulness.store import hash_json
 from faithfulness.tasks import Task, difficulty_label, make_task
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import RunConfig
 
 
 def run_context(

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from faithfulness import hints
+from faithfulness.config.sections import RunConfig
 from faithfulness.perturbations import (
     Item,
     Trace,
@@ -29,9 +30,6 @@ from faithfulness.perturbations import (
     paraphrasing,
 )
 from faithfulness.tasks import Problem
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import RunConfig
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)  # x-axis points of the printed curves (metrics.FRACTIONS)
 

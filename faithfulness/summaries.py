@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from faithfulness import metrics
 from faithfulness.answers import READINGS, view
+from faithfulness.config.sections import RunConfig
 from faithfulness.filler import accuracy_by_fraction
 from faithfulness.registry import TESTS, lookup
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import RunConfig
 
 AOC_DEFINITIONS = ("last_step", "full_cot")  # adding mistakes' curve ends at k = n−1, or at the unmodified CoT
 

@@ -19,15 +19,12 @@ from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING
 
 from faithfulness import console, lifeline, pipeline
+from faithfulness.config.sections import RunConfig
 from faithfulness.engines import describe_engine
 from faithfulness.engines.cached import LazyEngine
 from faithfulness.provenance import results_dir
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import RunConfig
 
 
 class EngineWorker:

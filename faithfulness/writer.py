@@ -12,17 +12,15 @@ worker) stays up: the writer then runs beside it, which needs memory for both.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from faithfulness.config.sections import ModelSpec, RunConfig
 from faithfulness.engines import describe_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.engines.process import ProcessEngine
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.prompts import PromptRenderer
 from faithfulness.store import RequestStore, request_context
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import ModelSpec, RunConfig
 
 
 def wants_writer(config: RunConfig) -> bool:

@@ -11,6 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from faithfulness.errors import ConfigError
 from faithfulness.paths import default_cache_dir
+from faithfulness.registry import TESTS, choosable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_CONFIGS = REPO_ROOT / "conf" / "model"
@@ -45,8 +46,6 @@ def to_plain(cfg: DictConfig) -> dict[str, Any]:
 
 def expand_tests(plain: dict[str, Any]) -> dict[str, Any]:
     """``perturbations=all`` → every registered test by name, so that the stored config says what ran."""
-    from faithfulness.registry import TESTS, choosable
-
     names = plain.get("perturbations")
     if names == "all":
         plain["perturbations"] = [name for name in TESTS if name != "original"]  # the registry's order

@@ -6,8 +6,9 @@ pinned data packages. A new task is one module here plus one YAML file in ``conf
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from faithfulness.config.sections import RunConfig
 from faithfulness.data import DATASETS
 from faithfulness.errors import ConfigError
 from faithfulness.tasks.addition import Addition, last_integer, parse_leading_integer
@@ -21,9 +22,6 @@ from faithfulness.tasks.base import (
 )
 from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
 from faithfulness.tasks.sycophancy import Sycophancy
-
-if TYPE_CHECKING:
-    from faithfulness.config.sections import RunConfig
 
 # config name → task class; multiple-choice tasks are one class with the dataset named after the task
 TASKS: dict[str, Callable[..., Task]] = {
