@@ -62,6 +62,7 @@ def _version(name: str) -> str | None:
 # Keys that say where things go, how work is split or where it is mirrored, not what is computed:
 # they do not change a run's identity (a run resumed with another store_chunk continues in the same folder).
 _NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb", "verbose")
+_ENGINE_NOT_IDENTITY = ("backend",)
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
@@ -69,6 +70,8 @@ def config_hash(cfg: dict[str, Any]) -> str:
     identity = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
     if isinstance(identity.get("answer"), dict):  # both readings are in every table: the choice only picks one to show
         identity["answer"] = {k: v for k, v in identity["answer"].items() if k != "extract"}
+    if isinstance(identity.get("engine"), dict):  # which backend serves the model: the rows' engine columns say
+        identity["engine"] = {k: v for k, v in identity["engine"].items() if k not in _ENGINE_NOT_IDENTITY}
     return hash_json(identity)[:10]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import netrc
 import os
 import re
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,6 +22,7 @@ from faithfulness import hints, paths
 from faithfulness.config.fields import build
 from faithfulness.config.hydra import MODEL_CONFIGS, load_model_config
 from faithfulness.config.sections import ModelSpec, RunConfig, Wandb
+from faithfulness.engines import backend
 from faithfulness.errors import ConfigError
 from faithfulness.prompts import FORMATS
 from faithfulness.registry import choosable
@@ -45,6 +46,7 @@ def load(plain: dict[str, Any]) -> RunConfig:
     _check_tests(config)
     _check_prompts(config)
     _check_context(config)
+    backend(asdict(config.engine))  # a registered engine backend
     _check_model(config.model, "model")
     _check_aoc_steps(config.aoc.steps)
     task = make_task(config)  # the task checks its own keys

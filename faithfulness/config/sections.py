@@ -146,8 +146,11 @@ DTYPES = ("auto", "float32", "float", "bfloat16", "float16", "half")  # what vLL
 
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings:
-    """The vLLM engine (a model config may set dtype, max_model_len, tensor_parallel_size, gpu_memory_utilization)."""
+    """The engine (a model config may set dtype, max_model_len, tensor_parallel_size, gpu_memory_utilization)."""
 
+    backend: str = setting(
+        MISSING, "which engine runs the model: vllm, the in-process vLLM engine (faithfulness/engines)"
+    )
     dtype: str = setting(MISSING, "fp32 answers do not change with batch composition; bf16 ones can", choices=DTYPES)
     max_model_len: int | None = setting(MISSING, "context window; null = the model's own", low=1)
     enforce_eager: bool = setting(MISSING, "skip graph compilation (faster start, slower decoding)")

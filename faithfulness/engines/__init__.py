@@ -1,13 +1,18 @@
-"""Engines: one protocol, one module per backend.
+"""Engines: one protocol, a registry of backends chosen by ``engine.backend``, one module per backend.
 
 Only ``faithfulness/engines/vllm_engine.py`` imports vLLM, so version churn stays in one file. The
-pipeline hands an engine every request of a stage at once and gets completions back in order.
+pipeline hands an engine every request of a stage at once and gets completions back in order. A
+backend is registered by name (:func:`register_backend`) with how to start it and how to describe
+it before it starts; the rest of the harness reads only the :class:`Engine` protocol and the
+``info()`` keys of :data:`INFO_KEYS`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
+
+from faithfulness.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -108,19 +113,73 @@ class Engine(Protocol):
         ...
 
     def info(self) -> dict[str, Any]:
-        """Engine name, version and the settings that can change numbers."""
+        """What the engine is: the :data:`INFO_KEYS`, and ``engine_<setting>`` for each setting that can change numbers.
+
+        Rows record ``engine``, ``engine_version`` and ``engine_dtype``, and request-store keys hash
+        the whole dict: two engines whose ``info()`` agree give the same results.
+        """
         ...
 
 
-def load_engine(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Engine:
-    """Starts the vLLM engine (the only backend) on a model directory or hub id."""
-    from faithfulness.engines.vllm_engine import VLLMEngine
+INFO_KEYS = ("engine", "engine_version", "engine_dtype")  # what every backend's info() names (rows' provenance)
 
-    return VLLMEngine(model_dir, settings, cache_dir)
+
+@dataclass(frozen=True)
+class Backend:
+    """One engine backend of the registry.
+
+    Attributes:
+        name: Its ``engine.backend`` value.
+        start: Starts it: (model directory or hub id, the ``engine`` settings, cache folder) → an engine.
+        describe: What the started engine's ``info()`` will report, from the settings alone (so a run whose
+            work is all stored starts no engine).
+    """
+
+    name: str
+    start: Callable[[str, dict[str, Any], str], Engine]
+    describe: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Adds a backend to the registry (``engine.backend=<name>`` then chooses it)."""
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def backend(settings: dict[str, Any]) -> Backend:
+    """The backend the ``engine`` settings name (``backend``; the in-process vLLM engine if unset)."""
+    name = settings.get("backend", "vllm")
+    if name not in BACKENDS:
+        raise ConfigError(f"engine.backend={name!r} is not allowed: choose one of {sorted(BACKENDS)}")
+    return BACKENDS[name]
+
+
+def load_engine(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Engine:
+    """Starts the backend the settings name on a model directory or hub id."""
+    return backend(settings).start(model_dir, settings, cache_dir)
 
 
 def describe_engine(settings: dict[str, Any]) -> dict[str, Any]:
     """What ``info()`` of the engine ``load_engine`` would start reports, without starting it."""
+    info = backend(settings).describe(settings)
+    missing = [key for key in INFO_KEYS if key not in info]
+    assert not missing, f"backend {settings.get('backend')!r} describes no {missing}"
+    return info
+
+
+def _start_vllm(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Engine:
+    from faithfulness.engines.vllm_engine import VLLMEngine  # vllm is imported only when an engine starts
+
+    return VLLMEngine(model_dir, settings, cache_dir)
+
+
+def _describe_vllm(settings: dict[str, Any]) -> dict[str, Any]:
     from faithfulness.engines.vllm_engine import describe
 
     return describe(settings)
+
+
+register_backend(Backend("vllm", _start_vllm, _describe_vllm))
