@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import multiprocessing
 import sys
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -21,6 +20,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 
 from faithfulness import console, lifeline, pipeline
+from faithfulness.child import Child, serve
 from faithfulness.config.sections import RunConfig
 from faithfulness.engines import describe_engine
 from faithfulness.engines.cached import LazyEngine
@@ -36,57 +36,36 @@ class EngineWorker:
 
     def __init__(self, key: str) -> None:
         self.key = key
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited engine or threads
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child,), name="faithfulness-engine-worker")
-        self._process.start()
-        child.close()
+        self._child = Child(_serve, (), "engine worker")
 
     def run(self, config: RunConfig) -> pipeline.RunOutput:
         """Runs one job in the worker and returns its output (or raises the job's exception)."""
-        self._conn.send(config)
-        try:
-            status, value = self._conn.recv()
-        except EOFError:
-            raise RuntimeError(f"the engine worker (pid {self._process.pid}) died; exit code {self._process.exitcode}")
-        if status == "error":
-            raise value
-        return value
+        return self._child.call(config)
 
     def close(self) -> None:
         """Asks the worker to close its engine and exit, and waits for it."""
-        if self._process.is_alive():
-            try:
-                self._conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-            self._process.join()
-        self._conn.close()
+        self._child.close()
 
 
 def _serve(conn: Connection) -> None:
     """The worker's loop: run jobs until told to stop (or the parent is gone), then close the engine."""
     # a killed sweep must not leave a worker finishing its job (its engine's watchdog follows)
     lifeline.die_with_parent()
-    engine, last = None, None
+    engine: LazyEngine | None = None
+    served: list[RunConfig] = []
+
+    def job(config: RunConfig) -> pipeline.RunOutput:
+        nonlocal engine
+        served.append(config)
+        if engine is None:  # started inside the first run that needs it, which gets its engine.log lines
+            engine = LazyEngine(partial(pipeline.start_engine, config), describe_engine(asdict(config.engine)), {})
+        return pipeline.run(config, engine)
+
     try:
-        while True:
-            try:
-                config = conn.recv()
-            except EOFError:  # the parent died: do not leave the engine's processes behind
-                break
-            if config is None:
-                break
-            last = config
-            try:
-                if engine is None:  # started inside the first run that needs it, which gets its engine.log lines
-                    start = partial(pipeline.start_engine, config)
-                    engine = LazyEngine(start, describe_engine(asdict(config.engine)), {})
-                conn.send(("ok", pipeline.run(config, engine)))
-            except BaseException as error:  # noqa: BLE001 - the parent re-raises it
-                conn.send(("error", error))
+        serve(conn, job)
     finally:
-        if engine is not None and last is not None:
+        if engine is not None and served:
+            last = served[-1]
             folder = results_dir(last)  # the engine's shutdown lines go to the log of the last run it served
             with console.engine_log(folder / "engine.log", last.verbose) if folder.is_dir() else nullcontext():
                 engine.close()

@@ -8,10 +8,10 @@ writer's starts and started again after it, so at most one engine is alive at an
 
 from __future__ import annotations
 
-import multiprocessing
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
+from faithfulness.child import Child, serve
 from faithfulness.engines import Completion, GenerationRequest, ScoreRequest, zero_counters
 
 
@@ -28,31 +28,12 @@ class ProcessEngine:
     """
 
     def __init__(self, model_dir: str, settings: dict[str, Any], cache_dir: str) -> None:
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited engine or threads
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(child, model_dir, settings, cache_dir), name="faithfulness-engine"
-        )
-        self._process.start()
-        child.close()
-        self._info: dict[str, Any] = self._receive()
+        self._child = Child(_serve, (model_dir, settings, cache_dir), "engine process")
+        self._info: dict[str, Any] = self._child.receive()
         self.counters = zero_counters()
 
-    def _receive(self) -> Any:
-        try:
-            status, value = self._conn.recv()
-        except EOFError:
-            self._process.join()
-            raise RuntimeError(
-                f"the engine process (pid {self._process.pid}) died; exit code {self._process.exitcode}"
-            ) from None
-        if status == "error":
-            raise value
-        return value
-
     def _call(self, kind: str, requests: Sequence[Any], desc: str) -> list[Any]:
-        self._conn.send((kind, list(requests), desc))
-        results, self.counters = self._receive()
+        results, self.counters = self._child.call((kind, list(requests), desc))
         return results
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
@@ -65,13 +46,7 @@ class ProcessEngine:
 
     def close(self) -> None:
         """Closes the child's engine and waits for the child to exit."""
-        if self._process.is_alive():
-            try:
-                self._conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-            self._process.join()
-        self._conn.close()
+        self._child.close()
 
     def info(self) -> dict[str, Any]:
         """The child engine's name, version and settings."""
@@ -88,19 +63,12 @@ def _serve(conn: Connection, model_dir: str, settings: dict[str, Any], cache_dir
         conn.send(("error", error))
         return
     conn.send(("ok", engine.info()))
+
+    def call(message: tuple[str, list[Any], str]) -> tuple[list[Any], dict[str, int]]:
+        kind, requests, desc = message
+        return getattr(engine, kind)(requests, desc), dict(engine.counters)
+
     try:
-        while True:
-            try:
-                message = conn.recv()
-            except EOFError:  # the parent died: do not leave the engine's processes behind
-                break
-            if message is None:
-                break
-            kind, requests, desc = message
-            try:
-                results = getattr(engine, kind)(requests, desc)
-                conn.send(("ok", (results, dict(engine.counters))))
-            except BaseException as error:  # noqa: BLE001
-                conn.send(("error", error))
+        serve(conn, call)
     finally:
         engine.close()
