@@ -27,6 +27,7 @@ from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreReq
 from faithfulness.engines.cached import CachedEngine, LazyEngine
 from faithfulness.engines.process import ProcessEngine
 from faithfulness.filler import longest_per_question, plan, set_fractions
+from faithfulness.mistake_writer import Writer, build_writer, wants_writer
 from faithfulness.models import ResolvedModel, resolve_model
 from faithfulness.perturbations import (
     Item,
@@ -47,7 +48,6 @@ from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
 from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
-from faithfulness.writer import Writer, build_writer, wants_writer
 
 
 @dataclass
