@@ -42,7 +42,9 @@ import pytest
 
 from faithfulness import report
 from faithfulness.answers import view
-from faithfulness.config import compose
+from faithfulness.config.hydra import compose
+from faithfulness.config.rules import load
+from faithfulness.config.sections import RunConfig
 from faithfulness.plots import write_figures
 from faithfulness.provenance import config_hash, results_dir
 from faithfulness.results import read_results, write_json
@@ -94,11 +96,11 @@ def _assert_same_figures(new: object, old: object, path: str = "summary") -> Non
         assert type(new) is type(old) and new == old, f"{path}: {new!r} != {old!r}"
 
 
-def _composed(stored: dict, root: Path) -> dict:
-    return compose([*stored["run"]["overrides"], f"results_dir={root}"])
+def _composed(stored: dict, root: Path) -> RunConfig:
+    return load(compose([*stored["run"]["overrides"], f"results_dir={root}"]))
 
 
-def _resummarised(stored: dict, cfg: dict, tmp_path: Path) -> tuple[dict, dict]:
+def _resummarised(stored: dict, cfg: RunConfig, tmp_path: Path) -> tuple[dict, dict]:
     """The stored table summarised as the pipeline does: as returned, and written and read back as summary.json is."""
     figures = summarise_run(read_results(stored["table"]), summary_options(cfg))
     write_json(figures, tmp_path / "figures.json")
@@ -121,7 +123,7 @@ def test_the_figures_print_the_stored_table_and_draw_the_stored_figure_files(nam
     # table prints the bias block's hints, targets and conditions in dict order (read back: the same lines, reordered)
     summary = {**stored["summary"], **_resummarised(stored, cfg, tmp_path)[0]}
     assert report.format_table(summary) + "\n" == stored["printed"]
-    table = view(read_results(stored["table"]), cfg["answer"]["extract"])
+    table = view(read_results(stored["table"]), cfg.answer.extract)
     (tmp_path / "figures").mkdir()  # a run's folder exists before its figures are drawn
     drawn = write_figures(table, summary, tmp_path / "figures")
     assert [p.name for p in drawn] == [Path(p).name for p in stored["summary"]["figures"]]
@@ -136,11 +138,11 @@ def test_the_overrides_give_the_stored_results_folder(name, tmp_path):
     # which keys moved, should the hash have: the composed config against the stored one
     differ = sorted(
         key
-        for key in set(cfg) | set(stored["config"])
-        if key not in WHERE and cfg.get(key) != stored["config"].get(key)
+        for key in set(cfg.plain) | set(stored["config"])
+        if key not in WHERE and cfg.plain.get(key) != stored["config"].get(key)
     )
     assert str(results_dir(cfg).relative_to(root)) == stored["run"]["folder"], f"config keys that differ: {differ}"
-    run_id = config_hash(cfg)
+    run_id = config_hash(cfg.plain)
     assert run_id == stored["summary"]["run"]["run_id"] and stored["run"]["folder"].endswith(f"-{run_id}")
     assert set(read_results(stored["table"])["run_id"]) == {run_id}
 
