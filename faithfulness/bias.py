@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faithfulness.registry import FRACTIONS
-from faithfulness.stats import Clusters, at_fraction, condition, option_share, rate, rate_stat, share
+from faithfulness.stats import FRACTIONS, Clusters, at_fraction, condition, option_share, rate, rate_stat, share
 
 
 def target_probabilities(rows: pd.DataFrame, target: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:

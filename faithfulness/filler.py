@@ -10,6 +10,7 @@ Qwen2.5, SmolLM2 and the organisms), and each question gets its own range (``fil
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,6 @@ from faithfulness import metrics
 from faithfulness.config.sections import RunConfig
 from faithfulness.errors import ConfigError
 from faithfulness.prompts import PromptRenderer
-from faithfulness.registry import lookup
 
 CANDIDATES = (" ...", " .", "...", ".", " …")  # tried in order by filler.string=auto
 _PROBES = (1, 2, 7, 64)  # repeat counts checked: merges across repeats show up by 2, long runs by 64
@@ -105,10 +105,10 @@ def plan(config: RunConfig, renderer: PromptRenderer, question: str, longest: di
     }
 
 
-def set_fractions(rows: list[dict[str, Any]], longest: dict[int, int]) -> None:
-    """Filler rows (the registry's ``by_length`` tests) get ``fraction`` = m / the question's longest CoT (tokens)."""
+def set_fractions(rows: list[dict[str, Any]], longest: dict[int, int], by_length: Collection[str]) -> None:
+    """Rows of the ``by_length`` tests (filler) get ``fraction`` = m / the question's longest CoT (tokens)."""
     for row in rows:
-        if lookup(row["perturbation"]).by_length and longest.get(row["item_id"]):
+        if row["perturbation"] in by_length and longest.get(row["item_id"]):
             row["fraction"] = row["level"] / longest[row["item_id"]]
 
 

@@ -311,7 +311,7 @@ def write_results(run: RunState) -> RunOutput:
         run.row_cut,
     )
     if config.filler.mode == "per_question":
-        set_fractions(rows, run.longest)
+        set_fractions(rows, run.longest, [name for name, test in registry.TESTS.items() if test.by_length])
     try:
         table = to_table(rows)
     except Exception:
@@ -453,7 +453,7 @@ def build_perturbations(
     cfg: RunConfig, filler: dict[str, Any], problems: list[Problem], task: Task
 ) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
-    settings = registry.Settings(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
+    settings = registry.Binding(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
     return [registry.lookup(name).bind(settings) for name in cfg.perturbations]
 
 

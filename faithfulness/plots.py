@@ -27,61 +27,13 @@ def write_figures(df: pd.DataFrame, summary: dict[str, Any], out_dir: Path) -> l
     if "bias" in m:  # sycophancy and hints: P(X) per item against the ½ line
         written += bias_figures(df, out_dir)
     for name, test in TESTS.items():
-        if name not in m or test.figure in (None, "hints"):  # "hints": drawn with the bias figures
+        if name not in m or test.figure is None:
             continue
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        if test.figure == "same_by_fraction":
-            _same_curves(ax, metrics.condition(df, name), m[name]["pct_same_by_fraction"])
-            ax.set(ylabel="% same answer as original", ylim=(-5, 105))
-        elif test.figure == "accuracy_by_length":
-            # m up to each question's own CoT length (the paper's axis)
-            per_question = "accuracy_by_fraction" in m[name]
-            curve = m[name]["accuracy_by_fraction" if per_question else "accuracy_by_length"]
-            _band(ax, [float(k) for k in curve], list(curve.values()), f"with {test.title}", "o-")
-            _reference_lines(ax, m)
-            filler = repr(summary.get("filler_string") or " ...")
-            xlabel = (
-                f"filler length / the question's longest CoT (tokens of {filler})"
-                if per_question
-                else f"filler length ({filler} tokens)"
-            )
-            ax.set(xlabel=xlabel, ylabel="accuracy (%)")
-        else:
-            by_fraction = m[name]["accuracy_by_fraction"]
-            _band(ax, [float(k) for k in by_fraction], list(by_fraction.values()), test.curve_label, "o-")
-            _reference_lines(ax, m)
-            ax.set(ylabel="accuracy (%)")
-        ax.set(title=test.figure_title, **({} if test.figure == "accuracy_by_length" else {"xlabel": test.x_label}))
+        test.draw(ax, df, summary)
         ax.legend(fontsize=7)
         written += save_figure(fig, out_dir, name)
     return written
-
-
-def _same_curves(ax: Any, rows: pd.DataFrame, mean: dict[str, dict[str, Any]]) -> None:
-    """One thin line per common CoT length n (S_n at k/n), plus the weighted mean with its CI band."""
-    rows = rows[(rows["outcome"] != "unparsed") & (rows["n_steps"] > 0)]
-    counts = rows.drop_duplicates(["item_id", "sample"])["n_steps"].value_counts()
-    for n_steps in sorted(counts.index[:MAX_LENGTH_LINES]):
-        group = rows[rows["n_steps"] == n_steps]
-        curve = (group["outcome"] == "same").groupby(group["level"]).mean() * 100
-        ax.plot(
-            curve.index / n_steps, curve.to_numpy(), lw=0.8, alpha=0.6, label=f"{n_steps} steps (N={counts[n_steps]})"
-        )
-    _band(ax, [float(f) for f in mean], list(mean.values()), "mean over CoTs", "k-o")
-
-
-def _band(ax: Any, x: list[float], values: list[dict[str, Any]], label: str, style: str) -> None:
-    y = np.array([v["value"] for v in values], dtype=float) * 100
-    low = np.array([v["ci"][0] for v in values], dtype=float) * 100
-    high = np.array([v["ci"][1] for v in values], dtype=float) * 100
-    ax.plot(x, y, style, lw=2, label=label)
-    ax.fill_between(x, low, high, alpha=0.2, color=ax.lines[-1].get_color(), label="95% CI")
-
-
-def _reference_lines(ax: Any, m: dict[str, Any]) -> None:
-    ax.axhline(100 * m["accuracy_cot"]["value"], color="green", ls="--", lw=1, label="original CoT")
-    if "no_cot" in m:
-        ax.axhline(100 * m["no_cot"]["accuracy"]["value"], color="red", ls=":", lw=1, label="no CoT")
 
 
 def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -6,7 +6,6 @@ from typing import Any
 
 from faithfulness.aggregate import REASK_GATE, difficulty_order
 from faithfulness.bias_report import bias_lines
-from faithfulness.metrics import measured
 from faithfulness.registry import TESTS, lookup
 
 
@@ -44,37 +43,8 @@ def format_table(summary: dict[str, Any]) -> str:
     if floor:
         lines.append(_line("% same, two independent CoTs (noise floor)", floor))
     for name, test in TESTS.items():
-        block, title = m.get(name), test.title
-        if block is None:
-            continue
-        if "accuracy" in test.lines:
-            lines.append(_line(f"{title}: accuracy", block["accuracy"]))
-        lines.append(_line(f"{title}: % same answer as original", block["pct_same"]) + beside)
-        if "kappa" in test.lines:
-            lines.append(
-                _line(f"{title}: κ, chance-corrected agreement", block["chance_corrected_agreement"], percent=False)
-            )
-        for f, metric in measured(block.get("pct_same_by_fraction", {})).items():
-            lines.append(_line(f"  % same, {100 * float(f):.0f}% of CoT {test.curve_label}", metric) + beside)
-        for f, metric in measured(block.get("accuracy_by_fraction", {})).items() if test.fraction_label else ():
-            lines.append(_line(f"  accuracy, {100 * float(f):.0f}% {test.fraction_label}", metric))
-        for length, metric in (
-            block.get("accuracy_by_length", {}).items() if "accuracy_by_fraction" not in block else ()
-        ):
-            lines.append(_line(f"  accuracy, {length} filler tokens", metric))
-        if "aoc" in block:
-            definition = f" ({block['aoc_definition'].replace('_', ' ')})" if "aoc_definition" in block else ""
-            lines.append(_line(f"{title}: AOC{definition}", block["aoc"], percent=False))
-        if "aoc_filtered" in block:
-            low, high = block["aoc_filtered"]["steps"]
-            lines.append(_line(f"{title}: AOC, CoTs of {low}–{high} steps", block["aoc_filtered"], percent=False))
-        if "reask_agreement" in block:
-            lines.append(_line(f"{title}: re-ask agreement (full CoT)", block["reask_agreement"]))
-        if "mean_p_original" in block:
-            lines.append(_line(f"{title}: mean P(original answer)", block["mean_p_original"]))
-        if "mean_p_original_normalised" in block:
-            lines.append(_line(f"{title}: mean P(original letter), over options", block["mean_p_original_normalised"]))
-            lines.append(_line(f"{title}: % original letter most probable", block["pct_original_top"]))
+        if name in m:
+            lines += test.table_lines(m[name], _line, beside)
     lines += bias_lines(m.get("bias"), _line)
     extract = summary.get("answer_extract", "strict")
     other = {r: v for r, v in summary.get("metrics_by_reading", {}).items() if r != extract}

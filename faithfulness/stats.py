@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)  # x-axis points of the printed curves
 Stat = Callable[[np.ndarray], np.ndarray]  # resampled item indices (B, I) → statistic (B,)
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from faithfulness import SCHEMA_VERSION, metrics
+from faithfulness import SCHEMA_VERSION
 from faithfulness.results import read_results
+from faithfulness.summaries import Options, summarise_reading
 from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "addition_v2"
@@ -47,7 +48,7 @@ def test_an_old_table_is_converted_and_gives_the_old_figures():
     assert set(table["difficulty"]) == {"digits=3 operands=2"} and set(table["digits"]) == {3}
     assert table["answer"].dropna().map(str.isdigit).all() and set(table["answer_type"]) == {"integer"}
     old = json.loads((FIXTURES / "organism-unfaithful.json").read_text())
-    _assert_same_figures(metrics.summarise(table, 1000, 0), old["metrics"])
+    _assert_same_figures(summarise_reading(table, Options(resamples=1000, seed=0)), old["metrics"])
 
 
 @pytest.mark.slow

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithfulness import bias, metrics, plots, report, summaries
+from faithfulness import bias, plots, report, summaries
 from faithfulness.metrics import Clusters
 from faithfulness.results import COLUMNS, to_table
+from faithfulness.summaries import Options, summarise_reading
 from tests.synthetic import run_header
 
 
@@ -164,7 +165,7 @@ def test_the_summary_carries_both_measures_per_condition_and_by_fraction_of_cot(
         rows.append(_row(i, "original", _two(0.8), level=4))
         rows += [_row(i, "early_answering", _two(0.3 + 0.5 * k / 4), level=k) for k in range(5)]
     df = to_table(rows)
-    summary = metrics.summarise(df, resamples=100)
+    summary = summarise_reading(df, Options(resamples=100))
     json.dumps(summary)  # summary.json must take it
     conditions = summary["bias"]["conditions"]
     assert conditions["no_cot"]["mean_p_target"]["value"] == pytest.approx(0.3)
@@ -201,7 +202,7 @@ def test_the_summary_carries_both_measures_per_condition_and_by_fraction_of_cot(
         "bias_items.png",
         "bias_items.svg",
     }
-    assert "bias" not in metrics.summarise(df.assign(target_answer=None), resamples=0)
+    assert "bias" not in summarise_reading(df.assign(target_answer=None), Options(resamples=0))
 
 
 def test_the_printed_table_and_figures_show_both_measures_and_the_hints(tmp_path):
@@ -209,7 +210,7 @@ def test_the_printed_table_and_figures_show_both_measures_and_the_hints(tmp_path
     df = _hint_run()
     summary = {
         "run": run_header("arc_easy", 40),
-        "metrics": metrics.summarise(df, resamples=50),
+        "metrics": summarise_reading(df, Options(resamples=50)),
     }
     text = report.format_table(summary)
     for needle in (

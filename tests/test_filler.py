@@ -43,7 +43,7 @@ def test_each_question_gets_lengths_up_to_its_own_longest_cot():
         {"perturbation": "filler_tokens", "item_id": 0, "level": 10, "fraction": None},
         {"perturbation": "no_cot", "item_id": 0, "level": 0, "fraction": None},
     ]
-    set_fractions(rows, longest)
+    set_fractions(rows, longest, ["filler_tokens"])
     assert rows[0]["fraction"] == pytest.approx(10 / 23) and rows[1]["fraction"] is None
 
 

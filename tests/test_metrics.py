@@ -7,6 +7,7 @@ import pytest
 
 from faithfulness import metrics
 from faithfulness.metrics import Clusters
+from faithfulness.summaries import Options, summarise_reading
 from tests.synthetic import MARGINAL, synthetic_run
 
 
@@ -123,7 +124,7 @@ def test_summary_is_json_serialisable_and_has_ci_and_n_everywhere():
         logprob_correct=-0.2,
         option_logprobs=None,
     )
-    summary = metrics.summarise(df, resamples=50)
+    summary = summarise_reading(df, Options(resamples=50))
     json.dumps(summary)
     block = summary["early_answering"]
     assert block["aoc"]["value"] == pytest.approx(0.25) and len(block["aoc"]["ci"]) == 2

@@ -6,13 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from faithfulness import metrics
 from faithfulness.config.hydra import compose
 from faithfulness.config.rules import load
 from faithfulness.pipeline import run
 from faithfulness.provenance import results_dir
 from faithfulness.results import read_results
-from faithfulness.summaries import summarise_run, summary_options
+from faithfulness.summaries import Options, summarise_reading, summarise_run, summary_options
 from tests.conftest import ENGINE_SETTINGS
 
 
@@ -79,8 +78,8 @@ def test_summary_is_a_pure_function_of_the_table(tiny_run):
     for key in ("answer_extract", "metrics", "metrics_by_reading", "reading_warnings"):
         assert json.dumps(recomputed[key], sort_keys=True) == json.dumps(out.summary[key], sort_keys=True), key
     assert out.summary["metrics"] == out.summary["metrics_by_reading"][out.summary["answer_extract"]]
-    strict = metrics.summarise(
-        read_results(out.out_dir / "results.parquet"), 1000, 0
+    strict = summarise_reading(
+        read_results(out.out_dir / "results.parquet"), Options(resamples=1000, seed=0)
     )  # the table's own columns: strict
     assert json.dumps(strict["accuracy_cot"]) == json.dumps(out.summary["metrics_by_reading"]["strict"]["accuracy_cot"])
 
