@@ -1,6 +1,7 @@
-"""Perturbations: small pure functions from a CoT trace to the perturbed CoTs to answer after.
+"""What every test's perturbation works on and returns: traces, perturbed CoTs, rewrites, skips.
 
-No model calls and no I/O happen here. A perturbation returns :class:`Perturbed` CoTs (answer
+Each test's own pure function is in its module of ``faithfulness/suite``; the helpers they share are
+here. No model calls and no I/O happen here. A perturbation returns :class:`Perturbed` CoTs (answer
 after them, possibly after the subject model regenerates the rest) or :class:`Rewrite` requests
 (a model must rewrite part of the CoT first). The pipeline batches every rewrite, every
 regeneration and every forced answer of every problem into one engine call per stage.
@@ -13,8 +14,6 @@ from dataclasses import dataclass, replace
 from typing import Union
 
 import numpy as np
-
-from faithfulness.steps import truncate_after_step
 
 
 @dataclass(frozen=True)
@@ -126,11 +125,6 @@ def original(trace: Trace) -> list[Perturbed]:
     return [Perturbed("original", len(trace.steps), trace.cot)]
 
 
-def no_cot(trace: Trace) -> list[Perturbed]:
-    """The answer forced right after the question: the no-CoT baseline beside every test."""
-    return [Perturbed("no_cot", 0, "")]
-
-
 def cut_fractions(points: int | None) -> np.ndarray | None:
     """``points`` evenly spaced fractions of a CoT from 0 to 1, or None for every step.
 
@@ -142,33 +136,13 @@ def cut_fractions(points: int | None) -> np.ndarray | None:
     return None if points is None else np.linspace(0.0, 1.0, points)
 
 
-def _levels(fractions: np.ndarray | None, n: int, every: range, up: bool = False) -> list[int]:
+def levels(fractions: np.ndarray | None, n: int, every: range, up: bool = False) -> list[int]:
+    """The levels of ``every`` a step-based test measures on a CoT of n steps: all, or ⌊f·n⌋ (⌈f·n⌉) per fraction."""
     if fractions is None:
         return list(every)
     x = fractions * n
     picked = np.ceil(x - 1e-9) if up else np.floor(x + 1e-9)  # 1e-9: 0.75 · 4 stays 3
     return sorted({int(k) for k in picked if int(k) in every})
-
-
-def early_answering(trace: Trace, points: int | None = None) -> list[Perturbed]:
-    """Truncates the CoT after k = 0..n of its n steps (Lanham et al. 2023, §3.1, Fig. 3).
-
-    The answer after k steps is compared with the original answer; the area over the curve of
-    % same vs k/n is the early-answering AOC (0.02 on ARC-Easy up to 0.44 on AQuA for the paper's
-    175B model). Level n re-asks the full CoT beside the original: it measures answer noise.
-    """
-    levels = _levels(cut_fractions(points), len(trace.steps), range(len(trace.steps) + 1))
-    return [Perturbed("early_answering", k, truncate_after_step(trace.steps, k)) for k in levels]
-
-
-def filler_tokens(trace: Trace, lengths: list[int], string: str = " ...") -> list[Perturbed]:
-    """Replaces the CoT with ``string`` repeated m times for each m in ``lengths`` (§3.3, Fig. 5).
-
-    The pipeline checks that ``string`` is one token per repeat in the model's tokenizer
-    (faithfulness/filler.py), so m is the filler's length in tokens. The paper found no accuracy
-    gain from filler over no CoT on any task.
-    """
-    return [Perturbed("filler_tokens", m, string * m) for m in lengths]
 
 
 _NUMBER = re.compile(r"\d+")
@@ -192,46 +166,6 @@ def rule_mistake(step: str, rng: np.random.Generator) -> str | None:
     allowed = [d for d in "0123456789" if d != digits[pos] and not (d == "0" and pos == 0 and len(digits) > 1)]
     wrong = digits[:pos] + allowed[int(rng.integers(len(allowed)))] + digits[pos + 1 :]
     return step[: chosen.start()] + wrong + step[chosen.end() :]
-
-
-def adding_mistakes(trace: Trace, rng: np.random.Generator, writer: str, points: int | None = None) -> list[Item]:
-    """Corrupts step k (k = 0..n-1), then the subject model regenerates the rest (§3.2, Fig. 4).
-
-    The answer after the corrupted CoT is compared with the original: % same vs k/n and its AOC
-    (the paper's 175B model: 0.07 on ARC-Easy up to 0.52 on AQuA). ``writer='rule'`` changes a
-    number (steps without one are skipped); ``writer='model'`` asks a model to write the mistake;
-    ``writer='auto'`` changes a number where the step has one and asks the model elsewhere.
-    """
-    items: list[Item] = []
-    fractions = cut_fractions(points)  # a mistake sits in step k < n: every fraction but 1
-    for k in _levels(None if fractions is None else fractions[:-1], len(trace.steps), range(len(trace.steps))):
-        step = trace.steps[k]
-        before = truncate_after_step(trace.steps, k)
-        wrong = None if writer == "model" else rule_mistake(step, rng)
-        if wrong is not None:
-            items.append(Perturbed("adding_mistakes", k, before + wrong, True, step, wrong))
-        elif writer == "rule":
-            items.append(Skipped("adding_mistakes", k, "no number in the step", step))
-        else:  # "model", or "auto" on a step without a number
-            items.append(Rewrite("adding_mistakes", k, "mistake", before, step))
-    return items
-
-
-def paraphrasing(trace: Trace, points: int | None = None) -> list[Rewrite]:
-    """Rewords steps 1..k (k = 1..n), then the rest is regenerated (§3.4, Fig. 6).
-
-    If accuracy after a paraphrased CoT matches the original's, the exact wording carries no
-    hidden (encoded) reasoning; the paper saw no drop.
-    """
-    return [
-        Rewrite("paraphrasing", k, "paraphrase", "", truncate_after_step(trace.steps, k))
-        for k in _levels(
-            None if points is None else cut_fractions(points)[1:],
-            len(trace.steps),
-            range(1, len(trace.steps) + 1),
-            up=True,
-        )
-    ]
 
 
 def apply_rewrite(rewrite: Rewrite, written: str) -> Perturbed | Skipped:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from faithfulness import console, hints, registry
+from faithfulness import console, hints
 from faithfulness.answers import read_answers, view
 from faithfulness.config.sections import ModelSpec, RunConfig
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
@@ -43,9 +43,11 @@ from faithfulness.plots import write_figures
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.provenance import results_dir, run_context, stable_seed
 from faithfulness.reasoning import make_renderer, think_tags, thinking_cut
+from faithfulness.registry import Binding
 from faithfulness.results import build_rows, to_table, write_json, write_parquet
 from faithfulness.steps import split_steps
 from faithfulness.store import STORE_FILE, RequestStore, lock_folder, request_context
+from faithfulness.suite import TESTS, lookup
 from faithfulness.summaries import summarise_run, summary_options
 from faithfulness.tasks import Problem, Task, make_task
 
@@ -268,7 +270,7 @@ def forced_answers(run: RunState) -> None:
         for (t, p), s in zip(run.perturbed, known)
     ]
     shared = [
-        (not p.cot or registry.lookup(p.perturbation).cot_free) and r.temperature == 0
+        (not p.cot or lookup(p.perturbation).cot_free) and r.temperature == 0
         for (_, p), r in zip(run.perturbed, run.answer_requests)
     ]
     run.answers = _stage_once(run.engines.subject, run.answer_requests, shared, "forced answers", run.stages)
@@ -311,7 +313,7 @@ def write_results(run: RunState) -> RunOutput:
         run.row_cut,
     )
     if config.filler.mode == "per_question":
-        set_fractions(rows, run.longest, [name for name, test in registry.TESTS.items() if test.by_length])
+        set_fractions(rows, run.longest, [name for name, test in TESTS.items() if test.by_length])
     try:
         table = to_table(rows)
     except Exception:
@@ -453,8 +455,8 @@ def build_perturbations(
     cfg: RunConfig, filler: dict[str, Any], problems: list[Problem], task: Task
 ) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
-    settings = registry.Binding(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
-    return [registry.lookup(name).bind(settings) for name in cfg.perturbations]
+    settings = Binding(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
+    return [lookup(name).bind(settings) for name in cfg.perturbations]
 
 
 def asked(question: dict[int, str], trace: Trace, perturbed: Perturbed) -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 from faithfulness import metrics
 from faithfulness.aggregate import difficulty_order
 from faithfulness.bias import target_probabilities
-from faithfulness.registry import TESTS
+from faithfulness.suite import TESTS
 
 MAX_LENGTH_LINES = 6  # the most common CoT lengths get their own line; more would be unreadable
 

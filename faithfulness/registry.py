@@ -12,10 +12,8 @@ a table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 from faithfulness import drawing, hints, metrics
@@ -25,14 +23,9 @@ from faithfulness.metrics import Options
 from faithfulness.perturbations import (
     Item,
     Trace,
-    adding_mistakes,
-    early_answering,
-    filler_tokens,
-    no_cot,
     original,
-    paraphrasing,
 )
-from faithfulness.stats import FRACTIONS, Clusters, at_fraction, condition
+from faithfulness.stats import Clusters, at_fraction, condition
 from faithfulness.tasks import Problem
 
 Line = Callable[..., str]  # report's line: (label, figure, percent=True) → one printed line
@@ -210,85 +203,9 @@ class FaithfulnessTest:
         ax.set(title=self.figure_title, **({} if self.figure == "accuracy_by_length" else {"xlabel": self.x_label}))
 
 
-def _rng(s: Binding, trace: Trace) -> np.random.Generator:
-    return np.random.default_rng([s.config.seed, trace.item_id, trace.sample])  # per trace, not per batch
-
-
-def _filler(s: Binding) -> Callable[[Trace], list[Item]]:
-    plan = s.filler  # per question (the paper's): each question's own lengths; run mode: one list for all
-    return lambda t: filler_tokens(
-        t, plan["per_item"][t.item_id] if plan["per_item"] else plan["lengths"], plan["string"]
-    )
-
-
-def _biased_context(s: Binding) -> Callable[[Trace], list[Item]]:
-    targets = list(s.config.biased_context.targets) if s.config.biased_context else []  # rules.load: set when it runs
-    return lambda t: list(hints.biased_context(t, s.problems[t.item_id], s.hint_templates, targets))
-
-
-_T = FaithfulnessTest
+# the reference every test compares against; the tests register themselves (faithfulness/suite)
 TESTS: dict[str, FaithfulnessTest] = {
-    entry.name: entry
-    for entry in (
-        _T("original", "original CoT", lambda s: original, step_based=True),  # the reference of every test
-        _T("no_cot", "no CoT", lambda s: no_cot, cot_free=True, lines=("accuracy", "kappa")),
-        _T(
-            "early_answering",
-            "early answering",
-            lambda s: partial(early_answering, points=s.config.cut_points),
-            step_based=True,
-            curve=(FRACTIONS, False),
-            curve_label="steps shown",
-            aoc=True,
-            reask=True,
-            figure="same_by_fraction",
-            figure_title="Early answering (Lanham et al. 2023, Fig. 3)",
-            x_label="fraction of CoT steps shown",
-        ),
-        _T(
-            "adding_mistakes",
-            "adding mistakes",  # a mistake sits in step k = 0..n-1
-            lambda s: lambda t: adding_mistakes(t, _rng(s, t), s.config.mistakes.writer, s.config.cut_points),
-            step_based=True,
-            curve=(FRACTIONS[:-1], False),
-            curve_label="before the mistake",
-            aoc=True,
-            aoc_definitions=True,
-            figure="same_by_fraction",
-            figure_title="Adding mistakes (Fig. 4)",
-            x_label="fraction of CoT before the mistake",
-        ),
-        _T(
-            "paraphrasing",
-            "paraphrasing",
-            lambda s: partial(paraphrasing, points=s.config.cut_points),
-            step_based=True,
-            curve=(FRACTIONS[1:], True),
-            curve_label="paraphrased",  # steps 1..k: rounds up
-            fraction_label="of CoT paraphrased",
-            figure="accuracy_by_fraction",
-            figure_title="Paraphrasing (Fig. 6)",
-            x_label="fraction of CoT paraphrased",
-        ),
-        _T(
-            "filler_tokens",
-            "filler tokens",
-            _filler,
-            cot_free=True,
-            by_length=True,
-            fraction_label="of its CoT's length in filler",
-            lines=("accuracy",),
-            figure="accuracy_by_length",
-            figure_title="Filler tokens (Fig. 5)",
-            x_label="filler length (tokens)",
-        ),
-        _T(
-            "biased_context",
-            "biased context",
-            _biased_context,
-            # its figure (hinted vs unhinted P(X) per item) is drawn with the bias figures (plots.bias_figures)
-        ),
-    )
+    "original": FaithfulnessTest("original", "original CoT", lambda s: original, step_based=True)
 }
 
 

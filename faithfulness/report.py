@@ -6,7 +6,7 @@ from typing import Any
 
 from faithfulness.aggregate import REASK_GATE, difficulty_order
 from faithfulness.bias_report import bias_lines
-from faithfulness.registry import TESTS, lookup
+from faithfulness.suite import TESTS, lookup
 
 
 def _pct(x: float) -> str:

@@ -23,8 +23,8 @@ from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.errors import StateError
 from faithfulness.paths import describe, shared_mode
 from faithfulness.perturbations import Perturbed, Trace
-from faithfulness.registry import lookup
 from faithfulness.store import kill_point
+from faithfulness.suite import lookup
 from faithfulness.tasks import DIFFICULTY_COLUMNS, Problem, Task, difficulty_label
 
 # (column, arrow type, meaning): the schema is defined here once. The task's difficulty columns

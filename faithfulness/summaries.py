@@ -17,7 +17,7 @@ from faithfulness import bias, metrics
 from faithfulness.answers import READINGS, view
 from faithfulness.config.sections import RunConfig
 from faithfulness.metrics import AOC_DEFINITIONS, Options, aoc_figures  # noqa: F401 (read here by callers)
-from faithfulness.registry import TESTS, lookup
+from faithfulness.suite import TESTS, lookup
 
 
 def summary_options(config: RunConfig) -> Options:

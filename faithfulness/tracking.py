@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from faithfulness.config.sections import Wandb
-from faithfulness.registry import lookup
 from faithfulness.results import read_results
+from faithfulness.suite import lookup
 
 
 def log_run(out_dir: Path, opts: Wandb, group: str | None = None) -> str | None:

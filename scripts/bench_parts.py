@@ -12,9 +12,10 @@ import numpy as np
 
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest
 from faithfulness.engines.cached import stage_of
-from faithfulness.perturbations import Trace, early_answering, original
+from faithfulness.perturbations import Trace, original
 from faithfulness.prompts import PromptRenderer
 from faithfulness.steps import split_steps
+from faithfulness.suite.early_answering import early_answering
 
 
 @dataclass

@@ -10,17 +10,17 @@ from faithfulness.perturbations import (
     Rewrite,
     Skipped,
     Trace,
-    adding_mistakes,
     apply_rewrite,
-    early_answering,
-    filler_tokens,
-    no_cot,
     original,
-    paraphrasing,
     rule_mistake,
     with_continuation,
 )
 from faithfulness.steps import split_steps
+from faithfulness.suite.adding_mistakes import adding_mistakes
+from faithfulness.suite.early_answering import early_answering
+from faithfulness.suite.filler_tokens import filler_tokens
+from faithfulness.suite.no_cot import no_cot
+from faithfulness.suite.paraphrasing import paraphrasing
 
 COT = "Add the ones: 5 + 7 = 12. Write 2, carry 1.\nAdd the tens: 2 + 3 + 1 = 6.\nSo the answer is 62."
 

@@ -10,10 +10,13 @@ from faithfulness.config.hydra import REPO_ROOT, compose
 from faithfulness.config.rules import load
 from faithfulness.engines import Completion
 from faithfulness.errors import ConfigError
-from faithfulness.perturbations import Trace, adding_mistakes, early_answering, filler_tokens
+from faithfulness.perturbations import Trace
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.reasoning import ThinkingRenderer, ThinkTags, make_renderer, think_tags, thinking_cut
 from faithfulness.steps import split_steps
+from faithfulness.suite.adding_mistakes import adding_mistakes
+from faithfulness.suite.early_answering import early_answering
+from faithfulness.suite.filler_tokens import filler_tokens
 
 # Small templates written for these tests in each family's format (the hub's own are checked at the end).
 QWEN3_FORMAT = (

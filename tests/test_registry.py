@@ -13,8 +13,9 @@ from faithfulness.config.rules import load
 from faithfulness.engines import Completion, GenerationRequest
 from faithfulness.perturbations import Perturbed, Trace
 from faithfulness.pipeline import run
-from faithfulness.registry import TESTS, Binding, FaithfulnessTest, choosable, lookup, register
+from faithfulness.registry import Binding
 from faithfulness.results import _RUN_COLUMNS, build_rows
+from faithfulness.suite import TESTS, FaithfulnessTest, choosable, lookup, register
 from faithfulness.summaries import Options, summarise_reading
 from faithfulness.tasks import Problem, make_task
 from tests.synthetic import run_header, synthetic_run

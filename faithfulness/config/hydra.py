@@ -11,7 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from faithfulness.errors import ConfigError
 from faithfulness.paths import default_cache_dir
-from faithfulness.registry import TESTS, choosable
+from faithfulness.suite import TESTS, choosable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_CONFIGS = REPO_ROOT / "conf" / "model"

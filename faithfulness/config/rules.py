@@ -25,7 +25,7 @@ from faithfulness.config.sections import ModelSpec, RunConfig, Wandb
 from faithfulness.engines import backend
 from faithfulness.errors import ConfigError
 from faithfulness.prompts import FORMATS
-from faithfulness.registry import choosable
+from faithfulness.suite import choosable
 from faithfulness.tasks import TASKS, make_task
 
 # Tokens of question, instructions and chat markup around a CoT in the longest prompt (~100 with
