@@ -1,8 +1,9 @@
 """A run's ``summary.json`` figures: every metric under both answer readings, with the protocol options.
 
-:func:`faithfulness.metrics.summarise` computes the figures of one reading; this module runs it on
-both readings (``faithfulness.answers.view``), adds what the config chooses (adding mistakes' AOC
-definition, an AOC over CoTs of a length range, the noise floor of "% same") and lists the
+:func:`summarise_reading` computes the figures of one reading (the run's own, then each test's
+block from the test itself, the bias measures, the noise floor of "% same"), with what the config
+chooses (adding mistakes' AOC definition, an AOC over CoTs of a length range);
+:func:`summarise_run` does it for both readings (``faithfulness.answers.view``) and lists the
 headline figures whose two readings disagree beyond their CI.
 """
 
