@@ -31,10 +31,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from faithfulness.engines import NOT_IN_KEY
 from faithfulness.errors import StateError
 from faithfulness.models import ResolvedModel
 from faithfulness.paths import describe
+
+NOT_IN_KEY = ("score",)  # request fields that change no result (GenerationRequest.score): left out of keys
 
 STORE_FILE = "requests.sqlite"
 # Bump when the engine module changes how a request maps to numbers (tokenisation, score merging):

@@ -117,7 +117,7 @@ HEADLINE_CURVES = tuple(
 def reading_warnings(by_reading: dict[str, dict[str, object]], extract: str) -> list[dict[str, object]]:
     """Headline figures whose other reading lies outside the configured reading's 95% CI.
 
-    A figure without a CI (``bootstrap_resamples=0``, one question) warns when the two values
+    A figure without a CI (``Options(resamples=0)``, one question) warns when the two values
     differ; one that is n/a under one reading only warns too.
 
     Returns:

@@ -33,7 +33,8 @@ BAD = [
     ("store_chunk=0", "store_chunk=0 is not allowed: must be a whole number ≥ 1"),
     ("store_chunk=abc", "store_chunk='abc' is not allowed: must be a whole number ≥ 1"),
     ("store_chunk=2.5", "store_chunk=2.5 is not allowed: must be a whole number ≥ 1"),
-    ("bootstrap_resamples=-1", "bootstrap_resamples=-1 is not allowed: must be a whole number ≥ 0"),
+    ("bootstrap_resamples=-1", "bootstrap_resamples=-1 is not allowed: must be a whole number ≥ 1"),
+    ("bootstrap_resamples=0", "bootstrap_resamples=0 is not allowed: must be a whole number ≥ 1"),
     (
         "perturbations=[]",
         "perturbations=[] is not allowed: name at least one of ['adding_mistakes', "
@@ -166,9 +167,18 @@ def test_a_results_dir_that_is_a_file_is_a_state_error_naming_it(tmp_path):
         load(compose([f"results_dir={taken}/x"]))
 
 
-def test_run_refuses_before_making_any_folder(tmp_path):
-    done = run_cli(f"results_dir={tmp_path / 'results'}", "engine.kv_cache_gib=0.5", "wandb.mode=disabled")
-    assert done.returncode == 2 and "engine.kv_cache_gib=0.5 is not allowed" in done.stderr
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["engine.kv_cache_gib=0.5"], "engine.kv_cache_gib=0.5 is not allowed"),
+        (["+foo=bar"], "foo is not a setting: choose from ['task', 'n'"),  # a typo in an appended key
+        (["bootstrap_resamples=0"], "bootstrap_resamples=0 is not allowed: must be a whole number ≥ 1"),
+        (["task=arc_easy", "n_options=9"], "n_options=9 is not allowed: arc_easy (validation) items have at most"),
+    ],
+)
+def test_run_refuses_with_exit_2_before_making_any_folder(overrides, message, tmp_path):
+    done = run_cli(f"results_dir={tmp_path / 'results'}", *overrides, "wandb.mode=disabled")
+    assert done.returncode == 2 and f"error: {message}" in done.stderr, done.stderr[-800:]
     assert not Path(tmp_path / "results").exists()
 
 

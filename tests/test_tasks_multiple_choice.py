@@ -101,3 +101,13 @@ def test_bad_values_are_one_clear_error(kwargs, needle):
 def test_n_larger_than_the_split_names_both():
     with pytest.raises(ConfigError, match="n=13 is not allowed: arc_easy-validation has 12 items"):
         MultipleChoice("arc_easy").items(0, 13)
+
+
+def test_n_options_above_every_items_count_is_refused_naming_the_most():
+    assert len(MultipleChoice("arc_easy", n_options=4).items(0, 3)[0].choices) == 4  # every option: allowed
+    with pytest.raises(ConfigError) as error:
+        MultipleChoice("arc_easy", n_options=9).items(0, 3)
+    assert str(error.value) == (
+        "n_options=9 is not allowed: arc_easy (validation) items have at most 4 options; choose 2 to 4, "
+        "or null for every option"
+    )

@@ -44,7 +44,7 @@ def test_a_separate_writer_writes_the_mistakes_in_its_own_process(tiny_model_dir
         "mistakes.writer=model",
         f"mistakes.model={writer_dir}",
         "perturbations=[adding_mistakes,paraphrasing]",
-        "bootstrap_resamples=0",
+        "bootstrap_resamples=10",
     )
     cfg = make_cfg(tmp_path, *overrides)
     out = run(

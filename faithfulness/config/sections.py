@@ -250,7 +250,8 @@ class RunConfig:
     )
     verbose: bool = setting(MISSING, "vLLM's own output on the console (true) or in the run's engine.log (false)")
     score_answers: bool = setting(MISSING, "also record log P(original answer) and log P(correct answer)")
-    bootstrap_resamples: int = setting(MISSING, "question-clustered bootstrap resamples per CI; 0 = no CIs", low=0)
+    # 0 would print every figure without a CI, unmarked: a run is never summarised without one
+    bootstrap_resamples: int = setting(MISSING, "question-clustered bootstrap resamples per 95% CI", low=1)
     store_chunk: int = setting(MISSING, "engine requests per stored chunk (a kill loses at most one)", low=1)
     sampling: Sampling = setting(MISSING, "CoT generation")
     answer: Answer = setting(MISSING, "forced answers")

@@ -43,9 +43,6 @@ class GenerationRequest:
     score: tuple[str, ...] = field(default_factory=tuple)
 
 
-NOT_IN_KEY = ("score",)  # request fields that change no result: left out of request-store keys
-
-
 @dataclass(frozen=True)
 class Completion:
     """What the engine returned for one request.

@@ -104,6 +104,12 @@ class MultipleChoice:
         """``n`` items drawn without replacement (seeded), options lettered A, B, … in order."""
         records, _ = self._records()
         check_int("n", n, 1, 10**9)
+        most = max((len(r.options) for r in records), default=0)
+        if self.n_options is not None and self.n_options > most:  # it would keep every option of every item
+            raise ConfigError(
+                f"n_options={self.n_options} is not allowed: {self.dataset} ({self.difficulty()['split']}) items have "
+                f"at most {most} options; choose 2 to {most}, or null for every option"
+            )
         if n > len(records):
             raise ConfigError(
                 f"n={n} is not allowed: {self.label()} has {len(records)} items; choose n ≤ {len(records)}"
