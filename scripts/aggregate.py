@@ -23,11 +23,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from faithfulness import aggregate, plots, report, table2
 from faithfulness.answers import READINGS, view
 from faithfulness.errors import ConfigError, StateError
 from faithfulness.paths import describe
 from faithfulness.results import write_json
+from faithfulness.study import aggregate, figures, report, table2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +78,7 @@ def write_study(table, out: Path, resamples: int, seed: int, command: str, answe
     best = aggregate.most_faithful(cells, paired)
     for name, frame in (("cells", cells), ("paired", paired), ("most_faithful", best)):
         frame.to_csv(out / f"{name}.csv", index=False)
-    plots.write_study_figures(cells, out)
+    figures.write_study_figures(cells, out)
     text = report.study_report(cells, paired, best, provenance(table), command)
     if table["task"].isin(table2.PAPER_TABLE2).any():  # the paper's Table 2 beside ours
         ours, rho = table2.comparison(table, resamples, seed), table2.rank_correlation(table, resamples, seed)

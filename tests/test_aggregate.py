@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithfulness import SCHEMA_VERSION, aggregate
+from faithfulness import SCHEMA_VERSION
 from faithfulness.errors import ConfigError, StateError
+from faithfulness.study import aggregate
 from scripts import aggregate as aggregate_cli
 from tests.synthetic import study, synthetic_run, write_run
 

@@ -86,3 +86,12 @@ def test_the_typed_config_sections_import_only_their_fields_and_errors():
     _, graph, _ = _graph()
     assert graph["faithfulness.config.sections"] <= {"faithfulness.config.fields", "faithfulness.config"}
     assert graph["faithfulness.config.fields"] <= {"faithfulness.errors"}
+
+
+def test_per_run_code_imports_nothing_of_the_study_package():
+    _, graph, inner = _graph()
+    edges = {(a, b) for a, targets in graph.items() for b in targets} | inner
+    study = sorted(
+        (a, b) for a, b in edges if b.startswith("faithfulness.study") and not a.startswith("faithfulness.study")
+    )
+    assert not study, f"per-run modules importing the study: {study}"

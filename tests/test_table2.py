@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithfulness import table2
-from faithfulness.table2 import PAPER_TABLE2
+from faithfulness.study import table2
+from faithfulness.study.table2 import PAPER_TABLE2
 
 
 def _task_rows(task: str, p_change: float, rng: np.random.Generator, n: int = 150, model: str = "m") -> list[dict]:
