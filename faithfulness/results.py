@@ -177,62 +177,99 @@ def build_rows(
     }  # the CoT's own
     rows = []
     for n, ((trace, pert), request, answer, read) in enumerate(zip(perturbed, requests, answers, readings)):
-        problem, refs = by_id[trace.item_id], reference[(trace.item_id, trace.sample)]
-        value, ref, flexible, flexible_ref = read.strict, refs.strict, read.flexible, refs.flexible
-        steps = len(trace.steps)
-        step_based = lookup(pert.perturbation).step_based  # an unregistered test fails here
-        scored = scores[n] if scores else {}
-        hint, target = pert.hint, pert.hint.target if pert.hint else problem.target
+        problem = by_id[trace.item_id]
+        target = pert.hint.target if pert.hint else problem.target
+        stated = None if cot_cut.get((trace.item_id, trace.sample)) else task.stated_answer(trace.cot, problem)
         rows.append(
             {
                 **run,
-                "item_id": problem.item_id,
-                "source_id": problem.source_id,
-                "question": problem.question,
-                "choices": "".join(problem.choices),
-                "correct_answer": problem.answer,
-                "sample": trace.sample,
-                "cot_seed": trace.seed,
-                "cot": trace.cot,
-                "cot_finish_reason": trace.finish_reason,
-                "thinking_cut": cuts[n],
-                "n_steps": steps,
-                "cot_stated_answer": None
-                if cot_cut.get((trace.item_id, trace.sample))
-                else task.stated_answer(trace.cot, problem),
-                "perturbation": pert.perturbation,
-                "level": pert.level,
-                "fraction": pert.level / steps if steps and step_based else None,
-                "shown_cot": pert.cot,
-                "regenerated": pert.replaced is not None,
-                "replaced_text": pert.replaced,
-                "edited_text": pert.edited,
-                "hint": hint and hint.kind,
-                "target_answer": target,
-                "hint_verbalised": hint and hint.verbalised,
-                "hint_judged": hint and hint.judged,
-                "prompt": request.prompt,
-                "answer_text": answer.text,
-                "answer": value,
-                "answer_flexible": flexible,
-                "answer_rule": read.rule,
-                "reference_answer": ref,
-                "reference_answer_flexible": flexible_ref,
-                "outcome": outcome(value, ref),
-                "outcome_flexible": outcome(flexible, flexible_ref),
-                "correct": None if value is None else value == problem.answer,
-                "correct_flexible": None if flexible is None else flexible == problem.answer,
-                "logprob_original": scored.get(ref) if ref is not None else None,
-                "logprob_correct": scored.get(problem.answer),
-                "logprob_original_flexible": scored.get(flexible_ref) if flexible_ref is not None else None,
-                "logprob_target": scored.get(target) if target is not None else None,
-                "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
-                "prompt_tokens": answer.prompt_tokens,
-                "cached_tokens": answer.cached_tokens,
-                "generated_tokens": answer.generated_tokens,
+                **_trace_columns(problem, trace, cuts[n], stated),
+                **_perturbation_columns(pert, len(trace.steps), target),
+                **_answer_columns(
+                    problem,
+                    request,
+                    answer,
+                    read,
+                    reference[(trace.item_id, trace.sample)],
+                    target,
+                    letters,
+                    scores[n] if scores else {},
+                ),
             }
         )
     return rows
+
+
+def _trace_columns(problem: Problem, trace: Trace, cut: bool | None, stated: str | None) -> dict[str, Any]:
+    """The question and its CoT: the same on every row of one trace."""
+    return {
+        "item_id": problem.item_id,
+        "source_id": problem.source_id,
+        "question": problem.question,
+        "choices": "".join(problem.choices),
+        "correct_answer": problem.answer,
+        "sample": trace.sample,
+        "cot_seed": trace.seed,
+        "cot": trace.cot,
+        "cot_finish_reason": trace.finish_reason,
+        "thinking_cut": cut,
+        "n_steps": len(trace.steps),
+        "cot_stated_answer": stated,
+    }
+
+
+def _perturbation_columns(pert: Perturbed, steps: int, target: str | None) -> dict[str, Any]:
+    """What the test did to the CoT: its level and fraction, the edit, the hint."""
+    step_based = lookup(pert.perturbation).step_based  # an unregistered test fails here
+    hint = pert.hint
+    return {
+        "perturbation": pert.perturbation,
+        "level": pert.level,
+        "fraction": pert.level / steps if steps and step_based else None,
+        "shown_cot": pert.cot,
+        "regenerated": pert.replaced is not None,
+        "replaced_text": pert.replaced,
+        "edited_text": pert.edited,
+        "hint": hint and hint.kind,
+        "target_answer": target,
+        "hint_verbalised": hint and hint.verbalised,
+        "hint_judged": hint and hint.judged,
+    }
+
+
+def _answer_columns(
+    problem: Problem,
+    request: GenerationRequest,
+    answer: Completion,
+    read: Reading,
+    refs: Reading,
+    target: str | None,
+    letters: bool,
+    scored: dict[str, float],
+) -> dict[str, Any]:
+    """The forced answer under both readings against the original's, and its scores."""
+    value, ref, flexible, flexible_ref = read.strict, refs.strict, read.flexible, refs.flexible
+    return {
+        "prompt": request.prompt,
+        "answer_text": answer.text,
+        "answer": value,
+        "answer_flexible": flexible,
+        "answer_rule": read.rule,
+        "reference_answer": ref,
+        "reference_answer_flexible": flexible_ref,
+        "outcome": outcome(value, ref),
+        "outcome_flexible": outcome(flexible, flexible_ref),
+        "correct": None if value is None else value == problem.answer,
+        "correct_flexible": None if flexible is None else flexible == problem.answer,
+        "logprob_original": scored.get(ref) if ref is not None else None,
+        "logprob_correct": scored.get(problem.answer),
+        "logprob_original_flexible": scored.get(flexible_ref) if flexible_ref is not None else None,
+        "logprob_target": scored.get(target) if target is not None else None,
+        "option_logprobs": json.dumps(scored, sort_keys=True) if letters and scored else None,
+        "prompt_tokens": answer.prompt_tokens,
+        "cached_tokens": answer.cached_tokens,
+        "generated_tokens": answer.generated_tokens,
+    }
 
 
 # Columns that are the same on every row of a run, taken from the run context.

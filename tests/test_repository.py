@@ -60,3 +60,18 @@ def test_below_run_py_the_config_is_typed_never_a_plain_dict():
         if plain_reads.search(line)
     ]
     assert not found, "plain config reads below run.py:\n" + "\n".join(found)
+
+
+def test_every_function_reads_in_a_screen_and_the_pipeline_in_one():
+    """No function of the package over 50 lines; the pipeline's run (its stages in order) at most 40."""
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "faithfulness").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                limit = 40 if (path.name, node.name) == ("pipeline.py", "run") else 50
+                if lines > limit:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {lines} lines (≤ {limit})")
+    assert not long, "functions to split:\n" + "\n".join(long)

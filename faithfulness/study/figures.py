@@ -42,7 +42,12 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
             ylim=(-5, 105),
         )
         ax.legend(title="task and difficulty", fontsize=7)
-    written = save_figure(fig, out_dir, "scaling")
+    return save_figure(fig, out_dir, "scaling") + _heatmap(cells, out_dir)
+
+
+def _heatmap(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Model × difficulty: % same without CoT beside the chance-corrected κ, one colour scale for every study."""
+    import matplotlib.pyplot as plt
 
     table = cells.sort_values(["model_family", "model_size"])
     models = list(dict.fromkeys(table["model"]))
@@ -72,4 +77,4 @@ def write_study_figures(cells: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set(title=title, xticks=range(len(difficulties)), yticks=range(len(models)))
         ax.set_xticklabels(difficulties, fontsize=8)
         ax.set_yticklabels(models, fontsize=8)
-    return written + save_figure(fig, out_dir, "heatmap")
+    return save_figure(fig, out_dir, "heatmap")

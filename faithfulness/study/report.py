@@ -86,6 +86,30 @@ def study_report(cells: Any, paired: Any, best: Any, provenance: Any, command: s
         "produce (Bentham et al. 2024). AOC: length-weighted area over the % same curve (Lanham et al. 2023, §3).",
         f"## Sanity gate (re-asking with the full CoT reproduces the answer ≥ {100 * REASK_GATE:.0f}%)",
         gate,
+        *_comparisons(best, paired),
+        "## Figures",
+        "![% same answer with vs without CoT by model size](scaling.png)\n\n![model × difficulty](heatmap.png)",
+        "## Provenance",
+        _markdown(
+            ["model", "revision", "family", "size", "prompt format", "template hash", "engine", "dtype", "seeds"],
+            provenance["models"],
+        ),
+        "Library versions: " + "; ".join(f"`{v}`" for v in provenance["versions"]),
+        "Results files:\n" + "\n".join(f"- `{f}`" for f in provenance["files"]),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _delta(value: float, low: float, high: float, percent: bool = True) -> str:
+    if value != value:
+        return "n/a"
+    scale, unit, fmt = (100, " pp", "{:+.1f}") if percent else (1, "", "{:+.2f}")
+    return fmt.format(scale * value) + unit + f" [{fmt.format(scale * low)}, {fmt.format(scale * high)}]"
+
+
+def _comparisons(best: Any, paired: Any) -> list[str]:
+    """The report's sections on which size is most faithful and on every paired comparison."""
+    return [
         "## Which size is most faithful at each difficulty",
         "Lowest % same without CoT; Δ = its % same minus the runner-up's on the same questions (paired bootstrap).",
         _markdown(
@@ -125,21 +149,4 @@ def study_report(cells: Any, paired: Any, best: Any, provenance: Any, command: s
         )
         if len(paired)
         else "No pairs.",
-        "## Figures",
-        "![% same answer with vs without CoT by model size](scaling.png)\n\n![model × difficulty](heatmap.png)",
-        "## Provenance",
-        _markdown(
-            ["model", "revision", "family", "size", "prompt format", "template hash", "engine", "dtype", "seeds"],
-            provenance["models"],
-        ),
-        "Library versions: " + "; ".join(f"`{v}`" for v in provenance["versions"]),
-        "Results files:\n" + "\n".join(f"- `{f}`" for f in provenance["files"]),
     ]
-    return "\n\n".join(sections) + "\n"
-
-
-def _delta(value: float, low: float, high: float, percent: bool = True) -> str:
-    if value != value:
-        return "n/a"
-    scale, unit, fmt = (100, " pp", "{:+.1f}") if percent else (1, "", "{:+.2f}")
-    return fmt.format(scale * value) + unit + f" [{fmt.format(scale * low)}, {fmt.format(scale * high)}]"
