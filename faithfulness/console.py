@@ -17,6 +17,7 @@ import ctypes
 import fcntl
 import os
 import re
+import select
 import struct
 import sys
 import termios
@@ -256,8 +257,12 @@ class _Pump:
         return echoed
 
     def _copy(self) -> None:
-        while chunk := os.read(self._read, 1 << 16):
-            with self._lock:  # held for the whole chunk: drain() then sees it logged and echoed, or not at all
+        while True:
+            select.select([self._read], [], [])  # wait for output without the lock, then read it under the lock:
+            with self._lock:  # a chunk out of the pipe is logged and echoed before drain() can take the lock
+                chunk = os.read(self._read, 1 << 16)
+                if not chunk:
+                    return
                 if self._log is not None:
                     self._log.write(chunk)
                     self._log.flush()
