@@ -18,8 +18,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from faithfulness.config.hydra import hydra_error_line, register_resolvers, to_plain
 from faithfulness.errors import ConfigError, StateError
+from faithfulness.loading.hydra import hydra_error_line, register_resolvers, to_plain
 from faithfulness.paths import describe
 
 _BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
@@ -30,7 +30,7 @@ VERBOSE_FLAGS = ("-v", "--verbose")  # not Hydra options: they become the overri
 def main(cfg: DictConfig) -> None:
     """Runs one configuration and prints its table and results folder."""
     from faithfulness import pipeline, report, sweep, tracking
-    from faithfulness.config.rules import load
+    from faithfulness.loading.rules import load
 
     register_resolvers()  # again here: a Slurm job unpickles main() without running this module's __main__ block
     hydra_cfg = HydraConfig.get()

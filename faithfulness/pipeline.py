@@ -136,7 +136,7 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunOutput:
     from the folder's request store and computes only the rest (see ``faithfulness/store.py``).
 
     Args:
-        config: The run's config, checked (``faithfulness.config.rules.load``, before any folder or engine).
+        config: The run's config, checked (``faithfulness.loading.rules.load``, before any folder or engine).
         engine: An already started engine for ``config.model`` (tests share one); started here if None.
     """
     with ExitStack() as held:  # the results folder's lock and request store, released however the run ends

@@ -3,7 +3,7 @@
 Each entry says how to build the test's items from a trace (a pure function bound to the run's
 settings) and how every consumer treats its rows: whether its level counts CoT steps (the rows'
 ``fraction``), its % same curve and AOC (metrics), its labels (the printed table, W&B) and its
-figure (plots). The config check (``config.rules``), the pipeline, rows, filler fractions, metrics,
+figure (plots). The config check (``loading.rules``), the pipeline, rows, filler fractions, metrics,
 the run summary under both answer readings (``summaries``), report, plots and W&B all read this
 dict, and :func:`lookup` raises for a name nobody registered, so a new test can never silently miss
 a table.

@@ -44,9 +44,9 @@ from engine_floor import cpu_description
 from engine_floor import measure as measure_floor
 from naive_reference import NaiveReference
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.engines import ScoreRequest, load_engine
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.tasks import Problem
 
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from faithfulness.config.fields import build
-from faithfulness.config.hydra import load_model_config
 from faithfulness.config.sections import ModelSpec
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import load_model_config
 from faithfulness.models import fetch_wheels, resolve_model
 from faithfulness.paths import default_cache_dir
 

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from faithfulness.config.fields import build
-from faithfulness.config.hydra import MODEL_CONFIGS, load_model_config
 from faithfulness.config.sections import ModelSpec
+from faithfulness.loading.hydra import MODEL_CONFIGS, load_model_config
 from faithfulness.organisms import KINDS, Example, read_answer, scratchpad, training_examples, training_problems
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.reasoning import make_renderer

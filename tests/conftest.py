@@ -72,8 +72,8 @@ def smollm2_tokenizer():
     from transformers import AutoTokenizer
 
     from faithfulness.config.fields import build
-    from faithfulness.config.hydra import MODEL_CONFIGS, load_model_config
     from faithfulness.config.sections import ModelSpec
+    from faithfulness.loading.hydra import MODEL_CONFIGS, load_model_config
     from faithfulness.models import resolve_model
     from faithfulness.paths import default_cache_dir
 

@@ -7,8 +7,8 @@ import pytest
 
 from faithfulness.config import sections
 from faithfulness.config.fields import build
-from faithfulness.config.hydra import compose
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import compose
 
 
 def _dataclasses(cls, seen=None):

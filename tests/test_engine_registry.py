@@ -4,10 +4,10 @@ from dataclasses import asdict
 
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.engines import BACKENDS, INFO_KEYS, Backend, describe_engine, load_engine, register_backend
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.provenance import results_dir
 
 

@@ -42,9 +42,9 @@ import pytest
 
 from faithfulness import report
 from faithfulness.answers import view
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.config.sections import RunConfig
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.plots import write_figures
 from faithfulness.provenance import config_hash, results_dir
 from faithfulness.results import read_results, write_json

@@ -3,8 +3,6 @@ import re
 import pandas as pd
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
 from faithfulness.filler import (
     accuracy_by_fraction,
@@ -14,6 +12,8 @@ from faithfulness.filler import (
     set_fractions,
     tokens_per_repeat,
 )
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.metrics import Clusters
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from faithfulness.config.fields import build
-from faithfulness.config.hydra import compose
 from faithfulness.config.sections import BiasedContext
 from faithfulness.errors import ConfigError
 from faithfulness.hints import (
@@ -19,6 +18,7 @@ from faithfulness.hints import (
     with_targets,
     wrong_answer,
 )
+from faithfulness.loading.hydra import compose
 from faithfulness.perturbations import Hint, Perturbed, Trace
 from faithfulness.tasks import Problem
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from faithfulness.config.hydra import register_resolvers
+from faithfulness.loading.hydra import register_resolvers
 from faithfulness.organisms import read_answer, scratchpad, training_examples, training_problems
 from faithfulness.perturbations import rule_mistake
 from faithfulness.prompts import PromptRenderer, PromptTemplate

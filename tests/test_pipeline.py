@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.pipeline import run
 from faithfulness.provenance import results_dir
 from faithfulness.results import read_results

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from faithfulness.config.rules import load
+from faithfulness.loading.rules import load
 from faithfulness.models import resolve_model
 from faithfulness.pipeline import build_renderer, run
 from faithfulness.results import read_results

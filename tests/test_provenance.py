@@ -2,8 +2,8 @@
 
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.provenance import results_dir
 
 

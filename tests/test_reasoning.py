@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from faithfulness.config.hydra import REPO_ROOT, compose
-from faithfulness.config.rules import load
 from faithfulness.engines import Completion
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import REPO_ROOT, compose
+from faithfulness.loading.rules import load
 from faithfulness.perturbations import Trace
 from faithfulness.prompts import PromptRenderer, PromptTemplate
 from faithfulness.reasoning import ThinkingRenderer, ThinkTags, make_renderer, think_tags, thinking_cut

@@ -8,9 +8,9 @@ import pytest
 
 from faithfulness import metrics, plots, report, tracking
 from faithfulness.answers import Reading
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.engines import Completion, GenerationRequest
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.perturbations import Perturbed, Trace
 from faithfulness.pipeline import run
 from faithfulness.registry import Binding

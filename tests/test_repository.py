@@ -50,12 +50,12 @@ def test_the_code_is_formatter_and_lint_clean(command):
 
 
 def test_below_run_py_the_config_is_typed_never_a_plain_dict():
-    """``run.py`` builds the typed config once (faithfulness/config/rules.load); nothing below indexes a plain one."""
+    """``run.py`` builds the typed config once (faithfulness/loading/rules.load); nothing below indexes a plain one."""
     plain_reads = re.compile(r"\b(?:cfg|config|plain)\[\"|\bcfg\.get\(")
     found = [
         f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
         for path in sorted((ROOT / "faithfulness").rglob("*.py"))
-        if path.parent.name != "config"  # where the plain dict becomes the typed config
+        if path.parent.name != "loading"  # where the plain dict becomes the typed config
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if plain_reads.search(line)
     ]

@@ -19,7 +19,7 @@ import time
 import pandas as pd
 import pytest
 
-from faithfulness.config.rules import load
+from faithfulness.loading.rules import load
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
 from faithfulness.store import KILL_ENV, STORE_FILE, RequestStore

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from faithfulness.config.rules import load
+from faithfulness.loading.rules import load
 from faithfulness.results import read_results
 from faithfulness.summaries import summarise_run, summary_options
 from tests.conftest import run_cli

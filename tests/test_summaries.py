@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from faithfulness import report
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.metrics import Clusters
 from faithfulness.summaries import Options, aoc_figures, noise_floor, reading_warnings, summarise_run, summary_options
 from tests.test_answers import _rows as _answer_rows

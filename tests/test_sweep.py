@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.sweep import engine_key
 from tests.conftest import ROOT, run_cli
 

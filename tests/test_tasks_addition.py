@@ -2,9 +2,9 @@ from dataclasses import replace
 
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.tasks import Addition, last_integer, make_task, parse_leading_integer
 
 

@@ -2,10 +2,10 @@ from dataclasses import replace
 
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.data import MCRecord
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.tasks import MultipleChoice, make_task, parse_letter
 from faithfulness.tasks import multiple_choice as mc
 

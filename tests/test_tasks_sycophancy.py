@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load
 from faithfulness.data.fetch import PACKAGES
 from faithfulness.data.sycophancy import load_sycophancy, make_record, read_hub_lines, subdomain_of
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load
 from faithfulness.tasks import Sycophancy, make_task
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "data"

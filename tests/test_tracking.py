@@ -14,10 +14,10 @@ import pytest
 
 from faithfulness import tracking
 from faithfulness.config.fields import build
-from faithfulness.config.hydra import compose
-from faithfulness.config.rules import load, resolve_wandb
 from faithfulness.config.sections import Wandb
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import compose
+from faithfulness.loading.rules import load, resolve_wandb
 from faithfulness.pipeline import run
 from faithfulness.results import read_results
 from tests.conftest import run_cli, run_in_group

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from faithfulness.config.hydra import MODEL_CONFIGS, compose, load_model_config
-from faithfulness.config.rules import load
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import MODEL_CONFIGS, compose, load_model_config
+from faithfulness.loading.rules import load
 from faithfulness.pipeline import run
 from tests.test_pipeline import make_cfg
 

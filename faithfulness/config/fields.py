@@ -2,7 +2,7 @@
 
 A bad value is refused with one line naming the key, the value and what is allowed; a field without
 ``doc`` metadata (``RunConfig.plain``, ``RunConfig.task_keys``) is not a config key and is set by
-``faithfulness.config.rules``.
+``faithfulness.loading.rules``.
 """
 
 from __future__ import annotations

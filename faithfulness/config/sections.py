@@ -3,7 +3,7 @@
 ``conf/config.yaml`` writes every default a run uses, so a key it sets has no default here
 (``MISSING``: composing without it is an error, not a second default). Model configs
 (``conf/model/*.yaml``) set only the keys their source needs, so :class:`ModelSpec` keeps its
-defaults here. :func:`faithfulness.config.rules.load` builds a :class:`RunConfig` once, in
+defaults here. :func:`faithfulness.loading.rules.load` builds a :class:`RunConfig` once, in
 ``run.py``; everything below reads these typed sections.
 
 Why not Hydra structured configs: task configs put their difficulty keys at the top level

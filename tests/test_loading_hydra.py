@@ -4,7 +4,7 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from faithfulness.config.hydra import compose, hydra_error_line
+from faithfulness.loading.hydra import compose, hydra_error_line
 
 
 @pytest.mark.parametrize(

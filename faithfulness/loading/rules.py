@@ -20,10 +20,10 @@ from urllib.parse import urlparse
 
 from faithfulness import hints, paths
 from faithfulness.config.fields import build
-from faithfulness.config.hydra import MODEL_CONFIGS, load_model_config
 from faithfulness.config.sections import ModelSpec, RunConfig, Wandb
 from faithfulness.engines import backend
 from faithfulness.errors import ConfigError
+from faithfulness.loading.hydra import MODEL_CONFIGS, load_model_config
 from faithfulness.prompts import FORMATS
 from faithfulness.suite import choosable
 from faithfulness.tasks import TASKS, make_task
@@ -36,7 +36,7 @@ NOT_TASK_KEYS = ("dataset", "cache_dir")  # task fields make_task sets from the 
 
 
 def load(plain: dict[str, Any]) -> RunConfig:
-    """Checks a resolved plain config (``faithfulness.config.hydra.to_plain``) and returns it typed.
+    """Checks a resolved plain config (``faithfulness.loading.hydra.to_plain``) and returns it typed.
 
     Raises:
         ConfigError: for a bad value, naming the key, the value and what is allowed.

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from faithfulness.config.hydra import REPO_ROOT, compose
-from faithfulness.config.rules import load
 from faithfulness.config.sections import Wandb
 from faithfulness.errors import ConfigError, StateError
+from faithfulness.loading.hydra import REPO_ROOT, compose
+from faithfulness.loading.rules import load
 from tests.conftest import run_cli
 
 # issue 17's inputs: each was checked only by vLLM or scipy after the engine started, or accepted silently
