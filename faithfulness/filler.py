@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faithfulness import metrics
+from faithfulness import metrics, stats
 from faithfulness.config.sections import RunConfig
 from faithfulness.errors import ConfigError
 from faithfulness.prompts import PromptRenderer
@@ -112,14 +112,14 @@ def set_fractions(rows: list[dict[str, Any]], longest: dict[int, int], by_length
             row["fraction"] = row["level"] / longest[row["item_id"]]
 
 
-def accuracy_by_fraction(c: metrics.Clusters, rows: pd.DataFrame) -> dict[str, dict[str, object]]:
+def accuracy_by_fraction(c: stats.Clusters, rows: pd.DataFrame) -> dict[str, dict[str, object]]:
     """Filler accuracy at each printed fraction f of the question's CoT length (the paper's Fig. 5 x-axis).
 
     At f, each CoT contributes its longest filler with m / length ≤ f (the lengths are a step grid).
     """
     rows = rows[rows["fraction"].notna()]
     out = {}
-    for f in metrics.FRACTIONS:
+    for f in stats.FRACTIONS:
         below = rows[rows["fraction"] <= f + 1e-9]
         picked = below.loc[below.groupby(["item_id", "sample"])["fraction"].idxmax()] if len(below) else below
         out[f"{f:g}"] = metrics.accuracy(c, picked)

@@ -13,16 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faithfulness.stats import (  # noqa: F401 (the shared statistics, read through metrics by its callers)
-    FRACTIONS,
+from faithfulness.stats import (
     Clusters,
     Stat,
-    at_fraction,
     condition,
     option_share,
     rate,
-    rate_stat,
-    share,
 )
 
 

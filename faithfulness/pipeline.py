@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from faithfulness import console, hints
-from faithfulness.answers import read_answers, view
+from faithfulness.answers import Reading, read_answers, view
 from faithfulness.config.sections import ModelSpec, RunConfig
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, describe_engine, load_engine
 from faithfulness.engines.cached import CachedEngine, LazyEngine
@@ -102,6 +102,7 @@ class RunState:
     model: ResolvedModel
     renderer: PromptRenderer
     timings: dict[str, float]
+    templates: list[hints.HintTemplate]  # the configured hints when biased_context runs (checked), else none
     out_dir: Path = Path()
     engines: Engines = field(init=False)
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -117,8 +118,8 @@ class RunState:
     row_cut: list[bool | None] = field(default_factory=list)
     answer_requests: list[GenerationRequest] = field(default_factory=list)
     answers: list[Completion] = field(default_factory=list)
-    readings: list[dict[str, str | None]] = field(default_factory=list)
-    reference: dict[tuple[int, int], dict[str, str | None]] = field(default_factory=dict)
+    readings: list[Reading] = field(default_factory=list)
+    reference: dict[tuple[int, int], Reading] = field(default_factory=dict)  # each trace's original answer
     scores: list[dict[str, float]] | None = None
 
     problem: dict[int, Problem] = field(init=False)  # the problems by item id
@@ -163,7 +164,7 @@ def prepare(config: RunConfig) -> RunState:
     model = resolve_model(config.model, config.cache_dir)
     timings["model_prepare_s"] = time.perf_counter() - clock
     renderer = build_renderer(config, config.model, config.prompt_format, model, task)
-    return RunState(config, task, problems, model, renderer, timings)
+    return RunState(config, task, problems, model, renderer, timings, hint_templates(config, task))
 
 
 def chains_of_thought(run: RunState) -> None:
@@ -190,7 +191,7 @@ def perturb(run: RunState) -> None:
     """Every configured test's items of every trace; the filler plan needs the CoTs' lengths and the tokenizer."""
     run.longest = longest_per_question([t.item_id for t in run.traces], [c.generated_tokens for c in run.cots])
     run.filler = plan(run.config, run.renderer, run.problems[0].question, run.longest)
-    tests = build_perturbations(run.config, run.filler, run.problems, run.task)
+    tests = build_perturbations(run.config, run.filler, run.problem, run.templates)
     items = [(t, item) for t in run.traces for fn in [original, *tests] for item in fn(t)]
     run.items = items
 
@@ -223,7 +224,7 @@ def regenerate(run: RunState) -> None:
     todo = [n for n, (_, p) in enumerate(perturbed) if p.regenerate]
     requests = [regenerate_request(run.renderer, run.question, *perturbed[n], run.config) for n in todo]
     rests = _stage(run.engines.subject, requests, "regenerations", run.stages)
-    templates = {t.name: t for t in hint_templates(run.config, run.task)}
+    templates = {t.name: t for t in run.templates}
     for n, rest in zip(todo, rests):
         trace, p = perturbed[n]
         perturbed[n] = (trace, hints.mark_verbalised(with_continuation(p, rest.text), templates))
@@ -452,10 +453,10 @@ def answer_settings(cfg: RunConfig, task: Task) -> dict[str, Any]:
 
 
 def build_perturbations(
-    cfg: RunConfig, filler: dict[str, Any], problems: list[Problem], task: Task
+    cfg: RunConfig, filler: dict[str, Any], problems: dict[int, Problem], templates: list[hints.HintTemplate]
 ) -> list[Callable[[Trace], list[Item]]]:
     """Binds each configured test (faithfulness/registry.py) to its settings; randomness is seeded per trace."""
-    settings = Binding(cfg, filler, {p.item_id: p for p in problems}, hint_templates(cfg, task))
+    settings = Binding(cfg, filler, problems, templates)
     return [lookup(name).bind(settings) for name in cfg.perturbations]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faithfulness import metrics
+from faithfulness import stats
 from faithfulness.bias import target_probabilities
 from faithfulness.suite import TESTS
 
@@ -63,7 +63,7 @@ def bias_figures(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     plain = df[df["target_answer"].notna() & df["hint"].isna()]
     fig, ax = plt.subplots(figsize=(6, 4))
     for (key, name), marker in zip((("no_cot", "no_cot"), ("cot", "original")), ("o", "s")):
-        rows = metrics.condition(plain, name)
+        rows = stats.condition(plain, name)
         p, top, valid = target_probabilities(rows, rows["target_answer"])
         item = p[valid].groupby(rows.loc[valid, "item_id"]).mean().sort_values()
         wins = top[valid].groupby(rows.loc[valid, "item_id"]).mean()
@@ -91,7 +91,7 @@ def _hint_figure(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Per hint kind: P(X) with the hint against P(X) without it, per item, with and without CoT."""
     import matplotlib.pyplot as plt
 
-    hinted = metrics.condition(df, "biased_context")
+    hinted = stats.condition(df, "biased_context")
     kinds = sorted(hinted["hint"].dropna().unique())
     fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 4), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
@@ -99,7 +99,7 @@ def _hint_figure(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             wrong = hinted["target_answer"] != hinted["correct_answer"]
             rows = hinted[(hinted["hint"] == kind) & (hinted["level"] == level) & wrong]
             base = rows[["item_id", "sample"]].merge(
-                metrics.condition(df, reference), on=["item_id", "sample"], how="left"
+                stats.condition(df, reference), on=["item_id", "sample"], how="left"
             )
             y = target_probabilities(rows, rows["target_answer"])[0].to_numpy()
             x = target_probabilities(base.set_index(rows.index), rows["target_answer"])[0].to_numpy()

@@ -14,10 +14,10 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from faithfulness import bias, metrics
+from faithfulness import bias, metrics, stats
 from faithfulness.answers import READINGS, view
 from faithfulness.config.sections import RunConfig
-from faithfulness.metrics import AOC_DEFINITIONS, Options, aoc_figures  # noqa: F401 (read here by callers)
+from faithfulness.metrics import Options
 from faithfulness.suite import TESTS, lookup
 
 
@@ -59,18 +59,18 @@ def summarise_reading(df: pd.DataFrame, options: Options) -> dict[str, object]:
     computed under this reading too: its answer rates read the reading's ``answer`` column.
     """
     tests = {name: lookup(name) for name in sorted(set(df["perturbation"]) - {"original"})}
-    c = metrics.Clusters(df, options.resamples, options.seed)
+    c = stats.Clusters(df, options.resamples, options.seed)
     out = metrics.run_figures(c, df)
     for name, test in tests.items():
-        out[name] = test.summarise(c, df, metrics.condition(df, name), options)
+        out[name] = test.summarise(c, df, stats.condition(df, name), options)
     if "target_answer" in df and df["target_answer"].notna().any():
         out["bias"] = bias.summarise(c, df)  # sycophancy and hints: both probability measures of the target
     if options.noise_floor:
-        out["noise_floor"] = noise_floor(c, metrics.condition(df, "original"))
+        out["noise_floor"] = noise_floor(c, stats.condition(df, "original"))
     return out
 
 
-def noise_floor(c: metrics.Clusters, originals: pd.DataFrame) -> dict[str, object]:
+def noise_floor(c: stats.Clusters, originals: pd.DataFrame) -> dict[str, object]:
     """% same answer between two independent full CoTs of one question: the chance level of "same".
 
     Over every pair of a question's sampled CoTs whose answers are both read, the share that agree

@@ -52,11 +52,11 @@ def _serve(conn: Connection) -> None:
     # a killed sweep must not leave a worker finishing its job (its engine's watchdog follows)
     lifeline.die_with_parent()
     engine: LazyEngine | None = None
-    served: list[RunConfig] = []
+    last: RunConfig | None = None  # the last job served: the engine's shutdown lines go to its log
 
     def job(config: RunConfig) -> pipeline.RunOutput:
-        nonlocal engine
-        served.append(config)
+        nonlocal engine, last
+        last = config
         if engine is None:  # started inside the first run that needs it, which gets its engine.log lines
             engine = LazyEngine(partial(pipeline.start_engine, config), describe_engine(asdict(config.engine)), {})
         return pipeline.run(config, engine)
@@ -64,9 +64,8 @@ def _serve(conn: Connection) -> None:
     try:
         serve(conn, job)
     finally:
-        if engine is not None and served:
-            last = served[-1]
-            folder = results_dir(last)  # the engine's shutdown lines go to the log of the last run it served
+        if engine is not None and last is not None:
+            folder = results_dir(last)
             with console.engine_log(folder / "engine.log", last.verbose) if folder.is_dir() else nullcontext():
                 engine.close()
 

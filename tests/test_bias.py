@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from faithfulness import bias, plots, report, summaries
-from faithfulness.metrics import Clusters
 from faithfulness.results import COLUMNS, to_table
+from faithfulness.stats import Clusters
 from faithfulness.summaries import Options, summarise_reading
 from tests.synthetic import run_header
 

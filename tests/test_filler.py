@@ -14,8 +14,8 @@ from faithfulness.filler import (
 )
 from faithfulness.loading.hydra import compose
 from faithfulness.loading.rules import load
-from faithfulness.metrics import Clusters
 from faithfulness.prompts import PromptRenderer, PromptTemplate
+from faithfulness.stats import Clusters
 
 TEMPLATE = PromptTemplate("chat", "Question: {question}", "", "Given all of the above?", "The answer is")
 

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithfulness import metrics
-from faithfulness.metrics import Clusters
+from faithfulness import metrics, stats
+from faithfulness.stats import Clusters
 from faithfulness.summaries import Options, summarise_reading
 from tests.synthetic import MARGINAL, synthetic_run
 
@@ -71,18 +71,18 @@ def test_adding_mistakes_aoc_is_zero_when_no_mistake_changes_the_answer():
 
 def test_unparsed_rows_are_left_out_not_counted_as_changed():
     df = _rows({(0, 0): ["unparsed", "same", "same"], (1, 0): ["same", "same", "same"]}, {(0, 0): 2, (1, 0): 2})
-    r = metrics.pct_same(Clusters(df, 0), metrics.condition(df, "early_answering", 0))
+    r = metrics.pct_same(Clusters(df, 0), stats.condition(df, "early_answering", 0))
     assert (r["value"], r["n"], r["unparsed"]) == (1.0, 1, 1)
     assert _aoc(df)["value"] == pytest.approx(0.0)
 
 
 def test_at_fraction_uses_floor_of_fraction_times_length_or_ceil_when_asked():
     df = _rows({(0, 0): ["changed", "changed", "same", "same", "same"]}, {(0, 0): 4})
-    assert metrics.at_fraction(df, 0.25)["level"].tolist() == [1]
-    assert metrics.at_fraction(df, 0.75)["level"].tolist() == [3]
+    assert stats.at_fraction(df, 0.25)["level"].tolist() == [1]
+    assert stats.at_fraction(df, 0.75)["level"].tolist() == [3]
     df3 = _rows({(0, 0): ["same"] * 4}, {(0, 0): 3})
-    assert metrics.at_fraction(df3, 0.25)["level"].tolist() == [0]
-    assert metrics.at_fraction(df3, 0.25, up=True)["level"].tolist() == [1]
+    assert stats.at_fraction(df3, 0.25)["level"].tolist() == [0]
+    assert stats.at_fraction(df3, 0.25, up=True)["level"].tolist() == [1]
 
 
 def test_all_unparsed_gives_nan_with_zero_n():
@@ -136,12 +136,12 @@ def test_kappa_is_one_for_copies_zero_for_independent_answers_and_finds_a_plante
     rng = np.random.default_rng(0)
     for planted in (1.0, 0.0, 0.4):
         rows = synthetic_run("m", 1, 1, planted, rng, n=3000)
-        c = metrics.Clusters(rows, resamples=200)
-        kappa = metrics.chance_corrected_agreement(c, metrics.condition(rows, "no_cot"))
+        c = stats.Clusters(rows, resamples=200)
+        kappa = metrics.chance_corrected_agreement(c, stats.condition(rows, "no_cot"))
         assert kappa["value"] == pytest.approx(planted, abs=0.04)
         assert kappa["ci"][0] - 0.01 <= planted <= kappa["ci"][1] + 0.01
         # % same is inflated by the shared error distribution: 0.4 + 0.6 · Σp² = 0.64, not 0.4
-        same = metrics.pct_same(c, metrics.condition(rows, "no_cot"))["value"]
+        same = metrics.pct_same(c, stats.condition(rows, "no_cot"))["value"]
         assert same == pytest.approx(planted + (1 - planted) * (MARGINAL**2).sum(), abs=0.04)
 
 
@@ -152,8 +152,8 @@ def test_cis_cover_the_truth_at_about_the_nominal_rate(name):
     truth = planted if name == "kappa" else planted + (1 - planted) * (MARGINAL**2).sum()
     covered, reps = 0, 150
     for rep in range(reps):
-        rows = metrics.condition(synthetic_run("m", 1, 1, planted, rng, n=60), "no_cot")
-        c = metrics.Clusters(rows, resamples=400, seed=rep)
+        rows = stats.condition(synthetic_run("m", 1, 1, planted, rng, n=60), "no_cot")
+        c = stats.Clusters(rows, resamples=400, seed=rep)
         m = metrics.pct_same(c, rows) if name == "pct_same" else metrics.chance_corrected_agreement(c, rows)
         covered += m["ci"][0] <= truth <= m["ci"][1]
     # binomial sd of the coverage over 150 reps is ~1.8 pp; percentile bootstraps run a little narrow at n=60
@@ -162,9 +162,9 @@ def test_cis_cover_the_truth_at_about_the_nominal_rate(name):
 
 def test_kappa_is_zero_not_undefined_when_both_conditions_are_always_right():
     rows = synthetic_run("m", 1, 1, 1.0, np.random.default_rng(9), n=40)
-    rows = metrics.condition(rows, "no_cot")
+    rows = stats.condition(rows, "no_cot")
     rows = rows.assign(answer=rows["correct_answer"], reference_answer=rows["correct_answer"], outcome="same")
-    kappa = metrics.chance_corrected_agreement(metrics.Clusters(rows, resamples=100), rows)
+    kappa = metrics.chance_corrected_agreement(stats.Clusters(rows, resamples=100), rows)
     assert kappa["value"] == 0.0 and kappa["ci"] == [0.0, 0.0]
 
 

@@ -133,7 +133,7 @@ def _numbered_trace(n_steps: int):
 
 @pytest.mark.parametrize("n_steps", [1, 3, 4, 13, 40])
 def test_cut_points_measure_exactly_the_printed_fractions(n_steps):
-    from faithfulness.metrics import FRACTIONS
+    from faithfulness.stats import FRACTIONS
 
     trace, rng = _numbered_trace(n_steps), np.random.default_rng(0)
     early = [p.level for p in early_answering(trace, points=5)]

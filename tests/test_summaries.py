@@ -6,8 +6,9 @@ from faithfulness import report
 from faithfulness.errors import ConfigError
 from faithfulness.loading.hydra import compose
 from faithfulness.loading.rules import load
-from faithfulness.metrics import Clusters
-from faithfulness.summaries import Options, aoc_figures, noise_floor, reading_warnings, summarise_run, summary_options
+from faithfulness.metrics import Options, aoc_figures
+from faithfulness.stats import Clusters
+from faithfulness.summaries import noise_floor, reading_warnings, summarise_run, summary_options
 from tests.test_answers import _rows as _answer_rows
 from tests.test_metrics import _rows
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faithfulness import metrics
+from faithfulness import metrics, stats
 from faithfulness.errors import ConfigError
 from faithfulness.results import read_results
 from faithfulness.tasks import DIFFICULTY_COLUMNS
@@ -91,9 +91,9 @@ def cell_metrics(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.D
     rows = []
     for key, cell in df.groupby(CELL, sort=True, dropna=False):
         cell = with_question_ids(cell)
-        c = metrics.Clusters(cell, resamples, seed)
-        orig, no_cot = metrics.condition(cell, "original"), metrics.condition(cell, "no_cot")
-        early, mistakes = metrics.condition(cell, "early_answering"), metrics.condition(cell, "adding_mistakes")
+        c = stats.Clusters(cell, resamples, seed)
+        orig, no_cot = stats.condition(cell, "original"), stats.condition(cell, "no_cot")
+        early, mistakes = stats.condition(cell, "early_answering"), stats.condition(cell, "adding_mistakes")
         if no_cot.empty:  # early answering at k = 0 is the same prompt as no CoT
             no_cot = early[early["level"] == 0]
         figures: dict[str, dict[str, Any] | None] = {
@@ -106,7 +106,7 @@ def cell_metrics(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.D
             else None,
             "aoc_early_answering": metrics.aoc(c, early) if len(early) else None,
             "aoc_adding_mistakes": metrics.aoc(c, mistakes) if len(mistakes) else None,
-            "reask_agreement": metrics.pct_same(c, metrics.condition(cell, "early_answering", "full"))
+            "reask_agreement": metrics.pct_same(c, stats.condition(cell, "early_answering", "full"))
             if len(early)
             else None,
             "unparsed_rate": metrics.unparsed_rate(c, cell),
@@ -155,7 +155,7 @@ def paired_differences(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -
             if ra.empty:
                 continue
             both = with_question_ids(pd.concat([ra.assign(_m=0), rb.assign(_m=1)], ignore_index=True))
-            c = metrics.Clusters(both, resamples, seed)
+            c = stats.Clusters(both, resamples, seed)
             ra, rb = both[both["_m"] == 0], both[both["_m"] == 1]
             row = {
                 "model_family": family,
@@ -178,12 +178,12 @@ def _no_cot_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["perturbation"] == "no_cot") | (~has_no_cot & early_zero)]
 
 
-def _paired_rate(c: metrics.Clusters, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
-    same = [metrics.rate_stat(c, r, r["outcome"] == "same", r["outcome"] != "unparsed") for r in (a, b)]
+def _paired_rate(c: stats.Clusters, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
+    same = [stats.rate_stat(c, r, r["outcome"] == "same", r["outcome"] != "unparsed") for r in (a, b)]
     return c.estimate(lambda i: same[0](i) - same[1](i), _comparable(a, b))
 
 
-def _paired_kappa(c: metrics.Clusters, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
+def _paired_kappa(c: stats.Clusters, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object]:
     kappa = [metrics.kappa_stat(c, r) for r in (a, b)]
     return c.estimate(lambda i: kappa[0](i) - kappa[1](i), _comparable(a, b))
 

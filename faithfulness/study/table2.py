@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from faithfulness import metrics
+from faithfulness.stats import Clusters, condition
 
 # task: (AOC early answering, AOC adding mistakes, accuracy without CoT, accuracy with CoT), Table 2
 PAPER_TABLE2: dict[str, tuple[float, float, float, float]] = {
@@ -43,16 +44,16 @@ def comparison(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.Dat
     rows = df[df["task"].isin(PAPER_TABLE2)]
     for (model, task), group in rows.groupby(["model", "task"], sort=True):
         group = _question_ids(group)
-        c = metrics.Clusters(group, resamples, seed)
+        c = Clusters(group, resamples, seed)
         paper = PAPER_TABLE2[task]
-        no_cot = metrics.condition(group, "no_cot")
+        no_cot = condition(group, "no_cot")
         if no_cot.empty:  # early answering at k = 0 is the same prompt
             no_cot = group[(group["perturbation"] == "early_answering") & (group["level"] == 0)]
         figures: dict[str, Any] = {
             "aoc_early_answering": _aoc(c, group, "early_answering"),
             "aoc_adding_mistakes": _aoc(c, group, "adding_mistakes"),
             "accuracy_no_cot": metrics.accuracy(c, no_cot) if len(no_cot) else None,
-            "accuracy_cot": metrics.accuracy(c, metrics.condition(group, "original")),
+            "accuracy_cot": metrics.accuracy(c, condition(group, "original")),
         }
         row: dict[str, Any] = {"model": model, "task": task, "questions": len(c.items)}
         for n, (name, m) in enumerate(figures.items()):
@@ -68,8 +69,8 @@ def _question_ids(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(item_id=codes)
 
 
-def _aoc(c: metrics.Clusters, group: pd.DataFrame, test: str) -> dict[str, object] | None:
-    rows = metrics.condition(group, test)
+def _aoc(c: Clusters, group: pd.DataFrame, test: str) -> dict[str, object] | None:
+    rows = condition(group, test)
     return metrics.aoc(c, rows) if len(rows) else None
 
 
@@ -86,8 +87,8 @@ def rank_correlation(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> 
             tasks, values, draws = [], [], []
             for task, group in by_model.groupby("task", sort=True):
                 group = _question_ids(group)
-                c = metrics.Clusters(group, resamples, seed)
-                test_rows = metrics.condition(group, test)
+                c = Clusters(group, resamples, seed)
+                test_rows = condition(group, test)
                 if test_rows.empty:
                     continue
                 stat, _ = metrics.aoc_stat(c, test_rows)
