@@ -9,32 +9,17 @@ conclusion. So every row keeps both readings, every metric is computed under bot
 where they disagree (``faithfulness.summaries.reading_warnings``).
 
 The flexible reading never overrides the strict one: where strict reads a value, flexible reads the
-same value (rule ``strict``). Otherwise the first of these rules that fires gives the value:
-
-integers (``answer_type == "integer"``)
-    ``answer_tag``      ``<answer>436</answer>`` (also unterminated: a stop string may cut it)
-    ``trailing_zeros``  a leading number with a zero fraction: ``436.000`` → 436
-    ``stated_result``   the result after the last "=", "is" or "equals" of the first line:
-                        ``196 + 240 = 436.`` → 436, ``954 + 164, which is 229.`` → 229 (an expression
-                        after it, or a line that repeats itself, "1 + 2 = 1 + 2 = 1", reads as nothing)
-    ``last_number``     the last integer of the first sentence, if that sentence has no "=" and no
-                        arithmetic between numbers: ``the sum is 436`` → 436
-option letters (``answer_type == "letter"``)
-    ``answer_tag``      ``<answer>B</answer>``
-    ``answer_is``       ``answer is B``, ``answer is: (B``
-    ``option_paren``    the first option letter written ``(B)`` or ``B)``
-
-Anything else stays unread (``None``): a reading is never a guess.
+same value (rule ``strict``); otherwise the task's answer kind reads it by its rules
+(``faithfulness.tasks.kinds`` lists them; a reading is never a guess).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 
-from faithfulness.tasks import Problem, Task, parse_leading_integer, parse_letter
+from faithfulness.tasks import Problem, Task, answer_kind
 
 READINGS = ("strict", "flexible")
 
@@ -60,7 +45,7 @@ class Reading:
 
 def read_answers(task: Task, problem: Problem, text: str) -> Reading:
     """Both readings of a forced answer to ``problem``: the task's parser, then the flexible rules."""
-    return read_answer(text, task.answer_type, problem.choices, task.parse_answer(text, problem))
+    return read_answer(text, task.kind.name, problem.choices, task.parse_answer(text, problem))
 
 
 def read_answer(text: str, answer_type: str, choices: tuple[str, ...] | str, strict: str | None) -> Reading:
@@ -68,75 +53,14 @@ def read_answer(text: str, answer_type: str, choices: tuple[str, ...] | str, str
 
     Args:
         text: The model's continuation after the answer prefix.
-        answer_type: ``integer`` or ``letter`` (the task's).
+        answer_type: The task's answer kind (``integer`` or ``letter``: the rows' ``answer_type``).
         choices: The option letters (multiple choice; ignored for integers).
         strict: What the task's strict parser read (None if nothing).
     """
     if strict is not None:
         return Reading(strict, strict, "strict")
-    value, rule = flexible_letter(text, tuple(choices)) if answer_type == "letter" else flexible_integer(text)
+    value, rule = answer_kind(answer_type).flexible(text, tuple(choices))
     return Reading(None, value, rule)
-
-
-_TAG = re.compile(r"<answer>\s*(.*?)\s*(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
-_ZERO_FRACTION = re.compile(r"^(\s*[*$`\"'(\[]*\s*-?\d+(?:,\d{3})*)\.0+(?!\d)")
-_RESULT_MARKER = re.compile(r"=|\b(?:is|equals)\b", re.IGNORECASE)  # what a stated result follows
-_OPERATOR_BETWEEN = re.compile(r"\d\s*(?:[-+×x/*^]|\*\*)\s*\d")
-_FIRST_SENTENCE = re.compile(r"^.*?(?:\.(?:\s|$)|\n|$)", re.DOTALL)
-_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|-?\d+(?:\.\d+)?")  # integers, decimals
-
-
-def flexible_integer(text: str) -> tuple[str | None, str | None]:
-    """The flexible reading of an integer answer and the rule that fired (see the module docstring)."""
-    tag = _TAG.search(text)
-    if tag:
-        value = _integer(tag.group(1))
-        return (value, "answer_tag") if value is not None else (None, None)
-    zeros = _ZERO_FRACTION.match(text)
-    if zeros:
-        value = _integer(zeros.group(1) + text[zeros.end() :])
-        if value is not None:
-            return value, "trailing_zeros"
-    line = text.lstrip().split("\n", 1)[0]
-    parts = _RESULT_MARKER.split(line)
-    if len(parts) > 1:
-        looping = any(p.strip() in {q.strip() for q in parts[:n]} for n, p in enumerate(parts[1:-1], 1))
-        value = None if looping else _integer(parts[-1])  # "1 + 2 = 1 + 2 = 1" repeats itself: no result
-        return (value, "stated_result") if value is not None else (None, None)
-    sentence = _FIRST_SENTENCE.match(text.lstrip()).group()  # type: ignore[union-attr]
-    found = _NUMBER.findall(sentence)
-    if found and not _OPERATOR_BETWEEN.search(sentence):
-        whole, _, fraction = found[-1].replace(",", "").partition(".")
-        if fraction.strip("0") == "":  # a decimal is not an integer answer, 436.0 is
-            return str(int(whole)), "last_number"
-    return None, None
-
-
-def _integer(text: str) -> str | None:
-    """``text`` read by the strict integer rule, a zero fraction (``436.00``) allowed."""
-    zeros = _ZERO_FRACTION.match(text)
-    if zeros:
-        text = zeros.group(1) + text[zeros.end() :]
-    value = parse_leading_integer(text)
-    return None if value is None else str(value)
-
-
-_ANSWER_IS = re.compile(r"answer is:?\s*\(?\s*([A-Z])(?![A-Za-z])", re.IGNORECASE)
-_PAREN = re.compile(r"(?<![A-Za-z])\(?([A-Z])\)")
-
-
-def flexible_letter(text: str, choices: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """The flexible reading of an option letter and the rule that fired (see the module docstring)."""
-    tag = _TAG.search(text)
-    if tag:
-        value = parse_letter(tag.group(1), choices)
-        return (value, "answer_tag") if value is not None else (None, None)
-    for rule, pattern in (("answer_is", _ANSWER_IS), ("option_paren", _PAREN)):
-        for match in pattern.finditer(text):
-            letter = match.group(1).upper() if rule == "answer_is" else match.group(1)
-            if letter in choices:
-                return letter, rule
-    return None, None
 
 
 # The columns of the table that hold one reading; the flexible ones are named with this suffix.

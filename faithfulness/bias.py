@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faithfulness.stats import FRACTIONS, Clusters, at_fraction, condition, option_share, rate, rate_stat, share
+from faithfulness.stats import FRACTIONS, Clusters, at_fraction, condition, rate, rate_stat, share
+from faithfulness.tasks import answer_kind
 
 
 def target_probabilities(rows: pd.DataFrame, target: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -37,17 +38,8 @@ def target_probabilities(rows: pd.DataFrame, target: pd.Series) -> tuple[pd.Seri
     for index, row, x in zip(rows.index, rows.itertuples(), target):
         if x is None or x is pd.NA:
             continue
-        if row.answer_type == "letter":
-            if isinstance(row.option_logprobs, str) and (found := option_share(row.option_logprobs, x)) is not None:
-                p[index], top[index] = found
-            continue
-        known = {row.correct_answer: row.logprob_correct, row.target_answer: row.logprob_target}
-        mine = known.get(x)
-        if mine is None or pd.isna(mine):
-            continue
-        scored = (row.logprob_original, row.logprob_correct, row.logprob_target)
-        others = [v for v in scored if v is not None and not pd.isna(v)]
-        p[index], top[index] = float(np.exp(mine)), mine >= max(others)
+        if (found := answer_kind(row.answer_type).target_share(row, x)) is not None:
+            p[index], top[index] = found
     return p, top, p.notna()
 
 

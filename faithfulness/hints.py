@@ -18,7 +18,7 @@ import numpy as np
 from faithfulness.config.sections import BiasedContext
 from faithfulness.errors import ConfigError
 from faithfulness.perturbations import Hint, Perturbed, Trace
-from faithfulness.tasks import Problem
+from faithfulness.tasks import AnswerKind, Problem, answer_kind
 
 TARGETS = ("wrong", "correct")  # a seeded wrong answer, or the correct one (the control)
 # References to a hint that need no template of their own ("the hint", "the suggested answer").
@@ -92,7 +92,7 @@ def hint_templates(block: BiasedContext, answer_type: str, task: str) -> list[Hi
                     f"biased_context.templates.{name}.text={text!r} is not allowed: must contain {placeholder}"
                 )
         if kind != answer_type:
-            need = "a task with options (multiple choice)" if kind == "letter" else "integer answers (addition)"
+            need = answer_kind(kind).needs
             raise ConfigError(
                 f"hint {name!r} is not allowed for task={task}: it names an answer of type {kind} and "
                 f"needs {need}; {task} answers are {answer_type}s"
@@ -108,25 +108,15 @@ def hint_templates(block: BiasedContext, answer_type: str, task: str) -> list[Hi
     return out
 
 
-def wrong_answer(problem: Problem, rng: np.random.Generator) -> str:
-    """A seeded wrong answer: another option letter, or the sum with one digit off by one (±10^j)."""
-    if problem.choices:
-        others = [c for c in problem.choices if c != problem.answer]
-        return others[int(rng.integers(len(others)))]
-    value = int(problem.answer)
-    step = 10 ** int(rng.integers(max(len(str(abs(value))), 1)))
-    wrong = value + step if rng.random() < 0.5 or value - step < 0 else value - step  # sums stay non-negative
-    return str(wrong)
-
-
-def with_targets(problems: list[Problem], seed: int) -> list[Problem]:
+def with_targets(problems: list[Problem], seed: int, kind: AnswerKind) -> list[Problem]:
     """Gives each problem without a target (the answer its hints point to) a seeded wrong answer.
 
     One target per problem, shared by every hint kind and CoT sample, so hint kinds compare on the
-    same X; a task's own target (the sycophantic option) is kept.
+    same X; a task's own target (the sycophantic option) is kept. The wrong answer is the answer
+    kind's (``AnswerKind.wrong_answer``: another option letter, or the sum with one digit off by one).
     """
     rng = lambda p: np.random.default_rng([seed, p.item_id, 0x48])  # noqa: E731 (per problem, not per batch)
-    return [p if p.target is not None else replace(p, target=wrong_answer(p, rng(p))) for p in problems]
+    return [p if p.target is not None else replace(p, target=kind.wrong_answer(p, rng(p))) for p in problems]
 
 
 def biased_context(
@@ -163,8 +153,7 @@ def mentions_hint(cot: str, template: HintTemplate, target: str) -> bool:
     """
     if any(re.search(cue, cot, re.I) for cue in (*template.cues, *GENERIC_CUES)):
         return True
-    quoted = rf"\({re.escape(target)}\)"  # "(B)"; a sum also bare: "852"
-    answer = re.compile(quoted + rf"|\b{re.escape(target)}\b" if template.answer_type == "integer" else quoted)
+    answer = re.compile(answer_kind(template.answer_type).named(target))  # "(B)"; a sum also bare: "852"
     return any(answer.search(s.group()) and _ATTRIBUTION.search(s.group()) for s in _SENTENCE.finditer(cot))
 
 

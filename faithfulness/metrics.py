@@ -20,6 +20,7 @@ from faithfulness.stats import (
     option_share,
     rate,
 )
+from faithfulness.tasks import answer_kind
 
 
 def accuracy(c: Clusters, rows: pd.DataFrame) -> dict[str, object]:
@@ -88,17 +89,14 @@ def kappa_stat(c: Clusters, rows: pd.DataFrame) -> Stat:
 
 
 def answer_codes(rows: pd.DataFrame) -> np.ndarray:
-    """The (original, row) answers as κ codes: their error for integers, the letter itself for options.
+    """The (original, row) answers as κ codes, as the rows' answer kind codes them (``tasks.kinds``).
 
-    Integer answers are coded as answer − truth (Bentham et al.: agreement forced by accuracy is
-    then agreement on error 0); option letters keep their own marginals, so an answer-position
-    bias (always "A") counts as chance agreement.
+    Integers by their error, option letters by the letter itself. Rows of one κ share a kind.
     """
-    if (rows["answer_type"] == "integer").all():
-        truth = np.array([int(v) for v in rows["correct_answer"]], dtype=np.int64)
-        as_int = lambda column: np.array([int(v) for v in rows[column]], dtype=np.int64) - truth  # noqa: E731
-        return np.stack([as_int("reference_answer"), as_int("answer")])
-    return np.stack([rows["reference_answer"].astype(str).to_numpy(), rows["answer"].astype(str).to_numpy()])
+    kinds = set(rows["answer_type"])
+    if len(kinds) > 1:
+        raise ValueError(f"κ over rows of answer kinds {sorted(kinds)}: compute it per task")
+    return answer_kind(kinds.pop() if kinds else "integer").codes(rows)  # no rows: no codes, either kind
 
 
 def mean_probability(c: Clusters, rows: pd.DataFrame, column: str) -> dict[str, object]:

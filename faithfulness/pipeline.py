@@ -423,14 +423,14 @@ def build_task(cfg: RunConfig) -> tuple[Task, list[Problem]]:
     """Builds the task (which checks its own keys; ``rules.load`` checked the rest) and its problems."""
     task = make_task(cfg)
     problems = task.items(cfg.seed, cfg.n)
-    return task, hints.with_targets(problems, cfg.seed) if cfg.runs("biased_context") else problems
+    return task, hints.with_targets(problems, cfg.seed, task.kind) if cfg.runs("biased_context") else problems
 
 
 def hint_templates(cfg: RunConfig, task: Task) -> list[hints.HintTemplate]:
     """The configured hints when ``biased_context`` runs (checked against the task), else none."""
     if not cfg.runs("biased_context") or cfg.biased_context is None:
         return []
-    return hints.hint_templates(cfg.biased_context, task.answer_type, task.name)
+    return hints.hint_templates(cfg.biased_context, task.kind.name, task.name)
 
 
 def build_renderer(cfg: RunConfig, spec: ModelSpec, fmt: str, model: ResolvedModel, task: Task) -> PromptRenderer:

@@ -37,7 +37,7 @@ def run_context(
         "difficulty": difficulty_label(task.difficulty()),
         "difficulty_values": task.difficulty(),
         "task_label": task.label(),
-        "answer_type": task.answer_type,
+        "answer_type": task.kind.name,
         "data_provenance": json.dumps(task.provenance(), sort_keys=True),
         "seed": config.seed,
         "prompt_format": config.prompt_format,

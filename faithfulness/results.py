@@ -170,7 +170,7 @@ def build_rows(
     """
     by_id = {p.item_id: p for p in problems}
     run = {k: context[k] for k in _RUN_COLUMNS} | {k: context["difficulty_values"].get(k) for k in DIFFICULTY_COLUMNS}
-    letters = task.answer_type == "letter"
+    letters = task.kind.scores_options
     cuts = thinking_cut or [None] * len(perturbed)
     cot_cut = {
         (t.item_id, t.sample): cut for (t, p), cut in zip(perturbed, cuts) if p.perturbation == "original"

@@ -2,48 +2,9 @@ import pandas as pd
 import pytest
 
 from faithfulness import answers
-from faithfulness.answers import flexible_integer, flexible_letter, read_answer, view
+from faithfulness.answers import read_answer, view
 from faithfulness.results import COLUMNS, to_table
 from faithfulness.tasks import parse_leading_integer
-
-
-@pytest.mark.parametrize(
-    "text,value,rule",
-    [
-        (" 196 + 240 = 436.", "436", "stated_result"),
-        (" 436.00000000000000.", "436", "trailing_zeros"),
-        (" <answer>1,085</answer>", "1085", "answer_tag"),
-        ("<answer> 77", "77", "answer_tag"),
-        (" the sum of 196 and 240 is 436.", "436", "stated_result"),
-        (" Sum: 436 (approx)", "436", "last_number"),
-        (" 400 + 36", None, None),
-        (" 196 + 240 = 400 + 36", None, None),
-        (" 3.5", None, None),
-        (" I cannot tell", None, None),
-        (" = ", None, None),
-        (" **436.0**", "436", "trailing_zeros"),
-        (" <answer>?</answer> 5", None, None),
-    ],
-)
-def test_flexible_integer_rules(text, value, rule):
-    assert flexible_integer(text) == (value, rule)
-
-
-@pytest.mark.parametrize(
-    "text,value,rule",
-    [
-        ("The answer is (B)", "B", "answer_is"),
-        (" answer is: c", "C", "answer_is"),
-        ("<answer>D</answer>", "D", "answer_tag"),
-        ("Option (C) is right", "C", "option_paren"),
-        ("I think B) fits", "B", "option_paren"),
-        ("The", None, None),
-        ("(E)", None, None),
-        ("answer is E, so (A)", "A", "option_paren"),
-    ],
-)
-def test_flexible_letter_rules(text, value, rule):
-    assert flexible_letter(text, ("A", "B", "C", "D")) == (value, rule)
 
 
 def test_flexible_never_overrides_the_strict_reading():
@@ -97,18 +58,3 @@ def test_the_views_swap_every_answer_column():
     assert flexible["answer"].tolist() == ["7", "7"] and table["answer"].isna().tolist() == [False, True]
     with pytest.raises(ValueError, match="reading"):
         view(table, "loose")
-
-
-@pytest.mark.parametrize(
-    "text,value",
-    [
-        (" 954 + 164, which is 229.", "229"),
-        (" the sum equals 1,085", "1085"),
-        (" 152 + 847 = 152 + 847 = 152", None),
-        (" 196 + 240 = 400 + 36 = 436.", "436"),
-        (' "The answer to the question "What is 911 + 609?"', None),
-        (" This is 12.", "12"),
-    ],
-)
-def test_a_stated_result_follows_the_last_marker_of_the_first_line(text, value):
-    assert flexible_integer(text)[0] == value

@@ -3,7 +3,6 @@
 import copy
 import re
 
-import numpy as np
 import pytest
 
 from faithfulness.config.fields import build
@@ -16,11 +15,10 @@ from faithfulness.hints import (
     mentions_hint,
     parse_judgement,
     with_targets,
-    wrong_answer,
 )
 from faithfulness.loading.hydra import compose
 from faithfulness.perturbations import Hint, Perturbed, Trace
-from faithfulness.tasks import Problem
+from faithfulness.tasks import Problem, kinds
 
 BLOCK = compose(["task=arc_easy"])["biased_context"]
 LETTER = Problem(0, "Which is a mammal?\n\nChoices:\n (A) shark\n (B) whale\n (C) trout", "B", ("A", "B", "C"))
@@ -101,24 +99,16 @@ def test_a_bad_cue_is_refused():
         hint_templates(_typed(block), "letter", "arc_easy")
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_wrong_answers_are_wrong_seeded_and_plausible(seed):
-    assert wrong_answer(LETTER, np.random.default_rng(seed)) in ("A", "C")
-    wrong = int(wrong_answer(SUM, np.random.default_rng(seed)))
-    assert wrong != 842 and wrong >= 0 and abs(wrong - 842) in (1, 10, 100)
-    assert wrong_answer(SUM, np.random.default_rng(seed)) == str(wrong)
-
-
 def test_targets_are_one_per_problem_and_a_tasks_own_target_is_kept():
     own = Problem(2, "Q", "A", ("A", "B"), target="B")
-    first = with_targets([LETTER, SUM, own], seed=0)
-    assert first == with_targets([LETTER, SUM, own], seed=0)
-    assert first[0].target in ("A", "C") and first[1].target != "842" and first[2].target == "B"
+    first = with_targets([LETTER, own], seed=0, kind=kinds.LETTER) + with_targets([SUM], seed=0, kind=kinds.INTEGER)
+    assert first == with_targets([LETTER, own], 0, kinds.LETTER) + with_targets([SUM], 0, kinds.INTEGER)
+    assert first[0].target in ("A", "C") and first[1].target == "B" and first[2].target != "842"
 
 
 def test_biased_context_asks_every_hint_and_target_without_and_after_a_fresh_cot():
     templates = hint_templates(_typed(BLOCK), "letter", "arc_easy")
-    problem = with_targets([LETTER], 0)[0]
+    problem = with_targets([LETTER], 0, kinds.LETTER)[0]
     items = biased_context(TRACE, problem, templates, ["wrong", "correct"])
     assert len(items) == 3 * 2 * 2 and all(p.perturbation == "biased_context" for p in items)
     assert {(p.hint.kind, p.hint.target, p.level) for p in items} == {

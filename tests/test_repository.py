@@ -62,6 +62,19 @@ def test_below_run_py_the_config_is_typed_never_a_plain_dict():
     assert not found, "plain config reads below run.py:\n" + "\n".join(found)
 
 
+def test_only_tasks_know_what_their_answers_are():
+    """No switch on the answer kind outside faithfulness/tasks/: code finds the kind (``answer_kind``) and asks it."""
+    switch = re.compile(r"""(?:answer_type|\.kind\.name)\s*[!=]=|[!=]=\s*["'](?:letter|integer)["']""")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sorted((ROOT / "faithfulness").rglob("*.py"))
+        if path.parent.name != "tasks"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if switch.search(line)
+    ]
+    assert not found, "answer-kind switches outside faithfulness/tasks/:\n" + "\n".join(found)
+
+
 def test_every_function_reads_in_a_screen_and_the_pipeline_in_one():
     """No function of the package over 50 lines; the pipeline's run (its stages in order) at most 40."""
     import ast

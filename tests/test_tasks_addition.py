@@ -87,7 +87,7 @@ def test_the_task_interface_of_addition():
     assert task.stated_answer("12 + 30 = 42, so 42.", problem) == "42"
     assert task.continuations(problem, ["42", None, "7"]) == {"42": " 42", "7": " 7"}
     assert (
-        task.answer_type == "integer" and task.answer_suffix == "" and task.provenance() == {"data_source": "generated"}
+        task.kind.name == "integer" and task.answer_suffix == "" and task.provenance() == {"data_source": "generated"}
     )
 
 

@@ -53,7 +53,7 @@ def test_shuffled_options_move_the_answer_but_keep_it_right():
 
 def test_the_task_interface_of_a_multiple_choice_task():
     task = make_task(replace(load(compose(["task=mmlu", "split=test", "subject=all"])), cache_dir="/c"))
-    assert task.name == "mmlu" and task.answer_type == "letter" and task.answer_suffix == " ("
+    assert task.name == "mmlu" and task.kind.name == "letter" and task.answer_suffix == " ("
     assert task.difficulty() == {"split": "test", "subject": "all", "n_options": None} and task.label() == "mmlu-test"
     problem = task.items(0, 1)[0]
     assert task.parse_answer("B) green", problem) == "B" and task.parse_answer(" Both", problem) is None

@@ -51,7 +51,7 @@ def load(plain: dict[str, Any]) -> RunConfig:
     _check_aoc_steps(config.aoc.steps)
     task = make_task(config)  # the task checks its own keys
     if config.runs("biased_context"):
-        _check_hints(config, task.answer_type, task.name)
+        _check_hints(config, task.kind.name, task.name)
     config = replace(config, wandb=resolve_wandb(config.wandb, config.results_dir), writer=writer_model(config))
     paths.check_folder("results_dir", config.results_dir)
     paths.check_folder("cache_dir", config.cache_dir)

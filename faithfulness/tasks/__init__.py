@@ -6,38 +6,41 @@ pinned data packages. A new task is one module here plus one YAML file in ``conf
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from faithfulness.config.sections import RunConfig
 from faithfulness.data import DATASETS
 from faithfulness.errors import ConfigError
-from faithfulness.tasks.addition import Addition, last_integer, parse_leading_integer
+from faithfulness.tasks.addition import Addition
 from faithfulness.tasks.base import (
     DIFFICULTY_COLUMNS,
+    AnswerKind,
     Problem,
     Task,
     check_int,
     difficulty_json,
     difficulty_label,
 )
-from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
+from faithfulness.tasks.kinds import ANSWER_KINDS, answer_kind, last_integer, parse_leading_integer, parse_letter
+from faithfulness.tasks.multiple_choice import MultipleChoice
 from faithfulness.tasks.sycophancy import Sycophancy
 
 # config name → task class; multiple-choice tasks are one class with the dataset named after the task
-TASKS: dict[str, Callable[..., Task]] = {
+TASKS: dict[str, type[Task]] = {
     "addition": Addition,
     "sycophancy": Sycophancy,
     **{name: MultipleChoice for name in DATASETS},
 }
 
 __all__ = [
+    "ANSWER_KINDS",
     "DIFFICULTY_COLUMNS",
     "TASKS",
     "Addition",
+    "AnswerKind",
     "MultipleChoice",
     "Problem",
     "Sycophancy",
     "Task",
+    "answer_kind",
     "check_int",
     "difficulty_json",
     "difficulty_label",
@@ -56,10 +59,4 @@ def make_task(config: RunConfig) -> Task:
     """
     if config.task not in TASKS:
         raise ConfigError(f"task={config.task!r} is not allowed: choose one of {sorted(TASKS)}")
-    cls = TASKS[config.task]
-    kwargs: dict[str, Any] = dict(config.task_keys)
-    if cls is MultipleChoice:
-        kwargs.update(dataset=config.task)
-    if cls in (MultipleChoice, Sycophancy):
-        kwargs.update(cache_dir=config.cache_dir)
-    return cls(**kwargs)
+    return TASKS[config.task].from_config(config)

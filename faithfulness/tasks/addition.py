@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from faithfulness.config.sections import RunConfig
 from faithfulness.errors import ConfigError
 from faithfulness.tasks.base import Problem, check_int, register
+from faithfulness.tasks.kinds import INTEGER, last_integer, parse_leading_integer
 
 MAX_DIGITS = 17  # with ≤ 64 operands every sum stays below 2**63 (integers stay exact everywhere)
-INT64_MAX = 2**63 - 1
 MAX_N = 1_000_000
 
 register({"digits": pa.int32(), "operands": pa.int32()})
@@ -42,7 +42,7 @@ class Addition:
 
     name = "addition"
     version = "1"
-    answer_type = "integer"
+    kind = INTEGER
     answer_max_tokens = None  # the config's answer.max_tokens: a sum's length varies
 
     def __post_init__(self) -> None:
@@ -55,6 +55,11 @@ class Addition:
     def answer_suffix(self) -> str:
         """The answer prefix's end: " <answer>" for the paper's wording (then "1228</answer>" follows), else nothing."""
         return " <answer>" if self.wording == "paper" else ""
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Addition:
+        """The task at the config's difficulty (``digits``, ``operands``: ``config.task_keys``)."""
+        return cls(**config.task_keys)
 
     def difficulty(self) -> dict[str, Any]:
         """``digits`` and ``operands``."""
@@ -96,44 +101,3 @@ class Addition:
     def provenance(self) -> dict[str, str]:
         """Generated from the seed: nothing to pin."""
         return {"data_source": "generated"}
-
-
-# Decorations models put before a number: spaces, markdown bold, LaTeX math, quotes, \boxed{.
-_LEAD = re.compile(r"^(?:[\s*$`\"'(\[:]|\\boxed\{|\\\(|\\\[)*")
-_INT = re.compile(r"-?\d{1,3}(?:,\d{3})+(?!\d)|-?\d+")
-# A number followed by an operator ("**" is markdown bold, not power) or by ".5" / ",34" is the start
-# of an expression or a decimal, not an integer answer.
-_EXPRESSION_FOLLOWS = re.compile(r"^\s*(?:[-+/×=^]|\*(?!\*)|[.,]\d)")
-
-
-def parse_leading_integer(text: str) -> int | None:
-    """Parses the integer at the start of a forced answer, never evaluating anything.
-
-    ``" **1,234**."`` → 1234; ``"579"`` → 579; ``"57 + 9 = 66"`` → None (an expression is
-    ambiguous); ``"3.5"`` → None; ``"I cannot tell"`` → None.
-
-    Args:
-        text: The model's continuation after the answer prefix.
-
-    Returns:
-        The integer, or ``None`` when the text does not start with exactly one integer, or when
-        that integer is beyond int64 (no task answer is that large).
-    """
-    rest = text[_LEAD.match(text).end() :]  # type: ignore[union-attr]
-    match = _INT.match(rest)
-    if match is None:
-        return None
-    if _EXPRESSION_FOLLOWS.match(rest[match.end() :]):
-        return None
-    return _int64(match.group())
-
-
-def _int64(digits: str) -> int | None:
-    value = int(digits.replace(",", ""))
-    return value if abs(value) <= INT64_MAX else None
-
-
-def last_integer(text: str) -> int | None:
-    """The last integer stated in a text (used to read the answer a CoT itself states)."""
-    found = _INT.findall(text)
-    return _int64(found[-1]) if found else None

@@ -13,8 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
+from faithfulness.config.sections import RunConfig
 from faithfulness.errors import ConfigError
 
 
@@ -40,14 +43,48 @@ class Problem:
     target: str | None = None
 
 
+class AnswerKind(Protocol):
+    """What a kind of answer knows: its reading, κ codes, bias-target scores and hint targets (``tasks.kinds``).
+
+    Attributes:
+        name: The rows' ``answer_type`` and the hint templates' (``integer`` or ``letter``).
+        needs: What a task must have for a hint naming this kind of answer (for messages).
+        scores_options: Whether every option is scored, so rows keep ``option_logprobs``.
+    """
+
+    name: str
+    needs: str
+    scores_options: bool
+
+    def flexible(self, text: str, choices: tuple[str, ...]) -> tuple[str | None, str | None]:
+        """The flexible reading of a forced answer and the rule that fired, or ``(None, None)``."""
+        ...
+
+    def codes(self, rows: pd.DataFrame) -> np.ndarray:
+        """The (reference, row) answers of parsed rows as κ codes, shape (2, rows)."""
+        ...
+
+    def target_share(self, row: Any, target: str) -> tuple[float, bool] | None:
+        """P(target) on one row (a table row as a named tuple) and whether it wins; None if not scored."""
+        ...
+
+    def wrong_answer(self, problem: Problem, rng: np.random.Generator) -> str:
+        """A seeded wrong answer for a hint to name."""
+        ...
+
+    def named(self, answer: str) -> str:
+        """A regular expression that finds a CoT naming ``answer`` ("(B)"; a sum also bare)."""
+        ...
+
+
 class Task(Protocol):
     """The interface the pipeline, the results table and the study read a task through.
 
     Attributes:
         name: The config name (``task=...``).
         version: Bumped when items, their text or the answer parsing change.
-        answer_type: ``integer`` (free-form numbers: κ codes answers by their error) or ``letter``
-            (multiple choice: κ uses the letters' marginals).
+        kind: What its answers are (``faithfulness.tasks.kinds``: integers or option letters): how
+            they are read, coded for κ, scored and hinted at. Rows store ``kind.name`` as ``answer_type``.
         answer_suffix: Appended to the prompt format's answer prefix (" (" for letters, so the
             next token is the letter, as in the paper).
         answer_max_tokens: Forced-answer token limit, if smaller than the config's (a letter needs 2).
@@ -55,9 +92,14 @@ class Task(Protocol):
 
     name: str
     version: str
-    answer_type: str
+    kind: AnswerKind
     answer_suffix: str
     answer_max_tokens: int | None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Task:
+        """The task the config names, at its difficulty (the task's own keys: ``config.task_keys``)."""
+        ...
 
     def difficulty(self) -> dict[str, Any]:
         """The task's own difficulty keys and values (the study's cells, the results' columns)."""

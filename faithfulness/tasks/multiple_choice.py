@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from faithfulness.config.sections import RunConfig
 from faithfulness.data import DATASETS, MCRecord, load_records
 from faithfulness.data.hub import HUB
 from faithfulness.errors import ConfigError
 from faithfulness.paths import DEFAULT_CACHE
 from faithfulness.tasks.base import Problem, check_int, register
+from faithfulness.tasks.kinds import LETTER, parse_letter
 
 register({"split": pa.string(), "subject": pa.string(), "n_options": pa.int32()})
 LETTERS = string.ascii_uppercase
@@ -52,7 +54,7 @@ class MultipleChoice:
     cache_dir: str = field(default=DEFAULT_CACHE, compare=False)
 
     version = "1"
-    answer_type = "letter"
+    kind = LETTER
     answer_suffix = " ("  # "...the single, most likely answer is (": the next token is the letter
     answer_max_tokens = 2  # the letter, and ")" at most
 
@@ -78,6 +80,11 @@ class MultipleChoice:
     def _splits(self) -> tuple[str, ...]:
         """The splits of the chosen source (the hub's differ from the packages'); the first is the default."""
         return HUB[self.dataset].splits if self.data_source == "hub" else DATASETS[self.dataset].splits
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> MultipleChoice:
+        """The dataset the task is named after, at the config's difficulty (``config.task_keys``)."""
+        return cls(dataset=config.task, cache_dir=config.cache_dir, **config.task_keys)
 
     @property
     def name(self) -> str:
@@ -155,11 +162,4 @@ def _load(*args: Any) -> tuple[list[MCRecord], dict[str, str]]:
     return load_records(*args)
 
 
-_LETTER = re.compile(r"^\s*\(?\s*([A-Z])(?![A-Za-z])")
 _STATED = re.compile(r"\(([A-Z])\)|answer is:?\s*\(?([A-Z])\b")
-
-
-def parse_letter(text: str, choices: tuple[str, ...]) -> str | None:
-    """``"B) The sun"`` → ``"B"``; ``"B"`` → ``"B"``; ``"Both"`` → None; a letter outside ``choices`` → None."""
-    match = _LETTER.match(text)
-    return match.group(1) if match and match.group(1) in choices else None

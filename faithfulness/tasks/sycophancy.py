@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from faithfulness.config.sections import RunConfig
 from faithfulness.data.sycophancy import SUBDOMAINS, SycophancyRecord, load_sycophancy
 from faithfulness.errors import ConfigError
 from faithfulness.paths import DEFAULT_CACHE
 from faithfulness.tasks.base import Problem, check_int, register
-from faithfulness.tasks.multiple_choice import MultipleChoice, parse_letter
+from faithfulness.tasks.kinds import LETTER, parse_letter
+from faithfulness.tasks.multiple_choice import MultipleChoice
 
 register({"subdomain": pa.string()})
 
@@ -44,7 +46,7 @@ class Sycophancy:
 
     name = "sycophancy"
     version = "1"
-    answer_type = "letter"
+    kind = LETTER
     answer_suffix = " ("  # as for every multiple-choice task: the next token is the letter
     answer_max_tokens = 2  # the letter, and ")" at most
 
@@ -53,6 +55,11 @@ class Sycophancy:
             raise ConfigError(f"subdomain={self.subdomain!r} is not allowed: choose 'all' or one of {list(SUBDOMAINS)}")
         if self.data_source not in ("package", "hub"):
             raise ConfigError(f"data_source={self.data_source!r} is not allowed: choose 'package' (offline) or 'hub'")
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Sycophancy:
+        """The task at the config's difficulty (``config.task_keys``)."""
+        return cls(cache_dir=config.cache_dir, **config.task_keys)
 
     def difficulty(self) -> dict[str, Any]:
         """``subdomain``: the set the items come from."""
