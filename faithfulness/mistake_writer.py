@@ -41,7 +41,7 @@ def writer_engine(
         k: getattr(model, k) for k in ("dtype", "tensor_parallel_size") if getattr(model, k) is not None
     }
     launch = lambda: ProcessEngine(resolved.path, settings, config.cache_dir)  # noqa: E731
-    lazy = LazyEngine(launch, describe_engine(settings), timings, before_start)
+    lazy = LazyEngine(launch, describe_engine(resolved.path, settings), timings, before_start)
     return CachedEngine(lazy, store, request_context(resolved, lazy.info()), config.store_chunk), lazy, resolved
 
 

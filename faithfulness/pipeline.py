@@ -79,7 +79,7 @@ class Engines:
         config, lazy = run.config, None
         if engine is None:  # started at the first request the store lacks: none when all engine work is stored
             launch = partial(start_process_engine if wants_writer(config) else start_engine, config, run.model)
-            engine = lazy = LazyEngine(launch, describe_engine(asdict(config.engine)), run.timings)
+            engine = lazy = LazyEngine(launch, run.engine_info, run.timings)
         # a writer's engine starts only for rewrites the store lacks, closing the subject's first (if started here)
         suspend = lazy.suspend if lazy is not None else None
         writer = build_writer(config, store, run.timings, partial(build_renderer, config, task=run.task), suspend)
@@ -103,6 +103,7 @@ class RunState:
     renderer: PromptRenderer
     timings: dict[str, float]
     templates: list[hints.HintTemplate]  # the configured hints when biased_context runs (checked), else none
+    engine_info: dict[str, Any]  # what the subject's engine is (its info()), known before it starts
     out_dir: Path = Path()
     engines: Engines = field(init=False)
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -141,7 +142,7 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunOutput:
         engine: An already started engine for ``config.model`` (tests share one); started here if None.
     """
     with ExitStack() as held:  # the results folder's lock and request store, released however the run ends
-        run = prepare(config)
+        run = prepare(config, engine)
         run.out_dir = held.enter_context(lock_folder(results_dir(config)))  # after the checks: bad input, no folder
         store = held.enter_context(RequestStore(run.out_dir / STORE_FILE))
         held.enter_context(console.engine_log(run.out_dir / "engine.log", config.verbose))  # unless verbose
@@ -156,15 +157,19 @@ def run(config: RunConfig, engine: Engine | None = None) -> RunOutput:
         return write_results(run)  # rows → results.parquet → summary.json and figures
 
 
-def prepare(config: RunConfig) -> RunState:
-    """The task and its problems, the model (fetched and converted on first use) and the prompt renderer."""
+def prepare(config: RunConfig, engine: Engine | None = None) -> RunState:
+    """The task and its problems, the model (fetched and converted on first use), the engine's identity, the renderer.
+
+    The engine is described (a server backend: checked to serve this model) before any folder is made.
+    """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     task, problems = build_task(config)
     model = resolve_model(config.model, config.cache_dir)
     timings["model_prepare_s"] = time.perf_counter() - clock
+    info = engine.info() if engine is not None else describe_engine(model.path, asdict(config.engine))
     renderer = build_renderer(config, config.model, config.prompt_format, model, task)
-    return RunState(config, task, problems, model, renderer, timings, hint_templates(config, task))
+    return RunState(config, task, problems, model, renderer, timings, hint_templates(config, task), info)
 
 
 def chains_of_thought(run: RunState) -> None:

@@ -62,7 +62,8 @@ def _version(name: str) -> str | None:
 # Keys that say where things go, how work is split or where it is mirrored, not what is computed:
 # they do not change a run's identity (a run resumed with another store_chunk continues in the same folder).
 _NOT_IDENTITY = ("results_dir", "cache_dir", "hydra", "store_chunk", "wandb", "verbose")
-_ENGINE_NOT_IDENTITY = ("backend",)
+# the server backend's where and how (a run resumed against another server of the same model continues)
+_ENGINE_NOT_IDENTITY = ("backend", "url", "api_key_env", "served_model", "max_concurrency", "timeout_s", "max_retries")
 
 
 def config_hash(cfg: dict[str, Any]) -> str:

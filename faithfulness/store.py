@@ -35,6 +35,10 @@ from faithfulness.errors import StateError
 from faithfulness.models import ResolvedModel
 from faithfulness.paths import describe
 
+# engine info() keys that say where the work ran, not what computed it: recorded in the rows, no part of a
+# request key (a run resumed against another server of the same model and vLLM version takes every stored response)
+INFO_NOT_IDENTITY = ("engine_served_model", "engine_served_max_model_len")
+
 NOT_IN_KEY = ("score",)  # request fields that change no result (GenerationRequest.score): left out of keys
 
 STORE_FILE = "requests.sqlite"
@@ -133,7 +137,8 @@ def request_context(model: ResolvedModel, engine_info: dict[str, Any]) -> dict[s
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {"format": REQUEST_FORMAT, "model": model_identity(model), "engine": engine_info, "versions": versions}
+    engine = {k: v for k, v in engine_info.items() if k not in INFO_NOT_IDENTITY}  # where it ran: not part of a key
+    return {"format": REQUEST_FORMAT, "model": model_identity(model), "engine": engine, "versions": versions}
 
 
 def model_identity(model: ResolvedModel) -> dict[str, str]:

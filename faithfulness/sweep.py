@@ -24,6 +24,7 @@ from faithfulness.child import Child, serve
 from faithfulness.config.sections import RunConfig
 from faithfulness.engines import describe_engine
 from faithfulness.engines.cached import LazyEngine
+from faithfulness.models import resolve_model
 from faithfulness.provenance import results_dir
 
 
@@ -58,7 +59,8 @@ def _serve(conn: Connection) -> None:
         nonlocal engine, last
         last = config
         if engine is None:  # started inside the first run that needs it, which gets its engine.log lines
-            engine = LazyEngine(partial(pipeline.start_engine, config), describe_engine(asdict(config.engine)), {})
+            info = describe_engine(resolve_model(config.model, config.cache_dir).path, asdict(config.engine))
+            engine = LazyEngine(partial(pipeline.start_engine, config), info, {})
         return pipeline.run(config, engine)
 
     try:

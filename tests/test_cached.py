@@ -7,6 +7,7 @@ import pytest
 
 from faithfulness.engines import GenerationRequest, ScoreRequest, describe_engine, zero_counters
 from faithfulness.engines.cached import CachedEngine, LazyEngine
+from faithfulness.errors import StateError
 from faithfulness.models import ResolvedModel
 from faithfulness.pipeline import _stage
 from faithfulness.store import STORE_FILE, RequestStore, request_context
@@ -69,7 +70,9 @@ def test_scores_are_stored_and_reused_exactly(cached, tiny_engine):
 def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_for_misses(
     cached, tiny_engine, tiny_model_dir
 ):
-    assert describe_engine(ENGINE_SETTINGS) == tiny_engine.info()  # so keys made before the start still match
+    assert (
+        describe_engine(str(tiny_model_dir), ENGINE_SETTINGS) == tiny_engine.info()
+    )  # so keys made before the start still match
     timings = {}
 
     def launch():
@@ -77,7 +80,7 @@ def test_the_lazy_engine_describes_itself_like_the_started_one_and_starts_only_f
         return tiny_engine
 
     launch.count = 0
-    lazy = LazyEngine(launch, describe_engine(ENGINE_SETTINGS), timings)
+    lazy = LazyEngine(launch, describe_engine(str(tiny_model_dir), ENGINE_SETTINGS), timings)
     stored = _requests("lm")
     cached.generate(stored, desc="test")
     # keys made from the description before the start are the keys the started engine's results got
@@ -97,7 +100,7 @@ def test_a_stage_that_starts_the_engine_leaves_the_start_out_of_its_seconds(cach
         return tiny_engine
 
     timings, stages = {"engine_start_s": 0.5}, {}  # 0.5 s: another engine's start (a writer's) shares the dict
-    lazy = LazyEngine(launch, describe_engine(ENGINE_SETTINGS), timings)
+    lazy = LazyEngine(launch, describe_engine(str(tiny_model_dir), ENGINE_SETTINGS), timings)
     over_lazy = CachedEngine(
         lazy, cached.store, request_context(ResolvedModel(str(tiny_model_dir), "local"), lazy.info()), 3
     )
@@ -125,6 +128,9 @@ def test_the_lazy_engine_counts_on_across_a_suspend_and_restart():
         def close(self):
             self.closed = True
 
+        def info(self):
+            return {}
+
     started, calls = [], []
     lazy = LazyEngine(lambda: started.append(Counting()) or started[-1], {}, {}, lambda: calls.append(len(started)))
     lazy.generate([], desc="nothing to do")  # no request: no start, so the other engine is left alone
@@ -137,3 +143,22 @@ def test_the_lazy_engine_counts_on_across_a_suspend_and_restart():
     assert len(started) == 2 and started[0].closed and not started[1].closed
     assert calls == [0, 1]  # before_start ran before each start (closing, e.g., the subject's engine)
     assert spent["calls"] == 2 and spent["requests"] == 5 and min(spent.values()) >= 0
+
+
+def test_an_engine_that_is_not_the_described_one_stops_the_run_when_it_starts():
+    class Swapped:  # a server replaced between the run's checks and its first request: another vLLM
+        counters = zero_counters()
+
+        def info(self):
+            return {"engine": "vllm-server", "engine_version": "0.33.0", "engine_served_model": "b"}
+
+    described = {"engine": "vllm-server", "engine_version": "0.32.0", "engine_served_model": "a"}
+    with pytest.raises(StateError) as error:
+        LazyEngine(Swapped, described, {}).generate(_requests("a"), desc="test")
+    assert str(error.value) == (
+        "the engine started is not the one this run was checked against: "
+        "{'engine_version': '0.33.0'}, not {'engine_version': '0.32.0'}"
+    )
+    # where it runs (the served name) may differ: the same model and vLLM give the same results
+    same = {**described, "engine_served_model": "b", "engine_version": "0.33.0"}
+    assert LazyEngine(Swapped, same, {})._started().info() == Swapped().info()

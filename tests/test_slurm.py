@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -176,3 +178,87 @@ def test_submitit_launcher_runs_a_sweep_as_a_job_array_with_one_wandb_group(slur
     model = runs[1].parent.name
     assert sorted(r["display_name"] for r in seen) == [f"{model} addition-d1-o2", f"{model} addition-d2-o2"]
     assert {r["run_group"] for r in seen} == {str(sweep).strip("/").replace("/", "-")}
+
+
+def test_one_server_job_serves_a_two_job_multirun_and_stops_when_cancelled(slurm, job_env, tmp_path):
+    """serve.sbatch publishes a URL; a Slurm multirun with engine=server runs against it, starting no engine."""
+    url_file = tmp_path / "s.url"
+    name = f"faithfulness-test-{uuid.uuid4().hex[:8]}"
+    cmd = [
+        "sbatch",
+        "--parsable",
+        f"--job-name={name}",
+        "--gpus-per-node=0",
+        "--cpus-per-task=1",  # the other core for the sweep's jobs, one at a time
+        "--mem=8G",
+        "--time=15",
+        f"--output={tmp_path}/slurm-%x-%j.out",
+        "scripts/slurm/serve.sbatch",
+        "smollm2-135m",
+        "--port",
+        "0",
+        "--",
+        "--enforce-eager",
+    ]
+    env = {**job_env, "FAITHFULNESS_SERVER_FILE": str(url_file), "VLLM_CPU_KVCACHE_SPACE": "1"}
+    logs = lambda: "".join(p.read_text() for p in tmp_path.glob("slurm-*.out"))  # noqa: E731
+    try:
+        subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+        url = _wait_for_url(url_file, name, logs)
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(f"{url}/models", timeout=60) as response:
+            assert "smollm2-135m" in [m["id"] for m in json.load(response)["data"]]
+        done = _server_sweep(url, name, job_env, tmp_path)
+        _cancel(name)  # scancel: SIGTERM to serve.py, which stops the server and removes its url file
+        deadline = time.monotonic() + 60
+        while url_file.exists() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not url_file.exists(), logs()[-3000:]
+    finally:
+        _cancel(name)
+        _cancel(f"{name}-runs")
+    assert f"serving smollm2-135m-instruct at {url}" in logs() and "serve.py: SIGTERM: stopping" in logs()
+    runs = _results(tmp_path / "results")
+    assert sorted(runs) == [1, 2], done.stderr[-3000:]
+    for digits, folder in runs.items():
+        _check_run(folder, digits)
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["run"]["engine_settings"]["engine"] == "vllm-server"  # the server did the engine work
+        assert set(read_results(folder / "results.parquet").engine) == {"vllm-server"}
+        assert summary["timings"].get("engine_start_s", 0) < 30  # a client and a tokenizer, no engine of its own
+
+
+def _wait_for_url(url_file: Path, name: str, logs) -> str:
+    deadline = time.monotonic() + 300  # queueing plus a server start (about 60 s here)
+    while not url_file.exists():
+        queued = subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True, timeout=30).stdout
+        assert queued.strip() or url_file.exists(), f"the job ended without a url file: {logs()[-3000:]}"
+        assert time.monotonic() < deadline, f"no url file after 300 s: {logs()[-3000:]}"
+        time.sleep(2)
+    return url_file.read_text().strip()
+
+
+def _server_sweep(url: str, name: str, job_env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """``-m hydra/launcher=slurm engine=server``: two jobs (digits=1,2) against the server at ``url``."""
+    done = run_cli(
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.gpus_per_node=0",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=4",
+        "hydra.launcher.timeout_min=10",
+        f"hydra.launcher.name={name}-runs",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "model=smollm2-135m",
+        "digits=1,2",
+        "engine=server",
+        f"engine.url={url}",
+        *TINY_RUN,
+        f"results_dir={tmp_path / 'results'}",
+        "wandb.mode=disabled",
+        env=job_env,
+        timeout=TIMEOUT_S,
+    )
+    logs = {p.parent.name: p.read_text() for p in (tmp_path / "sweep").glob("slurm/*_*/*_log.out")}
+    assert done.returncode == 0, (done.stderr[-3000:], logs)
+    return done

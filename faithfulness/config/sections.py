@@ -149,7 +149,8 @@ class EngineSettings:
     """The engine (a model config may set dtype, max_model_len, tensor_parallel_size, gpu_memory_utilization)."""
 
     backend: str = setting(
-        MISSING, "which engine runs the model: vllm, the in-process vLLM engine (faithfulness/engines)"
+        MISSING,
+        "which engine runs the model: vllm (in-process) or server (a running vLLM server at url; faithfulness/engines)",
     )
     dtype: str = setting(MISSING, "fp32 answers do not change with batch composition; bf16 ones can", choices=DTYPES)
     max_model_len: int | None = setting(MISSING, "context window; null = the model's own", low=1)
@@ -163,6 +164,17 @@ class EngineSettings:
     max_num_batched_tokens: int | None = setting(
         MISSING, "tokens per engine step (prefill chunk); null = vLLM's default", low=1
     )
+    # backend=server (docs/server.md): where the server is and how it is asked; none is part of a run's identity
+    url: str | None = setting(
+        MISSING, "backend=server: the server's OpenAI-compatible base URL, e.g. http://host:8000/v1"
+    )
+    api_key_env: str | None = setting(
+        MISSING, "backend=server: the environment variable holding the key (never the key)"
+    )
+    served_model: str | None = setting(MISSING, "backend=server: the served model's name; null = the server's only one")
+    max_concurrency: int = setting(MISSING, "backend=server: requests in flight at once", low=1)
+    timeout_s: float = setting(MISSING, "backend=server: seconds one request may take", above=0)
+    max_retries: int = setting(MISSING, "backend=server: retries (with backoff) of a failed request", low=0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,7 +4,8 @@ Only ``faithfulness/engines/vllm_engine.py`` imports vLLM, so version churn stay
 pipeline hands an engine every request of a stage at once and gets completions back in order. A
 backend is registered by name (:func:`register_backend`) with how to start it and how to describe
 it before it starts; the rest of the harness reads only the :class:`Engine` protocol and the
-``info()`` keys of :data:`INFO_KEYS`.
+``info()`` keys of :data:`INFO_KEYS`. Two backends: ``vllm`` (in-process, ``vllm_engine.py``) and
+``server`` (a running vLLM OpenAI-compatible server, ``server.py``).
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ class Engine(Protocol):
         """What the engine is: the :data:`INFO_KEYS`, and ``engine_<setting>`` for each setting that can change numbers.
 
         Rows record ``engine``, ``engine_version`` and ``engine_dtype``, and request-store keys hash
-        the whole dict: two engines whose ``info()`` agree give the same results.
+        the whole dict but ``faithfulness.store.INFO_NOT_IDENTITY`` (where the work ran): two engines
+        whose ``info()`` agree give the same results.
         """
         ...
 
@@ -128,13 +130,16 @@ class Backend:
     Attributes:
         name: Its ``engine.backend`` value.
         start: Starts it: (model directory or hub id, the ``engine`` settings, cache folder) → an engine.
-        describe: What the started engine's ``info()`` will report, from the settings alone (so a run whose
-            work is all stored starts no engine).
+        describe: What the started engine's ``info()`` will report, from the model and settings, without
+            starting it (so a run whose work is all stored starts no engine); before any results folder,
+            so it also checks what can be checked (a server: that it serves this model).
+        check: Checks the backend's own settings with the rest of the config (raises ConfigError).
     """
 
     name: str
     start: Callable[[str, dict[str, Any], str], Engine]
-    describe: Callable[[dict[str, Any]], dict[str, Any]]
+    describe: Callable[[str, dict[str, Any]], dict[str, Any]]
+    check: Callable[[dict[str, Any]], None] = lambda settings: None
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -159,9 +164,9 @@ def load_engine(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Eng
     return backend(settings).start(model_dir, settings, cache_dir)
 
 
-def describe_engine(settings: dict[str, Any]) -> dict[str, Any]:
+def describe_engine(model_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
     """What ``info()`` of the engine ``load_engine`` would start reports, without starting it."""
-    info = backend(settings).describe(settings)
+    info = backend(settings).describe(model_dir, settings)
     missing = [key for key in INFO_KEYS if key not in info]
     assert not missing, f"backend {settings.get('backend')!r} describes no {missing}"
     return info
@@ -173,10 +178,29 @@ def _start_vllm(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Eng
     return VLLMEngine(model_dir, settings, cache_dir)
 
 
-def _describe_vllm(settings: dict[str, Any]) -> dict[str, Any]:
+def _describe_vllm(model_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
     from faithfulness.engines.vllm_engine import describe
 
     return describe(settings)
 
 
+def _start_server(model_dir: str, settings: dict[str, Any], cache_dir: str) -> Engine:
+    from faithfulness.engines.server import ServerEngine  # openai and transformers: only when a server run starts
+
+    return ServerEngine(model_dir, settings, cache_dir)
+
+
+def _describe_server(model_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
+    from faithfulness.engines.server import describe
+
+    return describe(model_dir, settings)
+
+
+def _check_server(settings: dict[str, Any]) -> None:
+    from faithfulness.engines.server import check
+
+    check(settings)
+
+
 register_backend(Backend("vllm", _start_vllm, _describe_vllm))
+register_backend(Backend("server", _start_server, _describe_server, _check_server))

@@ -22,7 +22,8 @@ from typing import Any
 
 from faithfulness import console
 from faithfulness.engines import Completion, Engine, GenerationRequest, ScoreRequest, zero_counters
-from faithfulness.store import RequestStore, hash_json, kill_point, request_key
+from faithfulness.errors import StateError
+from faithfulness.store import INFO_NOT_IDENTITY, RequestStore, hash_json, kill_point, request_key
 
 
 def chunk_label(stage: str, number: int, chunks: int) -> str:
@@ -152,10 +153,19 @@ class LazyEngine:
             clock = time.perf_counter()
             self.inner = self.launch()
             seconds = time.perf_counter() - clock
+            self._same_engine(self.inner.info())
             self.start_s += seconds
             # shared with a writer's engine
             self.timings["engine_start_s"] = self.timings.get("engine_start_s", 0.0) + seconds
         return self.inner
+
+    def _same_engine(self, started: dict[str, Any]) -> None:
+        """The started engine is the described one (a server swapped meanwhile would store under a wrong identity)."""
+        keys = (set(started) | set(self._info)) - set(INFO_NOT_IDENTITY)
+        changed = sorted(k for k in keys if started.get(k) != self._info.get(k))
+        if changed:
+            now, before = ({k: info.get(k) for k in changed} for info in (started, self._info))
+            raise StateError(f"the engine started is not the one this run was checked against: {now}, not {before}")
 
     def suspend(self) -> None:
         """Closes the engine if started; the next request starts it again (frees memory for a ProcessEngine)."""

@@ -13,20 +13,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
 
 from faithfulness import console, lifeline
-from faithfulness.engines import Completion, GenerationRequest, ScoreRequest, zero_counters
+from faithfulness.engines import Completion, GenerationRequest, ScoreRequest, scoring, zero_counters
 
-SCORE_CHUNK = 64  # requests whose scoring prompts stay in the KV cache together (64 × ~500 tokens)
 BATCH_LIMITS = ("max_num_seqs", "max_num_batched_tokens")
 UNSET_IS_DEFAULT = ("block_size", *BATCH_LIMITS)  # None: not passed, vLLM picks
-# recent generations whose token logprobs `score` reuses (~30 MB: int32 ids, float32 logprobs, watched
-# tokens' of answers)
-TOKEN_MEMO = 16384
 
 
 def is_cpu_build() -> bool:
@@ -109,10 +104,7 @@ class VLLMEngine:
             self.tokenizer = self.llm.get_tokenizer()
         self._vllm = vllm
         self.counters = zero_counters()
-        # prompt token ids (bytes) -> (generated ids, their logprobs) of recent generations, oldest first
-        self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = (
-            OrderedDict()
-        )
+        self._memo = scoring.TokenMemo()  # recent generations' token logprobs, which `score` reuses
 
     def generate(self, requests: Sequence[GenerationRequest], desc: str) -> list[Completion]:
         """Runs every request in one ``LLM.generate`` call; completions come back in order."""
@@ -170,81 +162,28 @@ class VLLMEngine:
         if not texts:
             return [[] for _ in requests]
         tokens = dict(zip(texts, self.tokenizer(texts, add_special_tokens=False)["input_ids"]))
-        watch = [sorted({i for t in r.score for i in tokens[t]}) for r in requests]
         limit = getattr(self._vllm.sampling_params, "MAX_LOGPROB_TOKEN_IDS", 128)
-        return [w if len(w) <= limit else [] for w in watch]  # too many: `score` asks them itself
+        return scoring.watched_ids([r.score for r in requests], tokens, limit)
 
     def _remember(self, prompt_ids: list[int], output: Any, watched: bool) -> None:
         """Keeps a generation's token ids, logprobs and watched tokens' for :meth:`score`, in a bounded memo."""
-        if not output.logprobs:
-            return
-        ids = np.asarray(output.token_ids, dtype=np.int32)
-        lps = np.asarray([step[t].logprob for t, step in zip(output.token_ids, output.logprobs)], dtype=np.float32)
-        seen = None
-        if watched:  # per position, every token whose logprob came back (r.score's and the sampled one), -1 padded
-            width = max(len(step) for step in output.logprobs)
-            seen = (np.full((len(ids), width), -1, np.int32), np.zeros((len(ids), width), np.float32))
-            for j, step in enumerate(output.logprobs):
-                seen[0][j, : len(step)] = list(step)
-                seen[1][j, : len(step)] = [x.logprob for x in step.values()]
-        key = np.asarray(prompt_ids, dtype=np.int32).tobytes()
-        self._memo.pop(key, None)
-        self._memo[key] = (ids, lps, seen)
-        while len(self._memo) > TOKEN_MEMO:
-            self._memo.popitem(last=False)
-
-    def _known(self, prompt: list[int], cont: list[int]) -> tuple[int, float]:
-        """How many leading tokens of ``cont`` a remembered generation from ``prompt`` already scored, and their sum.
-
-        The model's own greedy answer usually is the answer being scored (the original, or the correct
-        one): its tokens were produced with exactly the context the teacher-forced request would build.
-        Where the two part, the generation's step there had that same context too: if it kept the
-        logprob of ``cont``'s token (``GenerationRequest.score``), that one is known as well.
-        """
-        hit = self._memo.get(np.asarray(prompt, dtype=np.int32).tobytes())
-        if hit is None:
-            return 0, 0.0
-        ids, lps, seen = hit
-        m = 0
-        while m < min(len(cont), len(ids)) and ids[m] == cont[m]:
-            m += 1
-        total = float(lps[:m].sum())
-        if seen is not None and m < min(len(cont), len(ids)):
-            where = np.flatnonzero(seen[0][m] == cont[m])
-            if where.size:
-                return m + 1, total + float(seen[1][m, where[0]])
-        return m, total
+        steps = [{t: x.logprob for t, x in step.items()} for step in output.logprobs or []]
+        self._memo.remember(prompt_ids, output.token_ids, steps, watched)
 
     def score(self, requests: Sequence[ScoreRequest], desc: str) -> list[float]:
         """Teacher-forces each continuation with one-token requests, all in one ``generate`` call.
 
         Token j of a continuation is scored by a request whose prompt is the prompt plus tokens
-        < j, asking for that token's logprob (``logprob_token_ids``). Unlike ``prompt_logprobs``,
-        which never reads the prefix cache (and on this vLLM crashes when made to), these requests
-        reuse the cached prompt. Requests with the same prefix are merged: one per unique prefix.
-        Tokens that a recent generation from the same prompt sampled itself are not asked again: its
-        logprob is the same quantity (raw logprobs, same context), already computed.
+        < j, asking for that token's logprob (``logprob_token_ids``; ``faithfulness/engines/scoring.py``
+        plans them). Unlike ``prompt_logprobs``, which never reads the prefix cache (and on this vLLM
+        crashes when made to), these requests reuse the cached prompt.
         """
         if not requests:
             return []
         prompts = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         conts = self.tokenizer([r.continuation for r in requests], add_special_tokens=False)["input_ids"]
-        # Order: in chunks of requests, all first tokens, then all second tokens, ... Same-prefix
-        # requests scheduled in one engine step all miss the cache; spaced out, later ones hit.
-        known = [self._known(prompt, cont) for prompt, cont in zip(prompts, conts)]
-        targets: dict[tuple[int, ...], set[int]] = {}
-        for start in range(0, len(requests), SCORE_CHUNK):
-            chunk = list(
-                zip(
-                    prompts[start : start + SCORE_CHUNK],
-                    conts[start : start + SCORE_CHUNK],
-                    known[start : start + SCORE_CHUNK],
-                )
-            )
-            for j in range(max(len(cont) for _, cont, _ in chunk)):
-                for prompt, cont, (m, _) in chunk:
-                    if m <= j < len(cont):
-                        targets.setdefault(tuple(prompt) + tuple(cont[:j]), set()).add(cont[j])
+        known = [self._memo.known(prompt, cont) for prompt, cont in zip(prompts, conts)]
+        targets = scoring.plan(prompts, conts, known)
         prefixes = list(targets)
         if not prefixes:
             return [total for _, total in known]
@@ -254,12 +193,8 @@ class VLLMEngine:
         ]
         one_token = [self._vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prefixes]
         outputs = self._generate(one_token, params, desc, units=len(requests))
-        logprob = {p: o.outputs[0].logprobs[0] for p, o in zip(prefixes, outputs)}
-        return [
-            total
-            + sum(logprob[tuple(prompt) + tuple(cont[:j])][token].logprob for j, token in enumerate(cont) if j >= m)
-            for prompt, cont, (m, total) in zip(prompts, conts, known)
-        ]
+        logprob = {p: {t: x.logprob for t, x in o.outputs[0].logprobs[0].items()} for p, o in zip(prefixes, outputs)}
+        return scoring.totals(prompts, conts, known, logprob)
 
     def limits(self) -> dict[str, int]:
         """The scheduler's ``max_num_seqs`` (requests at once) and ``max_num_batched_tokens`` (tokens per step)."""

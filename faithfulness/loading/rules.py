@@ -24,6 +24,7 @@ from faithfulness.config.sections import ModelSpec, RunConfig, Wandb
 from faithfulness.engines import backend
 from faithfulness.errors import ConfigError
 from faithfulness.loading.hydra import MODEL_CONFIGS, load_model_config
+from faithfulness.mistake_writer import wants_writer
 from faithfulness.prompts import FORMATS
 from faithfulness.suite import choosable
 from faithfulness.tasks import TASKS, make_task
@@ -46,13 +47,18 @@ def load(plain: dict[str, Any]) -> RunConfig:
     _check_tests(config)
     _check_prompts(config)
     _check_context(config)
-    backend(asdict(config.engine))  # a registered engine backend
+    backend(asdict(config.engine)).check(asdict(config.engine))  # a registered backend, its own settings
     _check_model(config.model, "model")
     _check_aoc_steps(config.aoc.steps)
     task = make_task(config)  # the task checks its own keys
     if config.runs("biased_context"):
         _check_hints(config, task.kind.name, task.name)
     config = replace(config, wandb=resolve_wandb(config.wandb, config.results_dir), writer=writer_model(config))
+    if wants_writer(config) and config.engine.backend == "server":  # one server, one model
+        raise ConfigError(
+            f"mistakes.model={config.mistakes.model!r} is not allowed with engine=server: the server serves the "
+            "subject model only; choose mistakes.model=null (the subject writes them) or mistakes.writer=rule"
+        )
     paths.check_folder("results_dir", config.results_dir)
     paths.check_folder("cache_dir", config.cache_dir)
     return config
