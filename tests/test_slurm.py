@@ -31,6 +31,20 @@ TINY_RUN = [
 TIMEOUT_S = 420  # two engine starts (15-30 s each) plus queueing, on a shared 2-core machine
 
 
+def _launcher(name: str, sweep: Path) -> list[str]:
+    """A multirun on the submitit launcher, one CPU per job (CPU-only jobs, small enough for the one node)."""
+    return [
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.gpus_per_node=0",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=4",
+        "hydra.launcher.timeout_min=10",
+        f"hydra.launcher.name={name}",
+        f"hydra.sweep.dir={sweep}",
+    ]
+
+
 @pytest.fixture(scope="module")
 def slurm() -> None:
     """A Slurm cluster with an idle node, or a skip (locally) / a failure (CI)."""
@@ -135,14 +149,7 @@ def test_submitit_launcher_runs_a_sweep_as_a_job_array_with_one_wandb_group(slur
     sweep = tmp_path / "sweep"
     try:
         done = run_cli(
-            "-m",
-            "hydra/launcher=slurm",
-            "hydra.launcher.gpus_per_node=0",
-            "hydra.launcher.cpus_per_task=1",
-            "hydra.launcher.mem_gb=4",
-            "hydra.launcher.timeout_min=10",
-            f"hydra.launcher.name={name}",
-            f"hydra.sweep.dir={sweep}",
+            *_launcher(name, sweep),
             "model=hf",
             f"model.path={tiny_model_dir}",
             "digits=1,2",
@@ -241,14 +248,7 @@ def _wait_for_url(url_file: Path, name: str, logs) -> str:
 def _server_sweep(url: str, name: str, job_env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     """``-m hydra/launcher=slurm engine=server``: two jobs (digits=1,2) against the server at ``url``."""
     done = run_cli(
-        "-m",
-        "hydra/launcher=slurm",
-        "hydra.launcher.gpus_per_node=0",
-        "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.mem_gb=4",
-        "hydra.launcher.timeout_min=10",
-        f"hydra.launcher.name={name}-runs",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *_launcher(f"{name}-runs", tmp_path / "sweep"),
         "model=smollm2-135m",
         "digits=1,2",
         "engine=server",
