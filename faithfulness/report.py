@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from faithfulness.bias_report import bias_lines
+from faithfulness.stats import undefined_note
 from faithfulness.suite import TESTS, lookup
 
 
@@ -20,7 +21,8 @@ def _line(label: str, m: dict[str, Any], percent: bool = True) -> str:
         value = "  n/a" if m["value"] != m["value"] else f"{m['value']:.3f}"
         ci = "[  n/a,   n/a]" if low != low else f"[{low:.3f}, {high:.3f}]"
     unparsed = f"  {m['unparsed']} unparsed" if m.get("unparsed") else ""
-    return f"  {label:<46} {value:>7} {ci:>16}  n={m['n']}{unparsed}"
+    note = undefined_note(m.get("ci_undefined", 0), m.get("ci_resamples", 0), low == low)
+    return f"  {label:<46} {value:>7} {ci:>16}  n={m['n']}{unparsed}" + (f"  ({note})" if note else "")
 
 
 def format_table(summary: dict[str, Any]) -> str:

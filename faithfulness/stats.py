@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -16,6 +17,75 @@ from scipy import stats
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)  # x-axis points of the printed curves
 Stat = Callable[[np.ndarray], np.ndarray]  # resampled item indices (B, I) → statistic (B,)
+CI_LEVEL = 0.95  # every interval of the project is a two-sided 95% percentile interval
+# An interval needs at least half of its resamples defined. Below that the figure is undefined in a
+# typical resample of the questions, so the defined ones are the exception (the resamples that happen
+# to draw the few questions it rests on) and their spread says little about the figure; at or above
+# it, the percentiles of the defined resamples are the interval (docs/protocol.md, "Undefined resamples").
+MIN_DEFINED_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A percentile interval from the resamples where the figure is defined.
+
+    Attributes:
+        low: Lower bound (NaN: no interval, see :attr:`reason`).
+        high: Upper bound (NaN: no interval).
+        undefined: Resamples where the figure is undefined (NaN or infinite), left out of the interval.
+        resamples: Resamples drawn.
+    """
+
+    low: float
+    high: float
+    undefined: int
+    resamples: int
+
+    @property
+    def reason(self) -> str | None:
+        """Why there is no interval; None when there is one."""
+        if self.low == self.low:
+            return None
+        return undefined_note(self.undefined, self.resamples, False) or "no CI: no resamples"
+
+
+def percentile_interval(draws: np.ndarray, level: float = CI_LEVEL) -> Interval:
+    """The percentile interval of ``draws`` (one statistic per resample) over the defined ones.
+
+    The one rule for undefined resamples (a rate over a subset that a resample leaves empty, a ρ of
+    constant values): they are left out and counted; with fewer than :data:`MIN_DEFINED_SHARE` of
+    the resamples defined there is no interval. Every CI of the project goes through here.
+
+    Args:
+        draws: The statistic on each resample, NaN where it is undefined.
+        level: Two-sided confidence level.
+
+    Returns:
+        The bounds (scipy's linear quantiles, as ``scipy.stats.bootstrap`` takes them), or NaN bounds
+        when too few resamples are defined, with the count of undefined resamples.
+    """
+    draws = np.asarray(draws, dtype=float).ravel()
+    defined = draws[np.isfinite(draws)]
+    undefined = len(draws) - len(defined)
+    if not len(defined) or len(defined) < MIN_DEFINED_SHARE * len(draws):
+        return Interval(float("nan"), float("nan"), undefined, len(draws))
+    alpha = (1 - level) / 2
+    low, high = stats.quantile(defined, np.array([alpha, 1 - alpha]))
+    return Interval(float(low), float(high), undefined, len(draws))
+
+
+def undefined_note(undefined: int, resamples: int, interval: bool) -> str:
+    """What every table says beside an interval about its undefined resamples ("" when none were).
+
+    Args:
+        undefined: Resamples where the figure is undefined.
+        resamples: Resamples drawn.
+        interval: Whether the figure has an interval (False: say why not).
+    """
+    if not undefined:
+        return ""
+    counted = f"{undefined} of {resamples} resamples undefined"
+    return counted if interval else f"no CI: {counted}, fewer than {MIN_DEFINED_SHARE:.0%} defined"
 
 
 class Clusters:
@@ -41,27 +111,41 @@ class Clusters:
         return np.bincount(self.codes(rows), weights=values.astype(float), minlength=len(self.items))
 
     def estimate(self, stat: Stat, n: int, unparsed: int | None = None) -> dict[str, object]:
-        """The statistic on all questions, its percentile bootstrap CI, and its n."""
+        """The statistic on all questions, its percentile bootstrap CI, and its n.
+
+        The CI follows :func:`percentile_interval`; when some resamples are undefined the figure also
+        gets ``ci_undefined`` (their count) and ``ci_resamples`` (of how many), and only then, so a
+        figure without undefined resamples keeps exactly the keys it had.
+        """
         everyone = np.arange(len(self.items))[None, :]
         value = float(stat(everyone)[0])
-        low = high = float("nan")
+        interval = None
         if self.resamples and n and len(self.items) > 1 and np.isfinite(value):
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # constant statistic: CI is [v, v]
-                result = stats.bootstrap(
-                    (np.arange(len(self.items)),),
-                    lambda idx, axis=-1: stat(np.atleast_2d(idx)),
-                    vectorized=True,
-                    method="percentile",
-                    n_resamples=self.resamples,
-                    batch=250,
-                    random_state=np.random.default_rng(self.seed),
-                )
-            low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-        out: dict[str, object] = {"value": value, "ci": [low, high], "n": n}
+            interval = percentile_interval(self.draws(stat))
+        out: dict[str, object] = {"value": value, "ci": [float("nan")] * 2, "n": n}
+        if interval is not None:
+            out["ci"] = [interval.low, interval.high]
         if unparsed is not None:
             out["unparsed"] = unparsed
+        if interval is not None and interval.undefined:
+            out |= {"ci_undefined": interval.undefined, "ci_resamples": interval.resamples}
         return out
+
+    def draws(self, stat: Stat) -> np.ndarray:
+        """The statistic on each of ``resamples`` resamples of the questions (NaN where undefined)."""
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            # scipy's own interval (unused: ours drops undefined resamples) warns on NaN and constant draws
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            result = stats.bootstrap(
+                (np.arange(len(self.items)),),
+                lambda idx, axis=-1: stat(np.atleast_2d(idx)),
+                vectorized=True,
+                method="percentile",
+                n_resamples=self.resamples,
+                batch=250,
+                random_state=np.random.default_rng(self.seed),
+            )
+        return np.asarray(result.bootstrap_distribution, dtype=float)
 
 
 def rate(clusters: Clusters, rows: pd.DataFrame, hits: pd.Series, valid: pd.Series) -> dict[str, object]:

@@ -126,7 +126,8 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """Every metric of ``summary.json`` as flat W&B summary keys (``early_answering/aoc``).
 
     A metric ``{"value", "ci", "n", "unparsed"}`` becomes ``<path>`` (its value), ``<path>/ci_low``,
-    ``<path>/ci_high``, ``<path>/n`` and ``<path>/unparsed``; plain numbers keep their path.
+    ``<path>/ci_high``, ``<path>/n``, ``<path>/unparsed`` and, when some resamples were undefined,
+    ``<path>/ci_undefined``; plain numbers keep their path.
     """
     flat: dict[str, Any] = {}
 
@@ -134,7 +135,7 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
         if isinstance(node, dict) and "value" in node and "ci" in node:
             flat[prefix] = node["value"]
             flat[f"{prefix}/ci_low"], flat[f"{prefix}/ci_high"] = node["ci"]
-            flat.update({f"{prefix}/{k}": node[k] for k in ("n", "unparsed") if k in node})
+            flat.update({f"{prefix}/{k}": node[k] for k in ("n", "unparsed", "ci_undefined") if k in node})
         elif isinstance(node, dict):
             for key, child in node.items():
                 walk(f"{prefix}/{key}" if prefix else str(key), child)

@@ -12,6 +12,7 @@ import pytest
 from faithfulness import SCHEMA_VERSION
 from faithfulness.errors import ConfigError, StateError
 from faithfulness.study import aggregate
+from faithfulness.study import report as study_report
 from scripts import aggregate as aggregate_cli
 from tests.synthetic import study, synthetic_run, write_run
 
@@ -157,3 +158,17 @@ def test_exit_codes_are_2_for_arguments_and_3_for_damaged_files_or_unwritable_ou
     run.write_bytes(run.read_bytes()[:100])
     assert aggregate_cli.main([str(tmp_path / "runs")]) == 3  # README: a damaged file is exit code 3
     assert f"results file {run} is unreadable" in capsys.readouterr().err
+
+
+def test_a_study_figure_with_undefined_resamples_counts_them_in_its_table_and_report():
+    run = synthetic_run("small", 10**8, 1, 0.5, np.random.default_rng(5), n=150)
+    # the re-ask of one question only: a resample that misses it has no re-ask agreement
+    run = run[(run["perturbation"] != "early_answering") | (run["item_id"] == 0)]
+    cells = aggregate.cell_metrics(run, resamples=300)
+    cell = cells.iloc[0]
+    assert 0.2 * 300 < cell["reask_agreement_ci_undefined"] < 0.5 * 300  # (149/150)^150 ≈ 37% miss it
+    assert cell["reask_agreement_low"] == cell["reask_agreement_high"] == 1.0  # one question: one value
+    assert cell["accuracy_cot_ci_undefined"] == 0 and cell["resamples"] == 300
+    table = study_report.main_table(cells)
+    assert f"100% [100, 100] ({cell['reask_agreement_ci_undefined']} of 300 resamples undefined) ok" in table
+    assert table.count("resamples undefined") == 2  # the re-ask and the early-answering AOC, nothing else

@@ -2,12 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faithfulness import report
+from faithfulness import metrics, report
 from faithfulness.errors import ConfigError
 from faithfulness.loading.hydra import compose
 from faithfulness.loading.rules import load
 from faithfulness.metrics import Options, aoc_figures
-from faithfulness.stats import Clusters
+from faithfulness.stats import FRACTIONS, Clusters, at_fraction
 from faithfulness.summaries import noise_floor, reading_warnings, summarise_run, summary_options
 from tests.test_answers import _rows as _answer_rows
 from tests.test_metrics import _rows
@@ -135,3 +135,23 @@ def test_a_fraction_the_cut_points_did_not_measure_is_left_out_of_the_table():
     lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
     shown = [line.split(",")[1].split("of")[0].strip() for line in lines if line.strip().startswith("% same, ")]
     assert shown == ["0%", "50%", "100%"]  # cut_points=3: 25% and 75% were never asked, so no "n/a n=0" lines
+
+
+def test_the_table_marks_an_interval_with_undefined_resamples_and_says_why_one_has_none():
+    # 10 CoTs of 4 steps; at 25% of the CoT only question 0's answer is read
+    levels = {(i, 0): ["same", "same" if i == 0 else "unparsed", "same", "same", "same"] for i in range(10)}
+    df = _rows(levels, {cot: 4 for cot in levels})
+    c = Clusters(df, resamples=200)
+    by_fraction = {f"{f:g}": metrics.pct_same(c, at_fraction(df, f)) for f in FRACTIONS}
+    sparse = by_fraction["0.25"]
+    assert 0 < sparse["ci_undefined"] < 100 and sparse["ci"] == [1.0, 1.0]  # one question: one value
+    by_fraction["0.5"] = {"value": 0.5, "ci": [np.nan, np.nan], "n": 3, "ci_undefined": 150, "ci_resamples": 200}
+    summary = summarise_run(
+        _answer_rows({"original": [" 7"] * 4, "no_cot": [" 8", " 7", " 7", " 7"]}), Options("flexible", resamples=0)
+    )
+    summary["metrics"]["early_answering"] = {"pct_same": metrics.pct_same(c, df), "pct_same_by_fraction": by_fraction}
+    lines = report.format_table({"run": _RUN, "skipped": [], **summary}).splitlines()
+    at = {line.split(",")[1].split("of")[0].strip(): line for line in lines if line.strip().startswith("% same, ")}
+    assert at["25%"].endswith(f"[100.0, 100.0]  n=1  9 unparsed  ({sparse['ci_undefined']} of 200 resamples undefined)")
+    assert at["50%"].endswith("[  n/a,   n/a]  n=3  (no CI: 150 of 200 resamples undefined, fewer than 50% defined)")
+    assert at["0%"].endswith("n=10") and at["100%"].endswith("n=10")  # no undefined resamples: no mark

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from faithfulness.stats import percentile_interval
 from faithfulness.study import table2
 from faithfulness.study.table2 import PAPER_TABLE2
 
@@ -74,3 +75,39 @@ def test_the_comparison_puts_our_figures_beside_the_papers():
 def test_tasks_outside_the_paper_are_ignored():
     df = pd.DataFrame(_task_rows("addition", 0.5, np.random.default_rng(2)))
     assert table2.comparison(df).empty and table2.rank_correlation(df).empty
+
+
+def _with_one_parsed_question(df: pd.DataFrame, tasks: tuple[str, ...]) -> pd.DataFrame:
+    """In ``tasks``, only question 0's early answers are read: a resample that misses it has no AOC there."""
+    hidden = df["task"].isin(tasks) & (df["perturbation"] == "early_answering") & (df["item_id"] != 0)
+    return df.assign(outcome=df["outcome"].where(~hidden, "unparsed"))
+
+
+def test_the_spearman_ci_drops_undefined_resamples_and_counts_them_as_every_ci_does(monkeypatch):
+    seen = []
+
+    def spy(draws):
+        seen.append(np.asarray(draws, dtype=float))
+        return percentile_interval(draws)
+
+    monkeypatch.setattr(table2, "percentile_interval", spy)
+    df = _with_one_parsed_question(_study("same", np.random.default_rng(3)), ("aqua",))
+    table = table2.rank_correlation(df, resamples=200)
+    rho, draws = table.set_index("aoc").loc["early_answering"], seen[0]
+    undefined = int(np.isnan(draws).sum())
+    assert 200 * 0.2 < undefined < 200 * 0.5  # aqua's question 0 is missed by (149/150)^150 ≈ 37% of resamples
+    assert rho["spearman_ci_undefined"] == undefined and rho["resamples"] == 200
+    assert [rho["spearman_low"], rho["spearman_high"]] == pytest.approx(np.nanpercentile(draws, [2.5, 97.5]))
+    text = table2.markdown(table2.comparison(df, resamples=20), table)
+    assert f"({undefined} of 200 resamples undefined) over 8 tasks" in text
+
+
+def test_a_spearman_ci_with_too_few_defined_resamples_is_left_out_and_says_why():
+    df = _with_one_parsed_question(_study("same", np.random.default_rng(4)), ("aqua", "logiqa"))
+    table = table2.rank_correlation(df, resamples=200)
+    row = table.set_index("aoc").loc["early_answering"]
+    assert row["spearman"] == row["spearman"]  # ρ itself is defined: every task has its question 0
+    assert np.isnan(row["spearman_low"]) and np.isnan(row["spearman_high"])
+    assert row["spearman_ci_undefined"] > 100  # defined only when both tasks draw their question: ≈ 40%
+    text = table2.markdown(table2.comparison(df, resamples=20), table)
+    assert f"n/a (no CI: {row['spearman_ci_undefined']} of 200 resamples undefined, fewer than 50% defined)" in text

@@ -86,8 +86,36 @@ def with_question_ids(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(item_id=codes)
 
 
+def figure_columns(name: str, m: dict[str, Any] | None) -> dict[str, Any]:
+    """One figure as study-table columns: ``name``, ``_low``, ``_high`` and ``_ci_undefined``.
+
+    ``_ci_undefined`` counts the resamples where the figure is undefined (``stats.percentile_interval``:
+    left out of its interval; too many and there is none); a figure not computed is n/a with 0.
+    """
+    m = m or {"value": np.nan, "ci": [np.nan, np.nan]}
+    low, high = m["ci"]
+    return {
+        name: m["value"],
+        f"{name}_low": low,
+        f"{name}_high": high,
+        f"{name}_ci_undefined": m.get("ci_undefined", 0),
+    }
+
+
+def ci_note(undefined: Any, resamples: Any, interval: bool) -> str:
+    """What a study table says after an interval: `` (k of B resamples undefined)``, or why there is none.
+
+    "" when no resample was undefined (``stats.undefined_note`` words it, the same as the run's table).
+    """
+    note = stats.undefined_note(int(undefined), int(resamples), interval)
+    return f" ({note})" if note else ""
+
+
 def cell_metrics(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per model × difficulty: every figure of the study as value / ci_low / ci_high / n."""
+    """One row per model × difficulty: every figure of the study as value / low / high / ci_undefined / n.
+
+    ``resamples`` is kept as a column: the report says of how many resamples a figure was undefined.
+    """
     rows = []
     for key, cell in df.groupby(CELL, sort=True, dropna=False):
         cell = with_question_ids(cell)
@@ -114,13 +142,13 @@ def cell_metrics(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.D
         row = dict(zip(CELL, key)) | {
             "questions": len(c.items),
             "seeds": ",".join(map(str, sorted(cell["seed"].unique()))),
+            "resamples": resamples,
         }
         row |= {k: cell[k].iloc[0] for k in DIFFICULTY_COLUMNS if k in cell and cell[k].notna().any()}  # e.g. digits
         if cell["option_logprobs"].notna().any() and len(no_cot):
             figures |= {f"{k}_no_cot": v for k, v in metrics.option_metrics(c, no_cot).items()}
         for name, m in figures.items():
-            m = m or {"value": np.nan, "ci": [np.nan, np.nan], "n": 0}
-            row |= {name: m["value"], f"{name}_low": m["ci"][0], f"{name}_high": m["ci"][1], f"{name}_n": m["n"]}
+            row |= figure_columns(name, m) | {f"{name}_n": m["n"] if m else 0}
         row["passes_reask_gate"] = bool(row["reask_agreement"] >= REASK_GATE) if row["reask_agreement_n"] else None
         rows.append(row)
     return pd.DataFrame(rows)
@@ -163,10 +191,10 @@ def paired_differences(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -
                 "model_a": a,
                 "model_b": b,
                 "questions": len(c.items),
+                "resamples": resamples,
             }
             for name, estimate in (("pct_same", _paired_rate), ("kappa", _paired_kappa)):
-                m = estimate(c, ra, rb)
-                row |= {f"delta_{name}": m["value"], f"delta_{name}_low": m["ci"][0], f"delta_{name}_high": m["ci"][1]}
+                row |= figure_columns(f"delta_{name}", estimate(c, ra, rb))
             out.append(row)
     return pd.DataFrame(out)
 
@@ -215,14 +243,11 @@ def most_faithful(cells: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
                 & paired["model_b"].isin([best["model"], second["model"]])
             ]
         )
-        delta, low, high = np.nan, np.nan, np.nan
+        delta, low, high, undefined, resamples = np.nan, np.nan, np.nan, 0, 0
         if not pair.empty:  # the pair is stored as (smaller, larger): turn it into best − runner-up
             p = pair.iloc[0]
-            delta, low, high = (
-                float(p["delta_pct_same"]),
-                float(p["delta_pct_same_low"]),
-                float(p["delta_pct_same_high"]),
-            )
+            delta, low, high = (float(p[f"delta_pct_same{s}"]) for s in ("", "_low", "_high"))
+            undefined, resamples = int(p["delta_pct_same_ci_undefined"]), int(p["resamples"])
             if p["model_a"] != best["model"]:
                 delta, low, high = -delta, -high, -low
         out.append(
@@ -235,6 +260,8 @@ def most_faithful(cells: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
                 "delta_vs_runner_up": delta,
                 "delta_low": low,
                 "delta_high": high,
+                "delta_ci_undefined": undefined,
+                "resamples": resamples,
                 "call": "clear" if high < 0 else "too noisy to call",
             }
         )

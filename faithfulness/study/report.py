@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from faithfulness.study.aggregate import REASK_GATE, difficulty_order
+from faithfulness.study.aggregate import REASK_GATE, ci_note, difficulty_order
 
 
 def _cell(row: Any, name: str, percent: bool = True) -> str:
-    """``value [low, high]`` of one study figure, or n/a."""
+    """``value [low, high]`` of one study figure (and its undefined resamples, if any), or n/a."""
     value, low, high = (float(row[f"{name}{s}"]) for s in ("", "_low", "_high"))
     if value != value:
         return "n/a"
     scale, fmt = (100, "{:.0f}") if percent else (1, "{:.2f}")
     ci = "" if low != low else f" [{fmt.format(scale * low)}, {fmt.format(scale * high)}]"
-    return fmt.format(scale * value) + ("%" if percent else "") + ci
+    note = ci_note(row[f"{name}_ci_undefined"], row["resamples"], low == low)
+    return fmt.format(scale * value) + ("%" if percent else "") + ci + note
 
 
 def _markdown(header: list[str], rows: list[list[Any]]) -> str:
@@ -100,11 +101,19 @@ def study_report(cells: Any, paired: Any, best: Any, provenance: Any, command: s
     return "\n\n".join(sections) + "\n"
 
 
-def _delta(value: float, low: float, high: float, percent: bool = True) -> str:
-    if value != value:
+def _delta(row: Any, value: str, low: str, high: str, undefined: str, percent: bool = True) -> str:
+    """``Δ [low, high]`` of a difference in ``row``'s columns (and its undefined resamples, if any), or n/a."""
+    d, lo, hi = (float(getattr(row, column)) for column in (value, low, high))
+    if d != d:
         return "n/a"
     scale, unit, fmt = (100, " pp", "{:+.1f}") if percent else (1, "", "{:+.2f}")
-    return fmt.format(scale * value) + unit + f" [{fmt.format(scale * low)}, {fmt.format(scale * high)}]"
+    ci = "" if lo != lo else f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+    return fmt.format(scale * d) + unit + ci + ci_note(getattr(row, undefined), row.resamples, lo == lo)
+
+
+def _paired(row: Any, name: str, percent: bool = True) -> str:
+    """``Δ [low, high]`` of the paired difference ``name`` (``delta_pct_same``, ``delta_kappa``)."""
+    return _delta(row, name, f"{name}_low", f"{name}_high", f"{name}_ci_undefined", percent)
 
 
 def _comparisons(best: Any, paired: Any) -> list[str]:
@@ -122,7 +131,7 @@ def _comparisons(best: Any, paired: Any) -> list[str]:
                     r.most_faithful,
                     f"{100 * r.pct_same_no_cot:.0f}%",
                     r.runner_up,
-                    _delta(r.delta_vs_runner_up, r.delta_low, r.delta_high),
+                    _delta(r, "delta_vs_runner_up", "delta_low", "delta_high", "delta_ci_undefined"),
                     r.call,
                 ]
                 for r in best.itertuples()
@@ -141,8 +150,8 @@ def _comparisons(best: Any, paired: Any) -> list[str]:
                     r.model_a,
                     r.model_b,
                     r.questions,
-                    _delta(r.delta_pct_same, r.delta_pct_same_low, r.delta_pct_same_high),
-                    _delta(r.delta_kappa, r.delta_kappa_low, r.delta_kappa_high, percent=False),
+                    _paired(r, "delta_pct_same"),
+                    _paired(r, "delta_kappa", percent=False),
                 ]
                 for r in paired.itertuples()
             ],

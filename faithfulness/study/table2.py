@@ -16,7 +16,8 @@ import pandas as pd
 from scipy import stats
 
 from faithfulness import metrics
-from faithfulness.stats import Clusters, condition
+from faithfulness.stats import Clusters, condition, percentile_interval
+from faithfulness.study.aggregate import ci_note, figure_columns
 
 # task: (AOC early answering, AOC adding mistakes, accuracy without CoT, accuracy with CoT), Table 2
 PAPER_TABLE2: dict[str, tuple[float, float, float, float]] = {
@@ -55,10 +56,9 @@ def comparison(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> pd.Dat
             "accuracy_no_cot": metrics.accuracy(c, no_cot) if len(no_cot) else None,
             "accuracy_cot": metrics.accuracy(c, condition(group, "original")),
         }
-        row: dict[str, Any] = {"model": model, "task": task, "questions": len(c.items)}
+        row: dict[str, Any] = {"model": model, "task": task, "questions": len(c.items), "resamples": resamples}
         for n, (name, m) in enumerate(figures.items()):
-            m = m or {"value": np.nan, "ci": [np.nan, np.nan]}
-            row |= {name: m["value"], f"{name}_low": m["ci"][0], f"{name}_high": m["ci"][1], f"paper_{name}": paper[n]}
+            row |= figure_columns(name, m) | {f"paper_{name}": paper[n]}
         out.append(row)
     return pd.DataFrame(out)
 
@@ -78,7 +78,9 @@ def rank_correlation(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> 
     """Per model and AOC: Spearman ρ of its task order with the paper's, and a bootstrap 95% CI.
 
     Each resample draws every task's questions with replacement, recomputes each task's AOC and
-    then ρ; tasks without rows for a test are left out (ρ needs at least three tasks).
+    then ρ; tasks without rows for a test are left out (ρ needs at least three tasks). A resample
+    where ρ is undefined (a task's AOC undefined, or every AOC tied) is treated as in every other
+    CI (``stats.percentile_interval``): left out and counted in ``spearman_ci_undefined``.
     """
     out = []
     rows = df[df["task"].isin(PAPER_TABLE2)]
@@ -100,22 +102,15 @@ def rank_correlation(df: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> 
                 continue
             paper = [PAPER_TABLE2[t][column] for t in tasks]
             rho = float(stats.spearmanr(values, paper).statistic)
-            low = high = float("nan")
-            if resamples:
+            ci = {"value": rho, "ci": [np.nan, np.nan]}
+            if resamples and np.isfinite(rho):  # as every CI: none around an undefined figure
                 boot = np.array([stats.spearmanr(col, paper).statistic for col in np.array(draws).T], dtype=float)
-                boot = boot[np.isfinite(boot)]
-                if len(boot):
-                    low, high = (float(q) for q in np.percentile(boot, [2.5, 97.5]))
+                interval = percentile_interval(boot)
+                ci |= {"ci": [interval.low, interval.high], "ci_undefined": interval.undefined}
             out.append(
-                {
-                    "model": model,
-                    "aoc": test,
-                    "tasks": len(tasks),
-                    "spearman": rho,
-                    "spearman_low": low,
-                    "spearman_high": high,
-                    "task_order": ",".join(t for _, t in sorted(zip(values, tasks), reverse=True)),
-                }
+                {"model": model, "aoc": test, "tasks": len(tasks), "resamples": resamples}
+                | figure_columns("spearman", ci)
+                | {"task_order": ",".join(t for _, t in sorted(zip(values, tasks), reverse=True))}
             )
     return pd.DataFrame(out)
 
@@ -143,6 +138,7 @@ def markdown(table: pd.DataFrame, rho: pd.DataFrame) -> str:
         lines.append("")
     for r in rho.itertuples():
         ci = "n/a" if r.spearman_low != r.spearman_low else f"[{r.spearman_low:+.2f}, {r.spearman_high:+.2f}]"
+        ci += ci_note(r.spearman_ci_undefined, r.resamples, r.spearman_low == r.spearman_low)
         lines.append(
             f"- {r.model}, {r.aoc.replace('_', ' ')} AOC: Spearman ρ with the paper's task order "
             f"{r.spearman:+.2f} {ci} over {r.tasks} tasks (ours, most to least faithful: {r.task_order})"
@@ -155,4 +151,4 @@ def _pair(r: pd.Series, name: str) -> str:
     if value != value:
         return f"n/a / {paper:.2f}"
     ci = "" if low != low else f" [{low:.2f}, {high:.2f}]"
-    return f"{value:.2f}{ci} / {paper:.2f}"
+    return f"{value:.2f}{ci}{ci_note(r[f'{name}_ci_undefined'], r['resamples'], low == low)} / {paper:.2f}"
