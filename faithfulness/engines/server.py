@@ -29,6 +29,9 @@ from faithfulness.errors import ConfigError, StateError
 
 NAME = "vllm-server"  # the rows' engine column: a vLLM engine behind its OpenAI-compatible server
 MAX_WATCHED = 128  # vLLM's MAX_LOGPROB_TOKEN_IDS: token ids one request may watch (as in-process)
+# one-token scoring prompts per HTTP request: one request each costs ~8 ms of client and server work on
+# 2 cores, as much as the prefill of a cached prompt (docs/performance.md, "The server backend")
+SCORE_BATCH = 32
 PROBE_TIMEOUT_S = 10.0  # the checks before a run: a server that does not answer in this is unreachable
 INFO_TIMEOUT_S = 60.0  # /server_info gathers the server's whole environment on its first call
 # vLLM's SamplingParams defaults, which the in-process engine runs with: a server fills every field a request
@@ -255,10 +258,10 @@ class ServerEngine:
         tokens = dict(zip(texts, self._ids(texts))) if texts else {}
         watch = scoring.watched_ids([r.score for r in requests], tokens, MAX_WATCHED)
         calls = [lambda x=x, r=r, w=w: self._complete(x, r, w) for x, r, w in zip(ids, requests, watch)]
-        choices = self._all(calls, desc)
-        for x, w, (_, choice) in zip(ids, watch, choices):
+        answers = [(usage, choices[0]) for usage, choices in self._all(calls, desc, self.s["max_concurrency"])]
+        for x, w, (_, choice) in zip(ids, watch, answers):
             self._memo.remember(x, choice["token_ids"] or [], _steps(choice), bool(w))
-        return [_completion(usage, choice) for usage, choice in choices]
+        return [_completion(usage, choice) for usage, choice in answers]
 
     async def _complete(self, prompt: list[int], r: GenerationRequest, watch: list[int]) -> tuple[Any, dict]:
         return await self._request(prompt, r.max_tokens, watch, r.temperature, r.top_p, r.top_k, r.seed, r.stop)
@@ -272,9 +275,15 @@ class ServerEngine:
         targets = scoring.plan(prompts, conts, known)
         if not targets:
             return [total for _, total in known]
-        calls = [lambda p=p, t=t: self._request(list(p), 1, sorted(t)) for p, t in targets.items()]
+        groups = _groups(list(targets.items()))
+        calls = [
+            lambda g=g: self._request([list(p) for p, _ in g], 1, sorted(set().union(*(t for _, t in g))))
+            for g in groups
+        ]
+        # prompts in flight as for generations: max_concurrency of them, in requests of SCORE_BATCH
+        answers = self._all(calls, desc, max(1, self.s["max_concurrency"] // SCORE_BATCH))
         logprob = {}
-        for prefix, (_, choice) in zip(targets, self._all(calls, desc)):
+        for prefix, choice in zip(targets, (choice for _, choices in answers for choice in choices)):
             steps = _steps(choice)
             if not steps or not targets[prefix] <= steps[0].keys():
                 raise StateError(
@@ -286,7 +295,7 @@ class ServerEngine:
 
     async def _request(
         self,
-        prompt: list[int],
+        prompt: list[int] | list[list[int]],
         max_tokens: int,
         watch: list[int],
         temperature: float = 0.0,
@@ -295,7 +304,11 @@ class ServerEngine:
         seed: int | None = None,
         stop: tuple[str, ...] = (),
     ) -> tuple[Any, dict]:
-        """One completion of token ids, with every sampling field the in-process engine sets; (usage, choice)."""
+        """A completion of token ids (or of several prompts'), with every sampling field the in-process engine sets.
+
+        Returns:
+            The usage (summed over the prompts) and the choices, one per prompt, in prompt order.
+        """
         extra: dict[str, Any] = {
             **NEUTRAL,
             "top_k": top_k,
@@ -316,16 +329,20 @@ class ServerEngine:
             logprobs=len(watch) if watch else 0,
             extra_body=extra,
         )
-        if not getattr(response, "choices", None) or getattr(response, "usage", None) is None:
-            raise StateError(f"engine.url={self.url} answered a completion with no choices or usage: not a vLLM server")
-        return response.usage, response.choices[0].model_dump()
+        expected = len(prompt) if prompt and isinstance(prompt[0], list) else 1
+        if len(getattr(response, "choices", None) or []) != expected or getattr(response, "usage", None) is None:
+            raise StateError(
+                f"engine.url={self.url} answered {expected} prompt(s) without a choice each, or without usage: "
+                "not a vLLM server"
+            )
+        return response.usage, [c.model_dump() for c in sorted(response.choices, key=lambda c: c.index)]
 
-    def _all(self, calls: list[Callable[[], Awaitable[T]]], desc: str) -> list[T]:
-        """Runs every call, at most ``max_concurrency`` at once, in order; counts them as one engine call."""
-        results = self._loop.run_until_complete(self._gather(calls, desc))
+    def _all(self, calls: list[Callable[[], Awaitable[T]]], desc: str, limit: int) -> list[T]:
+        """Runs every call, at most ``limit`` at once, in order; counts them as one engine call."""
+        results = self._loop.run_until_complete(self._gather(calls, desc, limit))
         c = self.counters
         c["calls"] += 1
-        c["requests"] += len(results)
+        c["requests"] += sum(len(choices) for _, choices in results)  # type: ignore[misc]
         for usage, _ in results:  # type: ignore[misc]
             details = getattr(usage, "prompt_tokens_details", None)
             c["prompt_tokens"] += usage.prompt_tokens
@@ -335,8 +352,8 @@ class ServerEngine:
             c["generated_tokens"] += usage.completion_tokens
         return results
 
-    async def _gather(self, calls: list[Callable[[], Awaitable[T]]], desc: str) -> list[T]:
-        gate = asyncio.Semaphore(self.s["max_concurrency"])
+    async def _gather(self, calls: list[Callable[[], Awaitable[T]]], desc: str, limit: int) -> list[T]:
+        gate = asyncio.Semaphore(limit)
 
         async def one(call: Callable[[], Awaitable[T]]) -> T:
             async with gate:
@@ -391,6 +408,23 @@ class ServerEngine:
     def info(self) -> dict[str, Any]:
         """The server's engine, vLLM version, dtype, context and served model name (see :func:`describe`)."""
         return dict(self._info)
+
+
+def _groups(targets: list[tuple[scoring.Prefix, set[int]]]) -> list[list[tuple[scoring.Prefix, set[int]]]]:
+    """Consecutive one-token prompts in groups of up to SCORE_BATCH that watch at most MAX_WATCHED ids in all.
+
+    A group's prompts watch the union of their tokens: a token's logprob does not depend on which
+    others are asked beside it.
+    """
+    groups: list[list[tuple[scoring.Prefix, set[int]]]] = []
+    watched: set[int] = set()
+    for prefix, ids in targets:
+        if not groups or len(groups[-1]) == SCORE_BATCH or len(watched | ids) > MAX_WATCHED:
+            groups.append([])
+            watched = set()
+        groups[-1].append((prefix, ids))
+        watched |= ids
+    return groups
 
 
 def _steps(choice: dict[str, Any]) -> list[dict[int, float]]:
