@@ -17,6 +17,7 @@ another server of the same model and vLLM version takes every stored response.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
@@ -38,11 +39,6 @@ INFO_TIMEOUT_S = 60.0  # /server_info gathers the server's whole environment on 
 # leaves out from the model's generation_config.json (Qwen2.5's sets repetition_penalty), so each is sent
 NEUTRAL = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0, "min_p": 0.0}
 CLAMPED = -9999.0  # the server writes a -inf logprob as this (JSON has no infinity): read back as -inf
-INFO_TIMEOUT_S = 60.0  # /server_info gathers the server's whole environment on its first call
-# vLLM's SamplingParams defaults, which the in-process engine runs with: a server fills every field a request
-# leaves out from the model's generation_config.json (Qwen2.5's sets repetition_penalty), so each is sent
-NEUTRAL = {"repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0, "min_p": 0.0}
-CLAMPED = -9999.0  # the server writes -inf logprobs as this (JSON has no infinity); read back as -inf
 # text whose tokens must agree between the local tokenizer and the server's: digits, options, markup, non-ASCII
 PROBE = "Q: 1234 + 5678 = ?\nA: (B) 6912. Let's think step by step: «naïve» café, 漢字, emoji 🙂, tabs\tand  spaces."
 T = TypeVar("T")
@@ -201,13 +197,19 @@ class _Probe:
         return served
 
 
+def _key(s: dict[str, Any]) -> str | None:
+    """The server's key, from the variable ``engine.api_key_env`` names (read here, never stored)."""
+    return os.environ.get(s["api_key_env"]) if s["api_key_env"] else None
+
+
 def _auth(s: dict[str, Any]) -> dict[str, str]:
-    key = os.environ.get(s["api_key_env"]) if s["api_key_env"] else None
+    key = _key(s)
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+@functools.lru_cache(maxsize=4)
 def load_tokenizer(model: str) -> Any:
-    """The tokenizer of a local model folder or hub id (tokenizer files only)."""
+    """The tokenizer of a local model folder or hub id (tokenizer files only; loaded once per process)."""
     from transformers import AutoTokenizer  # heavy; only when a server run starts
 
     return AutoTokenizer.from_pretrained(model)
@@ -238,10 +240,9 @@ class ServerEngine:
         self._client = self._loop.run_until_complete(self._connect())
 
     async def _connect(self) -> openai.AsyncOpenAI:
-        key = os.environ.get(self.s["api_key_env"]) if self.s["api_key_env"] else None
         return openai.AsyncOpenAI(
             base_url=self.url,
-            api_key=key or "unused",  # a server started without --api-key ignores it
+            api_key=_key(self.s) or "unused",  # a server started without --api-key ignores it
             timeout=self.s["timeout_s"],
             max_retries=self.s["max_retries"],
         )
